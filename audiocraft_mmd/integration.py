@@ -1,0 +1,212 @@
+"""The one place where audiocraft_mmd reaches into AudioCraft 1.3.0 internals.
+
+AudioCraft 1.3.0 has no plugin registries and its wheel ships no config tree, so an extension has
+to adjust a few things for its own solvers, patterns and checkpoints to work everywhere AudioCraft
+looks them up. Everything of that kind lives here, and `install()` applies all of it:
+
+- **Solver and pattern registries.** `audiocraft.solvers.builders.get_solver` and
+  `audiocraft.models.builders.get_codebooks_pattern_provider` map names to classes with literal
+  dicts. They are wrapped so that names registered with :func:`register_solver` and
+  :func:`register_pattern` resolve first; every other name falls through to AudioCraft.
+- **`audiocraft.train`.** AudioCraft resolves ``//sig/SIG`` checkpoint references with
+  ``from audiocraft import train`` to find Dora's folder; that module cannot import without
+  AudioCraft's own config tree, so the name is aliased to :mod:`audiocraft_mmd.train`.
+- **Team config.** ``AUDIOCRAFT_CONFIG`` points at our ``config/teams/default.yaml`` unless the user
+  set it, so `AudioCraftEnvironment` finds a cluster config (and Dora a folder).
+- **Checkpoints under torch's ``weights_only`` default.** AudioCraft checkpoints hold the XP's
+  OmegaConf config; its classes are allow-listed so they load without a full unpickle.
+- **ffmpeg.** AudioCraft's ``audio_write`` pipes every format through an ``ffmpeg`` binary on PATH; when
+  there is none, the static binary shipped by ``imageio-ffmpeg`` is put on PATH as ``ffmpeg``.
+- **Every process.** Patches of AudioCraft modules are applied when those modules are imported
+  (post-import hooks), so importing :mod:`audiocraft_mmd` stays cheap, and the environment
+  variables are inherited by child processes. Forkserver children (AudioCraft's default start
+  method for data-loader workers) preload :mod:`audiocraft_mmd`; spawned workers import it through
+  the functions they unpickle.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import importlib.abc
+import importlib.util
+import logging
+import multiprocessing
+import os
+from pathlib import Path
+import shutil
+import sys
+import typing as tp
+
+logger = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).parent / "config"
+CACHE_DIR = Path(os.environ.get("AUDIOCRAFT_MMD_CACHE", Path.home() / ".cache" / "audiocraft_mmd"))
+
+SOLVERS: tp.Dict[str, tp.Callable[..., tp.Any]] = {}
+PATTERNS: tp.Dict[str, tp.Callable[..., tp.Any]] = {}
+
+T = tp.TypeVar("T")
+
+
+def _registrar(registry: tp.Dict[str, tp.Any], kind: str) -> tp.Callable[[str], tp.Callable[[T], T]]:
+    def register(name: str) -> tp.Callable[[T], T]:
+        def decorator(obj: T) -> T:
+            if name in registry and registry[name] is not obj:
+                raise ValueError(f"{kind} name {name!r} is already registered to {registry[name]!r}")
+            registry[name] = obj
+            return obj
+        return decorator
+    return register
+
+
+register_solver = _registrar(SOLVERS, "solver")
+register_solver.__doc__ = "Class decorator: `solver=<name>` in a config builds this solver class."
+register_pattern = _registrar(PATTERNS, "pattern")
+register_pattern.__doc__ = "Class decorator: `codebooks_pattern.modeling=<name>` builds this pattern provider."
+
+
+def _import_solvers() -> None:
+    # Our solver modules register themselves on import; imported lazily because they import
+    # all of AudioCraft (several seconds).
+    from . import solvers  # noqa: F401
+
+
+def _patch_solver_builder(builders: tp.Any) -> None:
+    original = builders.get_solver
+
+    @functools.wraps(original)
+    def get_solver(cfg):
+        _import_solvers()
+        if cfg.solver in SOLVERS:
+            return SOLVERS[cfg.solver](cfg)
+        return original(cfg)
+
+    builders.get_solver = get_solver
+    solvers_pkg = sys.modules.get("audiocraft.solvers")
+    if solvers_pkg is not None and getattr(solvers_pkg, "get_solver", None) is original:
+        solvers_pkg.get_solver = get_solver
+
+
+def _patch_pattern_builder(builders: tp.Any) -> None:
+    original = builders.get_codebooks_pattern_provider
+
+    @functools.wraps(original)
+    def get_codebooks_pattern_provider(n_q, cfg):
+        name = cfg.modeling
+        if name in PATTERNS:
+            kwargs = dict(cfg.get(name) or {})
+            return PATTERNS[name](n_q, **kwargs)
+        return original(n_q, cfg)
+
+    builders.get_codebooks_pattern_provider = get_codebooks_pattern_provider
+
+
+_POST_IMPORT_PATCHES: tp.Dict[str, tp.Callable[[tp.Any], None]] = {
+    "audiocraft.solvers.builders": _patch_solver_builder,
+    "audiocraft.models.builders": _patch_pattern_builder,
+}
+_ALIASES = {"audiocraft.train": "audiocraft_mmd.train"}
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Makes `import audiocraft.train` return `audiocraft_mmd.train`."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def create_module(self, spec):
+        return importlib.import_module(self.target)
+
+    def exec_module(self, module):
+        pass
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """Runs the real loader, then the module's patch."""
+
+    def __init__(self, loader: importlib.abc.Loader, patch: tp.Callable[[tp.Any], None]):
+        self.loader = loader
+        self.patch = patch
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        self.patch(module)
+
+
+class _AudioCraftFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        if fullname in _ALIASES:
+            return importlib.util.spec_from_loader(fullname, _AliasLoader(_ALIASES[fullname]))
+        if fullname not in _POST_IMPORT_PATCHES:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _PatchingLoader(spec.loader, _POST_IMPORT_PATCHES[fullname])
+                return spec
+        return None
+
+
+def _allow_config_in_checkpoints() -> None:
+    import omegaconf
+    import torch
+
+    torch.serialization.add_safe_globals([
+        omegaconf.DictConfig, omegaconf.ListConfig,
+        omegaconf.base.ContainerMetadata, omegaconf.base.Metadata,
+        omegaconf.nodes.AnyNode, omegaconf.nodes.StringNode, omegaconf.nodes.IntegerNode,
+        omegaconf.nodes.FloatNode, omegaconf.nodes.BooleanNode, omegaconf.nodes.BytesNode,
+        omegaconf.nodes.PathNode, tp.Any, collections.defaultdict, dict, list, int, float, str,
+        bool, tuple, set,
+    ])
+
+
+def _expose_ffmpeg() -> None:
+    if shutil.which("ffmpeg") is not None:
+        return
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return  # audio writing will fail with AudioCraft's own error; README says what to install
+    target = Path(imageio_ffmpeg.get_ffmpeg_exe())
+    bin_dir = CACHE_DIR / "bin"
+    link = bin_dir / "ffmpeg"
+    if link.resolve() != target.resolve():
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        tmp = bin_dir / f".ffmpeg.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target)
+        tmp.replace(link)  # atomic: concurrent processes never see a missing link
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+_installed = False
+
+
+def install() -> None:
+    """Applies everything described in the module docstring. Idempotent; run on package import."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    os.environ.setdefault("AUDIOCRAFT_CONFIG", str(CONFIG_DIR / "teams" / "default.yaml"))
+    _expose_ffmpeg()
+    _allow_config_in_checkpoints()
+    sys.meta_path.insert(0, _AudioCraftFinder())
+    for name, patch in _POST_IMPORT_PATCHES.items():
+        if name in sys.modules:  # imported before us: patch in place
+            patch(sys.modules[name])
+    for alias, target in _ALIASES.items():
+        if alias in sys.modules and sys.modules[alias].__name__ != target:
+            raise RuntimeError(f"{alias} was imported before audiocraft_mmd; import audiocraft_mmd first.")
+    try:
+        multiprocessing.set_forkserver_preload(["audiocraft_mmd"])
+    except (ValueError, AttributeError):  # platforms without forkserver
+        pass

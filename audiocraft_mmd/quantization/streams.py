@@ -1,0 +1,114 @@
+"""Per-codebook streams of a residual vector quantizer, captured during the model's own forward pass.
+
+The independence loss needs, for every RVQ stage k, a vector per frame (a "stream"). The streams are
+read with forward hooks on AudioCraft's `VectorQuantization` layers, so the quantizer runs once, as
+in training (no second pass, hence no extra EMA codebook update), and the values are exactly those
+the decoder saw. A *stream source* turns what a layer received and returned into the stream:
+
+- ``quantized`` (paper, default): the stage-k quantized vector q_k. In training AudioCraft's layer
+  returns it with a straight-through estimator, ``r_k + (q_k - r_k).detach()``, where r_k is the
+  residual entering stage k, so its gradient reaches the encoder and never the codebooks (EMA
+  buffers) or the decoder.
+- ``residual``: the residual left after stage k, ``r_k - q_k`` (the last revision of the reference
+  code); its gradient reaches the encoder through r_k.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+import typing as tp
+
+import torch
+from torch import nn
+
+StreamSource = tp.Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+STREAM_SOURCES: tp.Dict[str, StreamSource] = {}
+
+
+def register_stream_source(name: str) -> tp.Callable[[StreamSource], StreamSource]:
+    """Registers ``fn(residual_in [B, D, T], quantized_out [B, D, T]) -> stream [B, D, T]``."""
+    def decorator(fn: StreamSource) -> StreamSource:
+        STREAM_SOURCES[name] = fn
+        return fn
+    return decorator
+
+
+@register_stream_source("quantized")
+def quantized_stream(residual: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
+    return quantized
+
+
+@register_stream_source("residual")
+def residual_stream(residual: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
+    return residual - quantized.detach()
+
+
+def get_stream_source(name: str) -> StreamSource:
+    if name not in STREAM_SOURCES:
+        raise ValueError(f"Unknown stream source {name!r}; available: {sorted(STREAM_SOURCES)}.")
+    return STREAM_SOURCES[name]
+
+
+@dataclass
+class CapturedStreams:
+    """What one forward pass of the model exposed, filled in by :func:`capture_streams`.
+
+    Attributes:
+        latent: Encoder output entering the quantizer, ``[B, D, T]``.
+        stream_list: One ``[B, D, T]`` stream per active codebook, in stage order.
+        code_list: One ``[B, T]`` code tensor per active codebook.
+    """
+    latent: tp.Optional[torch.Tensor] = None
+    stream_list: tp.List[torch.Tensor] = field(default_factory=list)
+    code_list: tp.List[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def streams(self) -> torch.Tensor:
+        """Streams as ``[B, K, D, T]``."""
+        return torch.stack(self.stream_list, dim=1)
+
+    @property
+    def codes(self) -> torch.Tensor:
+        """Codes as ``[B, K, T]``."""
+        return torch.stack(self.code_list, dim=1)
+
+
+def rvq_layers(model: nn.Module) -> nn.ModuleList:
+    """The stage layers of an AudioCraft RVQ EnCodec model, with a clear error for other models."""
+    layers = getattr(getattr(getattr(model, "quantizer", None), "vq", None), "layers", None)
+    if layers is None:
+        raise TypeError(
+            f"{type(model).__name__} has no residual vector quantizer (model.quantizer.vq.layers); "
+            "stream capture supports AudioCraft EnCodec models with quantizer=rvq.")
+    return layers
+
+
+@contextlib.contextmanager
+def capture_streams(model: nn.Module, source: str = "quantized") -> tp.Iterator[CapturedStreams]:
+    """Collects per-codebook streams and codes while ``model`` runs inside the ``with`` block.
+
+    Example:
+        >>> with capture_streams(model) as captured:
+        ...     qres = model(audio)
+        >>> captured.streams.shape  # [B, K, D, T]
+    """
+    to_stream = get_stream_source(source)
+    captured = CapturedStreams()
+
+    def on_layer(module, inputs, outputs):
+        quantized, codes, _ = outputs
+        captured.stream_list.append(to_stream(inputs[0], quantized))
+        captured.code_list.append(codes)
+
+    def on_quantizer(module, inputs):
+        captured.latent = inputs[0]
+
+    layers = rvq_layers(model)
+    handles = [layer.register_forward_hook(on_layer) for layer in layers]
+    handles.append(model.quantizer.register_forward_pre_hook(on_quantizer))
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()

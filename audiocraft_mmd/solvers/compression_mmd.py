@@ -1,0 +1,175 @@
+"""EnCodec training with the independence-promoting loss (``solver: compression_mmd``).
+
+AudioCraft's compression solver, plus ``mmd.weight * L_inde`` on the per-codebook streams. The
+loss is not a loss on decoded audio, so it stays outside the balancer: it joins the quantizer's
+commitment penalty, which AudioCraft's solver already backpropagates on its own before the
+balanced losses. Everything else (model, checkpoints, stages) is AudioCraft's, so checkpoints load
+with AudioCraft's `CompressionModel` loaders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import typing as tp
+
+import flashy
+import omegaconf
+import torch
+
+from audiocraft.solvers.compression import CompressionSolver, evaluate_audio_reconstruction
+from audiocraft.utils.utils import get_pool_executor
+
+from ..integration import register_solver
+from ..losses import MMDIndependence, MMDIndependenceLoss, mmd_independence
+from ..quantization import CapturedStreams, capture_streams
+from ..quantization.streams import STREAM_SOURCES
+from ..errors import ConfigError
+from .evaluation import EvaluationBatch, build_evaluation_plugins, code_histograms
+
+ALIGNMENTS = ("delay", "parallel")
+
+
+def alignment_delays(mmd_cfg: omegaconf.DictConfig, num_codebooks: int) -> tp.List[int]:
+    """Per-codebook delays of the loss: ``mmd.delays`` if set, else those of ``mmd.alignment``."""
+    if mmd_cfg.delays is not None:
+        delays = [int(d) for d in mmd_cfg.delays]
+        if len(delays) != num_codebooks:
+            raise ConfigError(f"mmd.delays has {len(delays)} values but the model has {num_codebooks} codebooks.")
+        return delays
+    if mmd_cfg.alignment not in ALIGNMENTS:
+        raise ConfigError(f"mmd.alignment={mmd_cfg.alignment!r} is not one of {ALIGNMENTS}.")
+    return list(range(num_codebooks)) if mmd_cfg.alignment == "delay" else [0] * num_codebooks
+
+
+def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
+    """Rejects bad ``mmd.*`` values before anything is built."""
+    mmd_cfg = cfg.mmd
+    if mmd_cfg.weight is None or mmd_cfg.weight < 0:
+        raise ConfigError(f"mmd.weight must be >= 0, got {mmd_cfg.weight}.")
+    if int(mmd_cfg.every) < 1:
+        raise ConfigError(f"mmd.every must be >= 1, got {mmd_cfg.every}.")
+    if mmd_cfg.source not in STREAM_SOURCES:
+        raise ConfigError(f"mmd.source={mmd_cfg.source!r} is not one of {sorted(STREAM_SOURCES)}.")
+
+
+def reconstruction_metrics(y_pred: torch.Tensor, y: torch.Tensor, cfg: omegaconf.DictConfig) -> dict:
+    """AudioCraft's reconstruction metrics; module-level so that spawned workers import this package."""
+    return evaluate_audio_reconstruction(y_pred, y, cfg)
+
+
+@register_solver("compression_mmd")
+class MMDCompressionSolver(CompressionSolver):
+    """Compression solver adding the MMD independence loss between codebook streams.
+
+    Config (``mmd`` section, see ``config/solver/compression/default.yaml``): weight, stream source,
+    alignment or explicit delays, bandwidths and their scale, estimator, standardisation, clamp,
+    ``every`` (compute on one training step out of ``every``) and ``log_grad_ratio``.
+    Metrics: ``mmd`` (unclamped estimate), ``mmd_loss`` (weighted, as backpropagated),
+    ``mmd_clamped`` (fraction of steps where the clamp zeroed the loss), ``mmd_rows`` (N),
+    ``mmd_grad_ratio`` (gradient norm of the weighted loss over that of all other losses, at the
+    encoder output), ``usage_q{k}`` (fraction of codebook k's entries used in the batch).
+    """
+
+    def __init__(self, cfg: omegaconf.DictConfig):
+        validate_mmd_config(cfg)
+        super().__init__(cfg)
+        num_codebooks = self.model.quantizer.total_codebooks
+        delays = alignment_delays(cfg.mmd, num_codebooks)
+        frames = int(cfg.dataset.segment_duration * self.model.frame_rate)
+        rows = cfg.dataset.batch_size * (frames - max(delays))
+        if rows < 2:
+            raise ConfigError(
+                f"The loss sees {rows} row(s) per step (dataset.batch_size={cfg.dataset.batch_size} per process x "
+                f"{frames} frames - max delay {max(delays)}); it needs at least 2: raise dataset.batch_size "
+                "or dataset.segment_duration.")
+        try:
+            self.mmd_loss = MMDIndependenceLoss(
+                delays=delays, bandwidths=list(cfg.mmd.bandwidths), bandwidth_scale=cfg.mmd.bandwidth_scale,
+                estimator=cfg.mmd.estimator, standardize=cfg.mmd.standardize, clamp=cfg.mmd.clamp)
+        except ValueError as error:
+            raise ConfigError(f"mmd: {error}") from error
+        build_evaluation_plugins(cfg.evaluate.get("plugins", []), self)  # fail on unknown names now
+        self.mmd_rng = torch.Generator().manual_seed(cfg.seed)
+
+    def mmd_statistic(self, streams: torch.Tensor) -> MMDIndependence:
+        """The loss's statistic on ``streams`` without gradient (for evaluation)."""
+        loss = self.mmd_loss
+        with torch.no_grad():
+            return mmd_independence(
+                streams, delays=loss.delays, bandwidths=loss.bandwidths, bandwidth_scale=loss.bandwidth_scale,
+                estimator=loss.estimator, standardize=loss.standardize, clamp=False, generator=self.mmd_rng)
+
+    @contextlib.contextmanager
+    def _independence_loss(self, captured: CapturedStreams, metrics: dict) -> tp.Iterator[None]:
+        """While active, the quantizer's penalty carries ``weight * L_inde`` and ``metrics`` fills in."""
+        weight = float(self.cfg.mmd.weight)
+        backprop = self.is_training and weight > 0
+        latent_grads: tp.List[torch.Tensor] = []
+
+        def add_loss(module, inputs, qres):
+            with torch.set_grad_enabled(backprop and torch.is_grad_enabled()):
+                self.mmd_loss(captured.streams, generator=self.mmd_rng)
+            result = self.mmd_loss.last_result
+            metrics["mmd"] = result.estimate.detach()
+            metrics["mmd_clamped"] = float(result.clamped)
+            metrics["mmd_rows"] = float(result.num_rows)
+            if not backprop or not result.loss.requires_grad:
+                return qres
+            weighted = weight * result.loss
+            metrics["mmd_loss"] = weighted.detach()
+            if self.cfg.mmd.log_grad_ratio:
+                (mmd_grad,) = torch.autograd.grad(weighted, captured.latent, retain_graph=True)
+                metrics["_mmd_grad"] = mmd_grad
+                captured.latent.register_hook(lambda grad: latent_grads.append(grad.detach()))
+            metrics["_commitment"] = qres.penalty.detach()
+            qres.penalty = qres.penalty + weighted
+            return qres
+
+        handle = self.model.quantizer.register_forward_hook(add_loss)
+        try:
+            yield
+        finally:
+            handle.remove()
+        if "_commitment" in metrics:
+            metrics["penalty"] = metrics.pop("_commitment")  # keep AudioCraft's meaning of `penalty`
+        mmd_grad = metrics.pop("_mmd_grad", None)
+        if mmd_grad is not None and latent_grads:
+            other = sum(latent_grads) - mmd_grad
+            metrics["mmd_grad_ratio"] = mmd_grad.norm() / other.norm().clamp(min=1e-12)
+
+    def run_step(self, idx: int, batch: torch.Tensor, metrics: dict):
+        if self.is_training and idx % int(self.cfg.mmd.every) != 0:
+            return super().run_step(idx, batch, metrics)
+        mmd_metrics: dict = {}
+        with capture_streams(self.model, self.cfg.mmd.source) as captured, \
+                self._independence_loss(captured, mmd_metrics):
+            metrics = super().run_step(idx, batch, metrics)
+        metrics.update(mmd_metrics)
+        usage = (code_histograms(captured.codes, self.model.quantizer.bins) > 0).float().mean(dim=1)
+        metrics.update({f"usage_q{k}": value for k, value in enumerate(usage.tolist())})
+        return metrics
+
+    def evaluate(self):
+        """Reconstruction metrics (AudioCraft's) plus the ``evaluate.plugins`` metrics, in one pass."""
+        self.model.eval()
+        stage = str(self.current_stage)
+        loader = self.dataloaders["evaluate"]
+        plugins = build_evaluation_plugins(self.cfg.evaluate.get("plugins", []), self)
+        average = flashy.averager()
+        metrics: dict = {}
+        pendings = []
+        with get_pool_executor(self.cfg.evaluate.num_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for batch in self.log_progress(f"{stage} inference", loader, total=len(loader), updates=self.log_updates):
+                audio = batch.to(self.device)
+                with torch.no_grad(), capture_streams(self.model, self.cfg.mmd.source) as captured:
+                    reconstruction = self.model(audio).x
+                pendings.append(pool.submit(reconstruction_metrics, reconstruction.cpu(), batch.cpu(), self.cfg))
+                for plugin in plugins.values():
+                    plugin.update(EvaluationBatch(audio, reconstruction, captured))
+            for pending in self.log_progress(f"{stage} metrics", pendings, updates=self.log_updates):
+                metrics = average(pending.result())
+        metrics = flashy.distrib.average_metrics(metrics, len(loader))
+        for plugin in plugins.values():
+            metrics.update(plugin.compute())
+        return metrics

@@ -1,0 +1,127 @@
+"""Evaluate-stage plugins: metrics computed on the evaluate split beside reconstruction quality.
+
+The MMD compression solver runs the evaluate split once; each plugin named in
+``evaluate.plugins`` sees every batch and returns its metrics at the end, which Dora records with
+the stage's other metrics. Later metrics (codebook dependence, audio quality) plug in with
+:func:`register_evaluation_plugin` without touching the solver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+import typing as tp
+
+import torch
+
+from ..quantization import CapturedStreams
+
+
+@dataclass
+class EvaluationBatch:
+    """One evaluate batch as the plugins see it.
+
+    Attributes:
+        audio: Reference audio ``[B, C, T]``.
+        reconstruction: Decoded audio ``[B, C, T]``.
+        captured: Streams ``[B, K, D, T']`` and codes ``[B, K, T']`` of the forward pass.
+    """
+    audio: torch.Tensor
+    reconstruction: torch.Tensor
+    captured: CapturedStreams
+
+
+class EvaluationPlugin:
+    """Base class: accumulate with :meth:`update`, report with :meth:`compute`."""
+
+    def __init__(self, solver: tp.Any):
+        self.solver = solver
+
+    def update(self, batch: EvaluationBatch) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> tp.Dict[str, float]:
+        raise NotImplementedError
+
+
+EVALUATION_PLUGINS: tp.Dict[str, tp.Type[EvaluationPlugin]] = {}
+
+
+def register_evaluation_plugin(name: str):
+    """Class decorator registering an :class:`EvaluationPlugin` under ``name``."""
+    def decorator(cls: tp.Type[EvaluationPlugin]) -> tp.Type[EvaluationPlugin]:
+        EVALUATION_PLUGINS[name] = cls
+        return cls
+    return decorator
+
+
+def build_evaluation_plugins(names: tp.Iterable[str], solver: tp.Any) -> tp.Dict[str, EvaluationPlugin]:
+    unknown = [name for name in names if name not in EVALUATION_PLUGINS]
+    if unknown:
+        raise ValueError(f"evaluate.plugins: unknown plugin(s) {unknown}; available: {sorted(EVALUATION_PLUGINS)}.")
+    return {name: EVALUATION_PLUGINS[name](solver) for name in names}
+
+
+def code_histograms(codes: torch.Tensor, bins: int) -> torch.Tensor:
+    """Counts of each code per codebook: ``[B, K, T]`` integer codes -> ``[K, bins]``."""
+    num_codebooks = codes.shape[1]
+    flat = codes.transpose(0, 1).reshape(num_codebooks, -1).long()
+    counts = torch.zeros(num_codebooks, bins, dtype=torch.long, device=codes.device)
+    return counts.scatter_add_(1, flat, torch.ones_like(flat))
+
+
+def histogram_stats(counts: torch.Tensor) -> tp.Dict[str, torch.Tensor]:
+    """Entropy (bits), perplexity and usage of ``[K, bins]`` code counts, one value per codebook."""
+    probs = counts.double() / counts.sum(dim=1, keepdim=True).clamp(min=1)
+    entropy = -(probs * torch.log2(probs.clamp(min=1e-300))).sum(dim=1)
+    return {
+        "entropy": entropy,
+        "perplexity": torch.pow(2.0, entropy),
+        "usage": (counts > 0).double().mean(dim=1),
+    }
+
+
+@register_evaluation_plugin("codebooks")
+class CodebookUsage(EvaluationPlugin):
+    """Per-codebook entropy (bits), perplexity and fraction of codes used over the whole split.
+
+    A collapsed codebook (low entropy) is trivially independent of the others: read dependence
+    figures next to these.
+    """
+
+    def __init__(self, solver: tp.Any):
+        super().__init__(solver)
+        self.bins = solver.model.quantizer.bins
+        self.counts: tp.Optional[torch.Tensor] = None
+
+    def update(self, batch: EvaluationBatch) -> None:
+        counts = code_histograms(batch.captured.codes.cpu(), self.bins)
+        self.counts = counts if self.counts is None else self.counts + counts
+
+    def compute(self) -> tp.Dict[str, float]:
+        if self.counts is None:
+            return {}
+        metrics = {}
+        for name, values in histogram_stats(self.counts).items():
+            for k, value in enumerate(values.tolist()):
+                metrics[f"{name}_q{k}"] = value
+        metrics["entropy_max"] = math.log2(self.bins)
+        return metrics
+
+
+@register_evaluation_plugin("mmd")
+class MMDStatistic(EvaluationPlugin):
+    """The training criterion (unclamped) averaged over evaluate batches."""
+
+    def __init__(self, solver: tp.Any):
+        super().__init__(solver)
+        self.values: tp.List[float] = []
+
+    def update(self, batch: EvaluationBatch) -> None:
+        result = self.solver.mmd_statistic(batch.captured.streams)
+        self.values.append(result.estimate.item())
+
+    def compute(self) -> tp.Dict[str, float]:
+        if not self.values:
+            return {}
+        return {"mmd_estimate": sum(self.values) / len(self.values)}

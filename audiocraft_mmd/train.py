@@ -1,0 +1,150 @@
+"""Dora entry point: ``dora run solver=compression/mmd`` from the repository root.
+
+Dora finds this module because ``audiocraft_mmd/`` is the only folder of the repository root holding
+both ``__init__.py`` and ``train.py``; elsewhere use ``dora -P audiocraft_mmd`` (or
+``DORA_PACKAGE=audiocraft_mmd``). The config tree is the package's ``config/``, grids are
+``audiocraft_mmd.grids``. This module also stands in for ``audiocraft.train`` (see
+:mod:`audiocraft_mmd.integration`), so ``//sig/SIG`` references resolve to this project's XPs.
+"""
+
+import logging
+import multiprocessing
+import os
+from pathlib import Path
+import random
+import sys
+import typing as tp
+
+from dora import git_save, hydra_main, XP
+import flashy
+import hydra
+import omegaconf
+
+from audiocraft.environment import AudioCraftEnvironment
+from audiocraft.utils.cluster import get_slurm_parameters
+
+from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "evaluate", "generate")
+
+
+def resolve_device(cfg: omegaconf.DictConfig) -> None:
+    """Replaces ``device=auto`` by ``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+    if cfg.device == "auto":
+        cfg.device = "cuda" if torch.cuda.is_available() else "cpu"
+        logger.info("device=auto resolved to %s", cfg.device)
+
+
+def split_batch_sizes(cfg: omegaconf.DictConfig, world_size: int) -> None:
+    """Turns global batch sizes into per-process ones, refusing sizes that do not divide."""
+    def divide(key: str, value: int) -> int:
+        if value % world_size != 0:
+            raise ConfigError(f"{key}={value} is not divisible by the number of processes ({world_size}).")
+        return value // world_size
+
+    cfg.dataset.batch_size = divide("dataset.batch_size", cfg.dataset.batch_size)
+    for split in SPLITS:
+        split_cfg = cfg.dataset.get(split)
+        if split_cfg is not None and split_cfg.get("batch_size") is not None:
+            split_cfg.batch_size = divide(f"dataset.{split}.batch_size", split_cfg.batch_size)
+
+
+def resolve_datasource_paths(cfg: omegaconf.DictConfig) -> None:
+    """Makes manifest paths absolute w.r.t. the folder dora was started from."""
+    for key, value in cfg.datasource.items():
+        if isinstance(value, str):
+            cfg.datasource[key] = git_save.to_absolute_path(value)
+
+
+def prepare_data_if_missing(cfg: omegaconf.DictConfig) -> None:
+    """Builds the configured dataset (``prepare_data`` section) when its manifests are missing."""
+    prep = cfg.get("prepare_data")
+    if prep is None or prep.get("source") is None:
+        return
+    from .data.prepare import ensure_dataset
+    egs_root = Path(git_save.to_absolute_path("egs"))
+    ensure_dataset(source=prep.source, name=prep.name, sample_rate=prep.sample_rate,
+                   channels=prep.channels, egs_root=egs_root)
+
+
+def get_solver(cfg: omegaconf.DictConfig):
+    """Builds the solver named by ``cfg.solver`` (ours through the registry, or AudioCraft's)."""
+    from audiocraft import solvers
+    resolve_device(cfg)
+    split_batch_sizes(cfg, flashy.distrib.world_size())
+    resolve_datasource_paths(cfg)
+    return solvers.get_solver(cfg)
+
+
+def get_solver_from_sig(sig: str, override_cfg: tp.Optional[dict] = None, restore: bool = True,
+                        load_best: bool = True):
+    """Returns the solver of XP ``sig`` (e.g. in a notebook), restored from its last checkpoint."""
+    xp: XP = main.get_xp_from_sig(sig)
+    cfg = xp.cfg
+    if override_cfg is not None:
+        cfg = omegaconf.OmegaConf.merge(cfg, omegaconf.DictConfig(override_cfg))
+    try:
+        with xp.enter():
+            solver = get_solver(cfg)
+            if restore:
+                solver.restore(load_best=load_best)
+        return solver
+    finally:
+        hydra.core.global_hydra.GlobalHydra.instance().clear()
+
+
+def init_seed_and_system(cfg: omegaconf.DictConfig) -> None:
+    import numpy as np
+    import torch
+    from audiocraft.modules.transformer import set_efficient_attention_backend
+
+    multiprocessing.set_start_method(cfg.mp_start_method, force=True)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.num_threads)
+    os.environ["MKL_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(cfg.num_threads)
+    set_efficient_attention_backend(cfg.efficient_attention_backend)
+
+
+@hydra_main(config_path="config", config_name="config", version_base="1.3")
+def main(cfg):
+    init_seed_and_system(cfg)
+    log_name = f"{cfg.execute_only}.log.{{rank}}" if cfg.execute_only else "solver.log.{rank}"
+    flashy.setup_logging(level=str(cfg.logging.level).upper(), log_name=log_name)
+    flashy.distrib.init()
+    if flashy.distrib.is_rank_zero():
+        prepare_data_if_missing(cfg)
+    flashy.distrib.barrier()
+    solver = get_solver(cfg)
+    if cfg.show:
+        solver.show()
+        return
+    if cfg.execute_only:
+        if not (cfg.execute_inplace or cfg.continue_from is not None):
+            raise ConfigError("execute_only needs continue_from=<sig or path> or execute_inplace=true.")
+        solver.restore(replay_metrics=False)
+        solver.run_one_stage(cfg.execute_only)
+        return
+    return solver.run()
+
+
+def _resolve_dora_dir() -> Path:
+    # Absolute, and exported, so that every child process (whatever its working directory)
+    # and AudioCraft's //sig/ resolution agree on the same folder.
+    dora_dir = AudioCraftEnvironment.get_dora_dir().expanduser().resolve()
+    os.environ["AUDIOCRAFT_DORA_DIR"] = str(dora_dir)
+    return dora_dir
+
+
+main.dora.dir = _resolve_dora_dir()
+main._base_cfg.slurm = get_slurm_parameters(main._base_cfg.slurm)
+if main.dora.shared is not None and not os.access(main.dora.shared, os.R_OK):
+    print("No read permission on dora.shared folder, ignoring it.", file=sys.stderr)
+    main.dora.shared = None
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Dora grids (``dora grid NAME``), importable as ``audiocraft_mmd.grids``."""
