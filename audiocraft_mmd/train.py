@@ -115,7 +115,8 @@ def main(cfg):
     init_seed_and_system(cfg)
     log_name = f"{cfg.execute_only}.log.{{rank}}" if cfg.execute_only else "solver.log.{rank}"
     flashy.setup_logging(level=str(cfg.logging.level).upper(), log_name=log_name)
-    flashy.distrib.init()
+    resolve_device(cfg)
+    flashy.distrib.init(backend="nccl" if cfg.device == "cuda" else "gloo")
     if flashy.distrib.is_rank_zero():
         prepare_data_if_missing(cfg)
     flashy.distrib.barrier()

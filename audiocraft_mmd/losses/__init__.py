@@ -1,0 +1,27 @@
+"""Losses of audiocraft_mmd: the independence-promoting MMD loss between codebook streams."""
+
+from .mmd import (
+    BANDWIDTH_SCALES,
+    DEFAULT_BANDWIDTHS,
+    PAPER_BANDWIDTHS,
+    STANDARDIZATIONS,
+    MMDIndependence,
+    MMDIndependenceLoss,
+    align_streams,
+    mmd_independence,
+)
+from .mmd_estimators import ESTIMATORS, get_estimator, register_estimator
+
+__all__ = [
+    "BANDWIDTH_SCALES",
+    "DEFAULT_BANDWIDTHS",
+    "ESTIMATORS",
+    "PAPER_BANDWIDTHS",
+    "STANDARDIZATIONS",
+    "MMDIndependence",
+    "MMDIndependenceLoss",
+    "align_streams",
+    "get_estimator",
+    "mmd_independence",
+    "register_estimator",
+]
