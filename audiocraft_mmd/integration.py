@@ -38,32 +38,18 @@ import shutil
 import sys
 import typing as tp
 
+from .registry import Registry
+
 logger = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).parent / "config"
 CACHE_DIR = Path(os.environ.get("AUDIOCRAFT_MMD_CACHE", Path.home() / ".cache" / "audiocraft_mmd"))
 
-SOLVERS: tp.Dict[str, tp.Callable[..., tp.Any]] = {}
-PATTERNS: tp.Dict[str, tp.Callable[..., tp.Any]] = {}
-
-T = tp.TypeVar("T")
-
-
-def _registrar(registry: tp.Dict[str, tp.Any], kind: str) -> tp.Callable[[str], tp.Callable[[T], T]]:
-    def register(name: str) -> tp.Callable[[T], T]:
-        def decorator(obj: T) -> T:
-            if name in registry and registry[name] is not obj:
-                raise ValueError(f"{kind} name {name!r} is already registered to {registry[name]!r}")
-            registry[name] = obj
-            return obj
-        return decorator
-    return register
-
-
-register_solver = _registrar(SOLVERS, "solver")
-register_solver.__doc__ = "Class decorator: `solver=<name>` in a config builds this solver class."
-register_pattern = _registrar(PATTERNS, "pattern")
-register_pattern.__doc__ = "Class decorator: `codebooks_pattern.modeling=<name>` builds this pattern provider."
+# `solver=<name>` builds SOLVERS[name](cfg); `codebooks_pattern.modeling=<name>` builds PATTERNS[name](n_q, ...).
+SOLVERS = Registry("solver")
+register_solver = SOLVERS.register
+PATTERNS = Registry("pattern")
+register_pattern = PATTERNS.register
 
 
 def _import_solvers() -> None:

@@ -24,7 +24,7 @@ import typing as tp
 import torch
 from torch import nn
 
-from .mmd_estimators import ESTIMATORS, get_estimator
+from .mmd_estimators import get_estimator
 
 # The paper's absolute bandwidths. At K·D = 512 standardised dimensions squared distances are ≈ 1000,
 # so these give kernel values ≈ 0 between distinct rows: kept for reproduction, not as a default.

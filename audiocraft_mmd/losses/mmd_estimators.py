@@ -18,41 +18,13 @@ import typing as tp
 
 import torch
 
+from ..registry import Registry
+
 EstimatorFn = tp.Callable[[torch.Tensor, torch.Tensor, tp.Optional[torch.Generator]], torch.Tensor]
 
-ESTIMATORS: tp.Dict[str, EstimatorFn] = {}
-
-
-def register_estimator(name: str) -> tp.Callable[[EstimatorFn], EstimatorFn]:
-    """Decorator registering an estimator function under ``name``.
-
-    Args:
-        name: The name the loss's ``estimator`` argument (and config key ``mmd.estimator``) uses.
-
-    Returns:
-        A decorator that registers the function and returns it unchanged.
-
-    Raises:
-        ValueError: If ``name`` is already registered to a different function.
-    """
-    def decorator(fn: EstimatorFn) -> EstimatorFn:
-        if name in ESTIMATORS and ESTIMATORS[name] is not fn:
-            raise ValueError(f"estimator name {name!r} is already registered to {ESTIMATORS[name]!r}")
-        ESTIMATORS[name] = fn
-        return fn
-    return decorator
-
-
-def get_estimator(name: str) -> EstimatorFn:
-    """Returns the estimator registered under ``name``.
-
-    Raises:
-        ValueError: If no estimator has that name; the message lists the available ones.
-    """
-    try:
-        return ESTIMATORS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"Unknown estimator {name!r}; available estimators: {sorted(ESTIMATORS)}") from None
+ESTIMATORS = Registry("estimator")
+register_estimator = ESTIMATORS.register
+get_estimator = ESTIMATORS.lookup
 
 
 def check_samples(samples: torch.Tensor, bandwidths: torch.Tensor) -> None:

@@ -22,16 +22,11 @@ import typing as tp
 import torch
 from torch import nn
 
-StreamSource = tp.Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-STREAM_SOURCES: tp.Dict[str, StreamSource] = {}
+from ..registry import Registry
 
-
-def register_stream_source(name: str) -> tp.Callable[[StreamSource], StreamSource]:
-    """Registers ``fn(residual_in [B, D, T], quantized_out [B, D, T]) -> stream [B, D, T]``."""
-    def decorator(fn: StreamSource) -> StreamSource:
-        STREAM_SOURCES[name] = fn
-        return fn
-    return decorator
+# Entries: ``fn(residual_in [B, D, T], quantized_out [B, D, T]) -> stream [B, D, T]``.
+STREAM_SOURCES = Registry("stream source")
+register_stream_source = STREAM_SOURCES.register
 
 
 @register_stream_source("quantized")
@@ -42,12 +37,6 @@ def quantized_stream(residual: torch.Tensor, quantized: torch.Tensor) -> torch.T
 @register_stream_source("residual")
 def residual_stream(residual: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
     return residual - quantized.detach()
-
-
-def get_stream_source(name: str) -> StreamSource:
-    if name not in STREAM_SOURCES:
-        raise ValueError(f"Unknown stream source {name!r}; available: {sorted(STREAM_SOURCES)}.")
-    return STREAM_SOURCES[name]
 
 
 @dataclass
@@ -93,7 +82,7 @@ def capture_streams(model: nn.Module, source: str = "quantized") -> tp.Iterator[
         ...     qres = model(audio)
         >>> captured.streams.shape  # [B, K, D, T]
     """
-    to_stream = get_stream_source(source)
+    to_stream = STREAM_SOURCES.lookup(source)
     captured = CapturedStreams()
 
     def on_layer(module, inputs, outputs):

@@ -89,7 +89,10 @@ class MMDCompressionSolver(CompressionSolver):
                 estimator=cfg.mmd.estimator, standardize=cfg.mmd.standardize, clamp=cfg.mmd.clamp)
         except ValueError as error:
             raise ConfigError(f"mmd: {error}") from error
-        build_evaluation_plugins(cfg.evaluate.get("plugins", []), self)  # fail on unknown names now
+        try:
+            build_evaluation_plugins(cfg.evaluate.get("plugins", []), self)  # fail on unknown names now
+        except ValueError as error:
+            raise ConfigError(f"evaluate.plugins: {error}") from error
         self.mmd_rng = torch.Generator().manual_seed(cfg.seed)
 
     def mmd_statistic(self, streams: torch.Tensor) -> MMDIndependence:

@@ -15,6 +15,7 @@ import typing as tp
 import torch
 
 from ..quantization import CapturedStreams
+from ..registry import Registry
 
 
 @dataclass
@@ -44,22 +45,12 @@ class EvaluationPlugin:
         raise NotImplementedError
 
 
-EVALUATION_PLUGINS: tp.Dict[str, tp.Type[EvaluationPlugin]] = {}
-
-
-def register_evaluation_plugin(name: str):
-    """Class decorator registering an :class:`EvaluationPlugin` under ``name``."""
-    def decorator(cls: tp.Type[EvaluationPlugin]) -> tp.Type[EvaluationPlugin]:
-        EVALUATION_PLUGINS[name] = cls
-        return cls
-    return decorator
+EVALUATION_PLUGINS = Registry("evaluation plugin")
+register_evaluation_plugin = EVALUATION_PLUGINS.register
 
 
 def build_evaluation_plugins(names: tp.Iterable[str], solver: tp.Any) -> tp.Dict[str, EvaluationPlugin]:
-    unknown = [name for name in names if name not in EVALUATION_PLUGINS]
-    if unknown:
-        raise ValueError(f"evaluate.plugins: unknown plugin(s) {unknown}; available: {sorted(EVALUATION_PLUGINS)}.")
-    return {name: EVALUATION_PLUGINS[name](solver) for name in names}
+    return {name: EVALUATION_PLUGINS.lookup(name)(solver) for name in names}
 
 
 def code_histograms(codes: torch.Tensor, bins: int) -> torch.Tensor:

@@ -1,0 +1,37 @@
+"""Name-to-object registries: the extension points of audiocraft_mmd.
+
+Estimators, stream sources, evaluate-stage plugins, solvers and patterns are each a
+:class:`Registry`; configs name an entry, and new entries plug in with ``@REGISTRY.register(name)``.
+"""
+
+import typing as tp
+
+T = tp.TypeVar("T")
+
+
+class Registry(dict):
+    """A dict from names to objects, filled by a decorator, whose look-ups fail with clear errors.
+
+    Args:
+        kind: What the entries are (e.g. ``"estimator"``), for error messages.
+    """
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def register(self, name: str) -> tp.Callable[[T], T]:
+        """Decorator registering an object under ``name``; re-registering another object is an error."""
+        def decorator(obj: T) -> T:
+            if name in self and self[name] is not obj:
+                raise ValueError(f"{self.kind} name {name!r} is already registered to {self[name]!r}")
+            self[name] = obj
+            return obj
+        return decorator
+
+    def lookup(self, name: str) -> tp.Any:
+        """The object registered under ``name``; ValueError listing the registered names otherwise."""
+        try:
+            return self[name]
+        except (KeyError, TypeError):  # TypeError: an unhashable name from a config
+            raise ValueError(f"Unknown {self.kind} {name!r}; available {self.kind}s: {sorted(self)}") from None
