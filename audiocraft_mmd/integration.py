@@ -18,10 +18,10 @@ looks them up. Everything of that kind lives here, and `install()` applies all o
 - **ffmpeg.** AudioCraft's ``audio_write`` pipes every format through an ``ffmpeg`` binary on PATH; when
   there is none, the static binary shipped by ``imageio-ffmpeg`` is put on PATH as ``ffmpeg``.
 - **Every process.** Patches of AudioCraft modules are applied when those modules are imported
-  (post-import hooks), so importing :mod:`audiocraft_mmd` stays cheap, and the environment
-  variables are inherited by child processes. Forkserver children (AudioCraft's default start
-  method for data-loader workers) preload :mod:`audiocraft_mmd`; spawned workers import it through
-  the functions they unpickle.
+  (post-import hooks), so importing :mod:`audiocraft_mmd` stays cheap; the environment variables
+  are inherited by child processes. Forked children inherit the patches, forkserver children
+  preload :mod:`audiocraft_mmd`, and spawned workers import it through the functions they unpickle:
+  AudioCraft's data loaders get our ``worker_init_fn``, evaluation workers run our functions.
 """
 
 from __future__ import annotations
@@ -72,6 +72,20 @@ def _patch_solver_builder(builders: tp.Any) -> None:
     solvers_pkg = sys.modules.get("audiocraft.solvers")
     if solvers_pkg is not None and getattr(solvers_pkg, "get_solver", None) is original:
         solvers_pkg.get_solver = get_solver
+
+    original_loader = builders.get_loader
+
+    @functools.wraps(original_loader)
+    def get_loader(*args, **kwargs):
+        kwargs.setdefault("worker_init_fn", worker_init)
+        return original_loader(*args, **kwargs)
+
+    builders.get_loader = get_loader
+
+
+def worker_init(worker_id: int) -> None:
+    """Data-loader ``worker_init_fn``: unpickling it imports (so installs) this package in the worker."""
+    install()
 
 
 def _patch_pattern_builder(builders: tp.Any) -> None:
