@@ -65,9 +65,8 @@ def prepare_data_if_missing(cfg: omegaconf.DictConfig) -> None:
     if prep is None or prep.get("source") is None:
         return
     from .data.prepare import ensure_dataset
-    egs_root = Path(git_save.to_absolute_path("egs"))
     ensure_dataset(source=prep.source, name=prep.name, sample_rate=prep.sample_rate,
-                   channels=prep.channels, egs_root=egs_root)
+                   channels=prep.channels, egs_root=Path(git_save.to_absolute_path(prep.egs_root)))
 
 
 def get_solver(cfg: omegaconf.DictConfig):

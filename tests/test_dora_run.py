@@ -8,7 +8,10 @@ import sys
 
 import pytest
 
+from conftest import write_tones
+
 REPO = Path(__file__).resolve().parents[1]
+SPLITS = ["train", "valid", "evaluate", "generate"]
 
 TINY_RUN = [
     "optim.epochs=2", "optim.updates_per_epoch=3",
@@ -16,18 +19,18 @@ TINY_RUN = [
     "dataset.evaluate.batch_size=4", "dataset.evaluate.num_samples=4",
     "dataset.generate.num_samples=2", "dataset.generate.batch_size=2", "dataset.generate.segment_duration=2",
     "evaluate.every=2", "generate.every=2", "checkpoint.save_every=null",
-    "prepare_data.source=null",
 ]
 
 
-def dora(args, dora_dir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "AUDIOCRAFT_DORA_DIR": str(dora_dir)}
+def dora(args, dora_dir: Path, timeout: int = 600, **env_vars) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AUDIOCRAFT_DORA_DIR": str(dora_dir), **env_vars}
     return subprocess.run([sys.executable, "-m", "dora", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
 def datasource(egs: Path):
-    return [f"datasource.{split}={egs / split}" for split in ["train", "valid", "evaluate", "generate"]]
+    """Overrides training on prepared manifests `<egs>/<split>`, with no automatic preparation."""
+    return ["prepare_data.source=null", *[f"datasource.{split}={egs / split}" for split in SPLITS]]
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +79,19 @@ def test_checkpoint_loads_from_sig_with_audiocraft_loader(finished_xp, monkeypat
     audio = torch.zeros(1, 1, 16000)
     codes, _ = model.encode(audio)
     assert codes.shape == (1, 4, 50)
+
+
+def test_main_job_prepares_a_folder_of_audio_when_missing(tmp_path):
+    """`prepare_data.source=<folder>`: the folder is converted, split and trained on, in one command."""
+    music = tmp_path / "my music"
+    write_tones(music, num_files=5, duration=31.0, seed=11)  # tracks must last >= 30 s
+    egs = tmp_path / "egs"
+    run = dora(["run", "solver=compression/mmd", *TINY_RUN, "optim.epochs=1", f"prepare_data.source={music}",
+                "prepare_data.name=my_music", f"prepare_data.egs_root={egs}"],
+               tmp_path / "dora", AUDIOCRAFT_MMD_CACHE=str(tmp_path / "cache"))
+    assert run.returncode == 0, run.stderr[-6000:]
+    for split in SPLITS:
+        assert (egs / "my_music" / split / "data.jsonl").stat().st_size > 0
+    (xp_folder,) = (tmp_path / "dora" / "xps").iterdir()
+    assert "train" in json.loads((xp_folder / "history.json").read_text())[0]
+    assert sorted(p.name for p in music.iterdir()) == [f"tone_{i:02d}.wav" for i in range(5)]  # untouched
