@@ -17,6 +17,7 @@ root, a missing index is fetched once with ``apt-get update``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -137,26 +138,31 @@ def _download(package: str, version: str, deb_dir: Path) -> Path:
     return found[0]
 
 
-def _unpack(deb: Path, target: Path) -> None:
-    if target.is_dir():
-        return
+@contextlib.contextmanager
+def _building(target: Path) -> tp.Iterator[Path]:
+    """Yields an empty temporary sibling of `target` that becomes `target` only once complete."""
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    logger.info("Unpacking %s...", deb.name)
-    _run(["dpkg-deb", "-x", str(deb), str(tmp)])
+    tmp.mkdir(parents=True)
+    yield tmp
     os.replace(tmp, target)
+
+
+def _unpack(deb: Path, target: Path) -> None:
+    if target.is_dir():
+        return
+    logger.info("Unpacking %s...", deb.name)
+    with _building(target) as tmp:
+        _run(["dpkg-deb", "-x", str(deb), str(tmp)])
 
 
 def _extract_archive(archive: Path, target: Path) -> None:
     """Extracts the audio members of a zip archive (e.g. a game's .pk3) into `target`."""
     if target.is_dir():
         return
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
     logger.info("Extracting audio from %s...", archive.name)
-    with zipfile.ZipFile(archive) as zf:
+    with _building(target) as tmp, zipfile.ZipFile(archive) as zf:
         for member in zf.infolist():
             name = Path(member.filename)
             if member.is_dir() or name.suffix.lower() not in AUDIO_EXTENSIONS:
@@ -167,8 +173,6 @@ def _extract_archive(archive: Path, target: Path) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(member) as src, open(out, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-    tmp.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, target)
 
 
 def _package_audio(package: str, cache_dir: Path) -> tp.Tuple[str, tp.List[Path]]:
