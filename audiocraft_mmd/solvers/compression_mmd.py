@@ -23,6 +23,7 @@ from audiocraft.utils.utils import get_pool_executor
 from ..integration import register_solver
 from ..losses import MMDIndependence, MMDIndependenceLoss, mmd_independence
 from ..quantization import CapturedStreams, capture_streams
+from ..quantization.codebook import use_consistent_codebooks
 from ..quantization.streams import STREAM_SOURCES
 from ..errors import ConfigError
 from .evaluation import EvaluationBatch, build_evaluation_plugins, code_histograms
@@ -94,6 +95,11 @@ class MMDCompressionSolver(CompressionSolver):
         except ValueError as error:
             raise ConfigError(f"evaluate.plugins: {error}") from error
         self.mmd_rng = torch.Generator().manual_seed(cfg.seed)
+
+    def build_model(self):
+        super().build_model()
+        if self.cfg.get("consistent_codebooks", False):
+            use_consistent_codebooks(self.model)
 
     def mmd_statistic(self, streams: torch.Tensor) -> MMDIndependence:
         """The loss's statistic on ``streams`` without gradient (for evaluation)."""
