@@ -1,6 +1,5 @@
 """ConsistentEMACodebook keeps `embed == embed_avg / cluster_size` where AudioCraft's class breaks it."""
 
-import pytest
 import torch
 
 from audiocraft.quantization.core_vq import EuclideanCodebook
