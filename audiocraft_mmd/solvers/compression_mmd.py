@@ -100,6 +100,7 @@ class MMDCompressionSolver(CompressionSolver):
         super().build_model()
         if self.cfg.get("consistent_codebooks", False):
             use_consistent_codebooks(self.model)
+            self.logger.info("EMA codebooks: ConsistentEMACodebook (consistent_codebooks=true)")
 
     def mmd_statistic(self, streams: torch.Tensor) -> MMDIndependence:
         """The loss's statistic on ``streams`` without gradient (for evaluation)."""
