@@ -27,6 +27,7 @@ from ..quantization.codebook import use_consistent_codebooks
 from ..quantization.streams import STREAM_SOURCES
 from ..errors import ConfigError
 from .evaluation import EvaluationBatch, build_evaluation_plugins, code_histograms
+from .step_guard import GeneratorState, NonFiniteStepGuard, StatefulAverager
 
 ALIGNMENTS = ("delay", "parallel")
 
@@ -69,7 +70,9 @@ class MMDCompressionSolver(CompressionSolver):
     Metrics: ``mmd`` (unclamped estimate), ``mmd_loss`` (weighted, as backpropagated),
     ``mmd_clamped`` (fraction of steps where the clamp zeroed the loss), ``mmd_rows`` (N),
     ``mmd_grad_ratio`` (gradient norm of the weighted loss over that of all other losses, at the
-    encoder output), ``usage_q{k}`` (fraction of codebook k's entries used in the batch).
+    encoder output), ``usage_q{k}`` (fraction of codebook k's entries used in the batch),
+    ``nonfinite_step`` (fraction of training steps dropped because a gradient was NaN or infinite;
+    see :mod:`.step_guard`).
     """
 
     def __init__(self, cfg: omegaconf.DictConfig):
@@ -95,6 +98,14 @@ class MMDCompressionSolver(CompressionSolver):
         except ValueError as error:
             raise ConfigError(f"evaluate.plugins: {error}") from error
         self.mmd_rng = torch.Generator().manual_seed(cfg.seed)
+        self.mmd_rng_state = GeneratorState(self.mmd_rng)
+        # The balancer's running gradient norms as a state: checkpointed, and rolled back with the
+        # rest of a step whose gradients are not finite.
+        self.balancer.averager = StatefulAverager(self.cfg.balancer.ema_decay or 1.0)
+        self.register_stateful("mmd_rng_state", "balancer.averager")
+        self.step_guard = NonFiniteStepGuard(
+            self.model, [self.optimizer, *(adversary.optimizer for adversary in self.adv_losses.values())],
+            states=[self.balancer.averager])
 
     def build_model(self):
         super().build_model()
@@ -149,6 +160,18 @@ class MMDCompressionSolver(CompressionSolver):
             metrics["mmd_grad_ratio"] = mmd_grad.norm() / other.norm().clamp(min=1e-12)
 
     def run_step(self, idx: int, batch: torch.Tensor, metrics: dict):
+        if not self.is_training:
+            return self._run_step(idx, batch, metrics)
+        with self.step_guard.step():
+            metrics = self._run_step(idx, batch, metrics)
+        # Averaged over the epoch: the fraction of steps dropped for non-finite gradients.
+        metrics["nonfinite_step"] = float(self.step_guard.skipped)
+        if self.step_guard.skipped:
+            self.logger.warning("Step %d dropped: non-finite gradients (%d dropped so far in this process); "
+                                "weights, codebooks and balancer state unchanged.", idx, self.step_guard.num_skipped)
+        return metrics
+
+    def _run_step(self, idx: int, batch: torch.Tensor, metrics: dict):
         if self.is_training and idx % int(self.cfg.mmd.every) != 0:
             return super().run_step(idx, batch, metrics)
         mmd_metrics: dict = {}
