@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the config key."""
+
+
+class DataError(ValueError):
+    """A dataset manifest or one of its audio files is unusable; the message names the split and the file."""

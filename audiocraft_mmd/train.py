@@ -23,6 +23,7 @@ import omegaconf
 from audiocraft.environment import AudioCraftEnvironment
 from audiocraft.utils.cluster import get_slurm_parameters
 
+from .data.check import check_datasource
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def get_solver(cfg: omegaconf.DictConfig):
     resolve_device(cfg)
     split_batch_sizes(cfg, flashy.distrib.world_size())
     resolve_datasource_paths(cfg)
+    check_datasource(cfg)
     return solvers.get_solver(cfg)
 
 

@@ -40,3 +40,15 @@ def tiny_egs(tmp_path_factory) -> Path:
         meta = find_audio_files(root / "audio" / split, minimal=True, progress=False, workers=0)
         save_audio_meta(root / "egs" / split / "data.jsonl", meta)
     return root / "egs"
+
+
+@pytest.fixture
+def tiny_solver(tiny_egs, tmp_path, monkeypatch):
+    """The MMD compression solver of a tiny `dora run solver=compression/mmd`, built in this process."""
+    from audiocraft_mmd import train
+    from test_dora_run import TINY_RUN, datasource
+
+    monkeypatch.setattr(train.main.dora, "dir", tmp_path)
+    xp = train.main.get_xp(["solver=compression/mmd", *TINY_RUN, *datasource(tiny_egs)])
+    with xp.enter():
+        yield train.get_solver(xp.cfg)

@@ -5,10 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from audiocraft_mmd import train
-from audiocraft_mmd.solvers.step_guard import GeneratorState, NonFiniteStepGuard, StatefulAverager
-
-from test_dora_run import TINY_RUN, datasource
+from audiocraft_mmd.solvers.rng_state import GeneratorState, GlobalRNGState
+from audiocraft_mmd.solvers.step_guard import NonFiniteStepGuard, StatefulAverager
 
 
 class TinyNet(nn.Module):
@@ -90,6 +88,14 @@ def test_stateful_averager_matches_flashy_and_round_trips():
     assert copy({"a": 1.0}) == ours({"a": 1.0})
 
 
+def test_global_rng_state_round_trips():
+    import random
+    state = GlobalRNGState().state_dict()
+    first = (torch.rand(3), random.random())
+    GlobalRNGState().load_state_dict(state)
+    assert torch.equal(torch.rand(3), first[0]) and random.random() == first[1]
+
+
 def test_generator_state_round_trips():
     generator = torch.Generator().manual_seed(3)
     state = GeneratorState(generator).state_dict()
@@ -98,30 +104,22 @@ def test_generator_state_round_trips():
     assert torch.equal(torch.rand(4, generator=generator), first)
 
 
-@pytest.fixture
-def solver(tiny_egs, tmp_path, monkeypatch):
-    monkeypatch.setattr(train.main.dora, "dir", tmp_path)
-    xp = train.main.get_xp(["solver=compression/mmd", *TINY_RUN, *datasource(tiny_egs)])
-    with xp.enter():
-        yield train.get_solver(xp.cfg)
-
-
-def test_solver_drops_a_nan_batch_and_keeps_training(solver):
-    batch = next(iter(solver.dataloaders["train"]))
+def test_solver_drops_a_nan_batch_and_keeps_training(tiny_solver):
+    batch = next(iter(tiny_solver.dataloaders["train"]))
     poisoned = batch.clone()
     poisoned[0, 0, 100] = float("nan")
     seen = {}
 
     def train_steps():
-        solver.run_step(0, batch, {})  # k-means init of the codebooks, one update
-        seen["before"], seen["balancer"] = snapshot(solver.model), solver.balancer.averager.state_dict()
-        seen["poisoned"] = solver.run_step(1, poisoned, {})
-        seen["after_poisoned"] = snapshot(solver.model)
-        seen["balancer_after"] = solver.balancer.averager.state_dict()
-        seen["finite"] = solver.run_step(2, batch, {})
-        seen["after"] = snapshot(solver.model)
+        tiny_solver.run_step(0, batch, {})  # k-means init of the codebooks, one update
+        seen["before"], seen["balancer"] = snapshot(tiny_solver.model), tiny_solver.balancer.averager.state_dict()
+        seen["poisoned"] = tiny_solver.run_step(1, poisoned, {})
+        seen["after_poisoned"] = snapshot(tiny_solver.model)
+        seen["balancer_after"] = tiny_solver.balancer.averager.state_dict()
+        seen["finite"] = tiny_solver.run_step(2, batch, {})
+        seen["after"] = snapshot(tiny_solver.model)
 
-    solver.run_stage("train", train_steps)
+    tiny_solver.run_stage("train", train_steps)
     assert seen["poisoned"]["nonfinite_step"] == 1.0
     assert_same(seen["before"], seen["after_poisoned"])  # weights and EMA codebooks
     assert seen["balancer_after"] == seen["balancer"]
@@ -132,9 +130,9 @@ def test_solver_drops_a_nan_batch_and_keeps_training(solver):
     assert not torch.equal(seen["before"][name], seen["after"][name])
 
 
-def test_checkpoint_state_holds_the_balancer_and_the_loss_rng(solver):
-    state = solver.state_dict()
-    assert {"balancer.averager", "mmd_rng_state"} <= set(state)
-    torch.rand(3, generator=solver.mmd_rng)
-    solver.load_state_dict(state)
-    assert torch.equal(solver.mmd_rng.get_state(), state["mmd_rng_state"]["state"])
+def test_checkpoint_state_holds_the_balancer_and_the_loss_rng(tiny_solver):
+    state = tiny_solver.state_dict()
+    assert {"balancer.averager", "mmd_rng_state", "global_rng_state"} <= set(state)
+    torch.rand(3, generator=tiny_solver.mmd_rng)
+    tiny_solver.load_state_dict(state)
+    assert torch.equal(tiny_solver.mmd_rng.get_state(), state["mmd_rng_state"]["state"])

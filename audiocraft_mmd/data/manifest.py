@@ -10,6 +10,7 @@ few others between splits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import gzip
 import hashlib
 import json
 import math
@@ -123,5 +124,18 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 
 def read_manifest(path: Path) -> tp.List[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """Entries of a manifest (``.jsonl`` or ``.jsonl.gz``); ValueError naming a malformed line."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    entries = []
+    with opener(path, "rt") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"line {number} of {path} is not JSON ({error})") from None
+            if not isinstance(entry, dict) or "path" not in entry or "duration" not in entry:
+                raise ValueError(f"line {number} of {path} is not an audio entry with 'path' and 'duration'")
+            entries.append(entry)
+    return entries

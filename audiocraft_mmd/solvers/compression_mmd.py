@@ -18,7 +18,7 @@ import omegaconf
 import torch
 
 from audiocraft.solvers.compression import CompressionSolver, evaluate_audio_reconstruction
-from audiocraft.utils.utils import get_pool_executor
+from audiocraft.utils.utils import get_dataset_from_loader, get_pool_executor
 
 from ..integration import register_solver
 from ..losses import MMDIndependence, MMDIndependenceLoss, mmd_independence
@@ -26,8 +26,10 @@ from ..quantization import CapturedStreams, capture_streams
 from ..quantization.codebook import use_consistent_codebooks
 from ..quantization.streams import STREAM_SOURCES
 from ..errors import ConfigError
+from .resume import check_resumable
 from .evaluation import EvaluationBatch, build_evaluation_plugins, code_histograms
-from .step_guard import GeneratorState, NonFiniteStepGuard, StatefulAverager
+from .rng_state import GeneratorState, GlobalRNGState
+from .step_guard import NonFiniteStepGuard, StatefulAverager
 
 ALIGNMENTS = ("delay", "parallel")
 
@@ -102,10 +104,15 @@ class MMDCompressionSolver(CompressionSolver):
         # The balancer's running gradient norms as a state: checkpointed, and rolled back with the
         # rest of a step whose gradients are not finite.
         self.balancer.averager = StatefulAverager(self.cfg.balancer.ema_decay or 1.0)
-        self.register_stateful("mmd_rng_state", "balancer.averager")
+        self.global_rng_state = GlobalRNGState()
+        self.register_stateful("mmd_rng_state", "global_rng_state", "balancer.averager")
         self.step_guard = NonFiniteStepGuard(
             self.model, [self.optimizer, *(adversary.optimizer for adversary in self.adv_losses.values())],
             states=[self.balancer.averager])
+
+    def load_state_dict(self, state: dict) -> None:
+        check_resumable(state.get("xp.cfg"), self.cfg, str(self.checkpoint_path()))
+        super().load_state_dict(state)
 
     def build_model(self):
         super().build_model()
@@ -158,6 +165,13 @@ class MMDCompressionSolver(CompressionSolver):
         if mmd_grad is not None and latent_grads:
             other = sum(latent_grads) - mmd_grad
             metrics["mmd_grad_ratio"] = mmd_grad.norm() / other.norm().clamp(min=1e-12)
+
+    def train(self):
+        # AudioCraft's compression solver leaves the dataset's epoch unset, so training segments are
+        # drawn from the process's RNG history; seeded by epoch (as MusicGen's solver does), a
+        # resumed run trains on the same segments as the run it continues.
+        get_dataset_from_loader(self.dataloaders["train"]).current_epoch = self.epoch
+        return super().train()
 
     def run_step(self, idx: int, batch: torch.Tensor, metrics: dict):
         if not self.is_training:

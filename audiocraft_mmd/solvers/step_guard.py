@@ -52,19 +52,6 @@ class StatefulAverager:
         self.fix = dict(state["fix"])
 
 
-class GeneratorState:
-    """A ``torch.Generator`` as a checkpointable state source (``state_dict`` / ``load_state_dict``)."""
-
-    def __init__(self, generator: torch.Generator):
-        self.generator = generator
-
-    def state_dict(self) -> tp.Dict[str, torch.Tensor]:
-        return {"state": self.generator.get_state()}
-
-    def load_state_dict(self, state: tp.Mapping[str, torch.Tensor]) -> None:
-        self.generator.set_state(state["state"])
-
-
 def all_finite(tensors: tp.Sequence[torch.Tensor]) -> bool:
     """True when no tensor holds a NaN or an infinity (one reduction per tensor, one sync)."""
     if not tensors:

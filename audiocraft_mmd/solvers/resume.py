@@ -1,0 +1,55 @@
+"""Resuming an XP whose model config changed is refused, with the changed keys named.
+
+Dora derives an XP's signature from its command-line overrides, not from the yaml defaults, so a
+default edited between two runs of the same command resumes the old checkpoint with a new config:
+at best a shape mismatch deep inside ``load_state_dict``, at worst (an activation, a norm, a sample
+rate) a model that loads and silently is not the one trained.
+"""
+
+from __future__ import annotations
+
+import typing as tp
+
+import omegaconf
+
+from ..errors import ConfigError
+
+# Config sections and keys that define the compression model a checkpoint holds.
+MODEL_CONFIG_KEYS = ("compression_model", "sample_rate", "channels", "encodec", "seanet", "rvq")
+
+
+def _flatten(node: tp.Any, prefix: str) -> tp.Dict[str, tp.Any]:
+    if isinstance(node, dict):
+        flat: tp.Dict[str, tp.Any] = {}
+        for key, value in node.items():
+            flat.update(_flatten(value, f"{prefix}.{key}"))
+        return flat
+    return {prefix: node}
+
+
+def model_config_changes(saved: omegaconf.DictConfig, current: omegaconf.DictConfig,
+                         keys: tp.Sequence[str] = MODEL_CONFIG_KEYS) -> tp.List[tp.Tuple[str, tp.Any, tp.Any]]:
+    """``(key, saved value, current value)`` for every model-defining key that differs."""
+    changes = []
+    for section in keys:
+        old = _flatten(omegaconf.OmegaConf.to_container(saved, resolve=True).get(section), section)
+        new = _flatten(omegaconf.OmegaConf.to_container(current, resolve=True).get(section), section)
+        for key in sorted(old.keys() | new.keys()):
+            if old.get(key, "<missing>") != new.get(key, "<missing>"):
+                changes.append((key, old.get(key, "<missing>"), new.get(key, "<missing>")))
+    return changes
+
+
+def check_resumable(saved: tp.Optional[omegaconf.DictConfig], current: omegaconf.DictConfig,
+                    checkpoint: str) -> None:
+    """Raises :class:`ConfigError` if ``current`` would not rebuild the model ``saved`` describes."""
+    if saved is None:
+        return
+    changes = model_config_changes(saved, current)
+    if changes:
+        listed = "\n".join(f"  {key}: {old!r} in the checkpoint, {new!r} now" for key, old, new in changes)
+        raise ConfigError(
+            f"Refusing to resume {checkpoint}: the model config changed since it was written "
+            f"(an edited yaml default keeps the XP signature):\n{listed}\n"
+            "Restore those values, or start a new XP (e.g. add label=<name>), optionally initialised "
+            "from this one with continue_from=<its //sig/SIG>.")
