@@ -70,3 +70,15 @@ def test_dora_run_stops_at_start_with_the_key_named(tiny_egs, tmp_path, override
     assert run.returncode != 0
     assert "ConfigError" in run.stderr and message in run.stderr, run.stderr[-3000:]
     assert "Train |" not in run.stderr  # nothing trained
+
+
+def test_batch_size_not_divisible_by_processes_is_rejected():
+    cfg = mmd_cfg()
+    with pytest.raises(ConfigError, match=r"dataset\.batch_size=16 is not divisible by the number of processes \(3\)"):
+        train.split_batch_sizes(cfg, 3)
+    cfg = mmd_cfg()
+    cfg.dataset.evaluate.batch_size = 6
+    with pytest.raises(ConfigError, match=r"dataset\.evaluate\.batch_size=6"):
+        train.split_batch_sizes(cfg, 4)
+    train.split_batch_sizes(cfg, 2)
+    assert cfg.dataset.batch_size == 8 and cfg.dataset.evaluate.batch_size == 3

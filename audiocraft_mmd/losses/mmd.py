@@ -261,21 +261,23 @@ def mmd_independence(streams: torch.Tensor,
     estimate_fn = get_estimator(estimator)
     mode = STANDARDIZATIONS[standardize]
 
+    # Distances of about 2·K·D and exp() need float32: half inputs are upcast, autocast is off here.
     if streams.dtype in (torch.float16, torch.bfloat16):
-        streams = streams.float()  # distances of ~1000 and exp() need more than half precision
-    streams = mode.before_alignment(streams)
-    aligned = align_streams(streams, delays)
-    num_rows = batch * aligned.shape[-1]
-    if num_rows < 2:
-        raise ValueError(f"streams give N = B·T' = {batch}·{aligned.shape[-1]} = {num_rows} row(s) after the "
-                         f"delay alignment (T = {num_frames}, max(delays) = {max(delays)}); at least 2 are needed")
-    # [B, K, D, T'] -> [B, T', K, D] -> [N, K, D]: a row is the K vectors of one aligned step.
-    samples = aligned.permute(0, 3, 1, 2).reshape(num_rows, num_codebooks, dim)
-    samples = mode.after_merge(samples)
+        streams = streams.float()
+    with torch.autocast(device_type=streams.device.type, enabled=False):
+        streams = mode.before_alignment(streams)
+        aligned = align_streams(streams, delays)
+        num_rows = batch * aligned.shape[-1]
+        if num_rows < 2:
+            raise ValueError(f"streams give N = B·T' = {batch}·{aligned.shape[-1]} = {num_rows} row(s) after the "
+                             f"delay alignment (T = {num_frames}, max(delays) = {max(delays)}); at least 2 are needed")
+        # [B, K, D, T'] -> [B, T', K, D] -> [N, K, D]: a row is the K vectors of one aligned step.
+        samples = aligned.permute(0, 3, 1, 2).reshape(num_rows, num_codebooks, dim)
+        samples = mode.after_merge(samples)
 
-    scale = BANDWIDTH_SCALES[bandwidth_scale](samples)
-    absolute = torch.as_tensor(bandwidths, dtype=samples.dtype, device=samples.device) * scale
-    estimate = estimate_fn(samples, absolute, generator)
+        scale = BANDWIDTH_SCALES[bandwidth_scale](samples)
+        absolute = torch.as_tensor(bandwidths, dtype=samples.dtype, device=samples.device) * scale
+        estimate = estimate_fn(samples, absolute, generator)
 
     clamped = bool(clamp) and bool(estimate.detach() < 0)
     loss = estimate.clamp_min(0) if clamp else estimate

@@ -138,6 +138,9 @@ def _permutation_mmd(samples: torch.Tensor, bandwidths: torch.Tensor, generator:
                      exclude_shared: bool) -> torch.Tensor:
     check_samples(samples, bandwidths)
     n, k, d = samples.shape
+    if exclude_shared and n <= k:  # each permuted row shares a block with up to K joint rows
+        raise ValueError(f"estimator 'permutation_debiased' needs more rows than codebooks, got N = {n} rows "
+                         f"for K = {k} codebooks")
     perms = permutation_indices(n, k, generator, samples.device)
     joint = samples.reshape(n, k * d)
     marginals = product_of_marginals(samples, perms).reshape(n, k * d)

@@ -84,11 +84,11 @@ class MMDCompressionSolver(CompressionSolver):
         delays = alignment_delays(cfg.mmd, num_codebooks)
         frames = int(cfg.dataset.segment_duration * self.model.frame_rate)
         rows = cfg.dataset.batch_size * (frames - max(delays))
-        if rows < 2:
+        if rows <= num_codebooks:  # 2 rows for any U-statistic, K + 1 for the debiased permutation estimator
             raise ConfigError(
                 f"The loss sees {rows} row(s) per step (dataset.batch_size={cfg.dataset.batch_size} per process x "
-                f"{frames} frames - max delay {max(delays)}); it needs at least 2: raise dataset.batch_size "
-                "or dataset.segment_duration.")
+                f"({frames} frames - max delay {max(delays)})); it needs at least 2 and more than the "
+                f"{num_codebooks} codebooks: raise dataset.batch_size or dataset.segment_duration.")
         try:
             self.mmd_loss = MMDIndependenceLoss(
                 delays=delays, bandwidths=list(cfg.mmd.bandwidths), bandwidth_scale=cfg.mmd.bandwidth_scale,
