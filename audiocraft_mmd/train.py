@@ -40,17 +40,20 @@ def resolve_device(cfg: omegaconf.DictConfig) -> None:
 
 
 def split_batch_sizes(cfg: omegaconf.DictConfig, world_size: int) -> None:
-    """Turns global batch sizes into per-process ones, refusing sizes that do not divide."""
-    def divide(key: str, value: int) -> int:
-        if value % world_size != 0:
-            raise ConfigError(f"{key}={value} is not divisible by the number of processes ({world_size}).")
-        return value // world_size
+    """Turns global batch sizes into per-process ones, refusing sizes that do not divide.
 
-    cfg.dataset.batch_size = divide("dataset.batch_size", cfg.dataset.batch_size)
+    Every size is checked before any is changed, so a refused config is left as it was.
+    """
+    sizes = {("dataset", "batch_size"): cfg.dataset.batch_size}
     for split in SPLITS:
         split_cfg = cfg.dataset.get(split)
         if split_cfg is not None and split_cfg.get("batch_size") is not None:
-            split_cfg.batch_size = divide(f"dataset.{split}.batch_size", split_cfg.batch_size)
+            sizes[("dataset", split, "batch_size")] = split_cfg.batch_size
+    for key, value in sizes.items():
+        if value % world_size != 0:
+            raise ConfigError(f"{'.'.join(key)}={value} is not divisible by the number of processes ({world_size}).")
+    for key, value in sizes.items():
+        omegaconf.OmegaConf.update(cfg, ".".join(key), value // world_size)
 
 
 def resolve_datasource_paths(cfg: omegaconf.DictConfig) -> None:
