@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiocraft_mmd.data.check import check_split
-from audiocraft_mmd.errors import DataError
+from audiocraft_mmd import train
+from audiocraft_mmd.data.check import check_datasource, check_split
+from audiocraft_mmd.errors import ConfigError, DataError
 
 from conftest import write_tones
 from test_dora_run import TINY_RUN, datasource, dora
@@ -90,3 +91,12 @@ def test_dora_run_stops_at_start_naming_the_corrupt_file(tiny_egs, tmp_path):
     assert run.returncode != 0
     assert "DataError" in run.stderr and "corrupt.wav: unreadable" in run.stderr, run.stderr[-3000:]
     assert "Train |" not in run.stderr
+
+
+@pytest.mark.parametrize("key, value", [("sample_rate", 32000), ("channels", 2)])
+def test_model_above_the_data_is_a_config_error(tiny_egs, key, value):
+    cfg = train.main.get_xp(["solver=compression/mmd", *datasource(tiny_egs)]).cfg
+    check_datasource(cfg)
+    cfg[key] = value
+    with pytest.raises(ConfigError, match=rf"{key}={value} is above datasource\.max_{key}"):
+        check_datasource(cfg)

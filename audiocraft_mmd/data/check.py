@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 import typing as tp
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .manifest import read_manifest
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,13 @@ def check_split(split: str, path: tp.Union[str, Path], min_duration: float = 0.0
 
 
 def check_datasource(cfg: tp.Any) -> tp.Dict[str, SplitCheck]:
-    """Checks every split a run will load (all of ``datasource``, or only ``execute_only``'s)."""
+    """Checks the model's sample rate and channels against the data, then every split a run will load
+    (all of ``datasource``, or only ``execute_only``'s)."""
+    for key in ("sample_rate", "channels"):
+        limit = cfg.datasource.get(f"max_{key}")
+        if limit is not None and cfg[key] > limit:
+            raise ConfigError(f"{key}={cfg[key]} is above datasource.max_{key}={limit}: the data was prepared "
+                              f"for at most {limit}; prepare it again (prepare_data.{key}) or lower {key}.")
     if not cfg.get("check_data", True):
         return {}
     checks = {}
