@@ -14,6 +14,7 @@ import typing as tp
 
 import torch
 
+from ..metrics.usage import code_histograms, histogram_stats  # noqa: F401  (re-exported)
 from ..quantization import CapturedStreams
 from ..registry import Registry
 
@@ -51,25 +52,6 @@ register_evaluation_plugin = EVALUATION_PLUGINS.register
 
 def build_evaluation_plugins(names: tp.Iterable[str], solver: tp.Any) -> tp.Dict[str, EvaluationPlugin]:
     return {name: EVALUATION_PLUGINS.lookup(name)(solver) for name in names}
-
-
-def code_histograms(codes: torch.Tensor, bins: int) -> torch.Tensor:
-    """Counts of each code per codebook: ``[B, K, T]`` integer codes -> ``[K, bins]``."""
-    num_codebooks = codes.shape[1]
-    flat = codes.transpose(0, 1).reshape(num_codebooks, -1).long()
-    counts = torch.zeros(num_codebooks, bins, dtype=torch.long, device=codes.device)
-    return counts.scatter_add_(1, flat, torch.ones_like(flat))
-
-
-def histogram_stats(counts: torch.Tensor) -> tp.Dict[str, torch.Tensor]:
-    """Entropy (bits), perplexity and usage of ``[K, bins]`` code counts, one value per codebook."""
-    probs = counts.double() / counts.sum(dim=1, keepdim=True).clamp(min=1)
-    entropy = -(probs * torch.log2(probs.clamp(min=1e-300))).sum(dim=1)
-    return {
-        "entropy": entropy,
-        "perplexity": torch.pow(2.0, entropy),
-        "usage": (counts > 0).double().mean(dim=1),
-    }
 
 
 @register_evaluation_plugin("codebooks")
