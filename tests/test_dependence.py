@@ -227,3 +227,24 @@ def test_a_million_frames_of_four_2048_entry_codebooks_take_seconds():
     elapsed = time.perf_counter() - start
     assert len(report.alignments["delay"].pairs) == 6
     assert elapsed < 30, f"{elapsed:.1f} s"  # about 5 s measured on a 2-core CPU
+
+
+def test_evaluate_plugin_logs_mean_mi_under_both_alignments():
+    from types import SimpleNamespace
+    from audiocraft_mmd.quantization import CapturedStreams
+    from audiocraft_mmd.solvers.evaluation import EVALUATION_PLUGINS, EvaluationBatch
+
+    solver = SimpleNamespace(model=SimpleNamespace(quantizer=SimpleNamespace(bins=16)))
+    plugin = EVALUATION_PLUGINS.lookup("dependence")(solver)
+    generator = torch.Generator().manual_seed(8)
+    for _ in range(4):
+        x = torch.randint(0, 16, (8, 51), generator=generator)
+        # codebook 1 copies codebook 0 one frame later (delay pattern); codebook 2 is independent
+        codes = [x[:, :-1], x[:, 1:], torch.randint(0, 16, (8, 50), generator=generator)]
+        captured = CapturedStreams(code_list=codes)
+        plugin.update(EvaluationBatch(audio=None, reconstruction=None, captured=captured))
+    metrics = plugin.compute()
+    assert metrics["nmi_delay"] == pytest.approx(1 / 3, abs=0.03)  # one pair of three is a copy
+    assert metrics["nmi_parallel"] == pytest.approx(0.0, abs=0.03)
+    assert metrics["entropy_min"] == pytest.approx(4.0, abs=0.05)
+    assert metrics["mi_frames_per_cell"] > 1

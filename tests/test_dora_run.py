@@ -54,7 +54,8 @@ def test_run_goes_through_every_stage(finished_xp):
     for key in ["mmd", "mmd_loss", "mmd_clamped", "mmd_grad_ratio", "usage_q0", "usage_q3", "penalty"]:
         assert key in train, key
     evaluate = history[1]["evaluate"]
-    for key in ["sisnr", "entropy_q0", "perplexity_q3", "usage_q3", "mmd_estimate"]:
+    for key in ["sisnr", "entropy_q0", "perplexity_q3", "usage_q3", "mmd_estimate",
+                "mi_parallel", "mi_delay", "nmi_delay", "entropy_min", "mi_frames_per_cell"]:
         assert key in evaluate, key
 
 
