@@ -285,6 +285,9 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
             if codec.model.num_codebooks < 2:
                 raise DependenceError(f"{reference} has K = {codec.model.num_codebooks} codebook: dependence between "
                                       "codebooks needs at least 2")
+            if delays is not None and len(delays) != codec.model.num_codebooks:
+                raise DependenceError(f"--delays has {len(delays)} values but {reference} has K = "
+                                      f"{codec.model.num_codebooks} codebooks")
             encoded = encode_manifest(codec.model, entries, args.segment, args.max_frames, args.batch_size,
                                       args.device)
             progress(f"{reference}: {encoded.codes.shape[0]} segments of {encoded.codes.shape[-1]} frames from "
