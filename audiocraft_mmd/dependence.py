@@ -257,6 +257,13 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     return parser.parse_args(argv)
 
 
+def _short(reference: str) -> str:
+    """A figure title: ``//sig/SIG`` as is, a path as its last two components."""
+    if reference.startswith("//"):
+        return reference
+    return "/".join(Path(reference).parts[-2:])
+
+
 def _label(reference: str) -> str:
     return reference.rstrip("/").split("/")[-1] or "codec"
 
@@ -315,7 +322,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         } for codec, encoded, report in results],
     }
     (out / REPORT_NAME).write_text(json.dumps(document, indent=2, allow_nan=False))
-    plot_dependence([(codec.reference, report) for codec, _, report in results], out / FIGURE_NAME)
+    plot_dependence([(_short(codec.reference), report) for codec, _, report in results], out / FIGURE_NAME)
     for codec, _, report in results:
         print(summary(codec.reference, report))
     print(f"wrote {out / REPORT_NAME} and {out / FIGURE_NAME}")

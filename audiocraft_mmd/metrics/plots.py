@@ -54,9 +54,9 @@ def plot_dependence(reports: tp.Sequence[tp.Tuple[str, DependenceReport]], path:
             axis.text(k, entropy, f"{entropy:.2f} b\n{100 * used:.0f}% used", ha="center", va="bottom", fontsize=7)
         axis.set_xticks(positions)
         axis.set_xlabel("codebook")
-        axis.set_ylim(0, usage.max_entropy * 1.25)
+        axis.set_ylim(0, usage.max_entropy * 1.45)  # headroom for the labels and the legend
         axis.set_title(f"{label}\nentropy and usage ({usage.frames} frames)", fontsize=8)
-        axis.legend(fontsize=7, loc="lower right")
+        axis.legend(fontsize=7, loc="upper center", ncol=2)
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=110)
