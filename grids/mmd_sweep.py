@@ -5,13 +5,31 @@ Each XP is ``solver=compression/mmd`` with one override set. Slurm resources com
 creates the XPs and ``dora run -f SIG`` runs one.
 """
 
-from dora import Explorer, Launcher
+from audiocraft.grids.compression._explorers import CompressionExplorer
+from dora import Launcher
+import treetable as tt
 
 WEIGHTS = [0., 1., 10., 100.]
 ALIGNMENTS = ["parallel", "delay"]
 
 
-@Explorer
+class MMDExplorer(CompressionExplorer):
+    """AudioCraft's compression table plus the loss and the codebook-dependence metrics of the
+    evaluate stage (``evaluate.plugins``): read mean pairwise MI next to the entropies."""
+
+    def get_grid_metrics(self):
+        return [
+            tt.group("train", [tt.leaf("epoch"), tt.leaf("mmd", ".4f"), tt.leaf("mmd_grad_ratio", ".2f")], align=">"),
+            tt.group("valid", [tt.leaf("msspec", ".4f"), tt.leaf("sisnr", ".2f"), tt.leaf("mmd", ".4f")], align=">"),
+            tt.group("evaluate", [
+                tt.leaf("sisnr", ".2f"), tt.leaf("mmd_estimate", ".4f"), tt.leaf("entropy_mean", ".2f"),
+                tt.leaf("entropy_min", ".2f"), tt.leaf("mi_parallel", ".3f"), tt.leaf("mi_delay", ".3f"),
+                tt.leaf("nmi_delay", ".3f"),
+            ], align=">"),
+        ]
+
+
+@MMDExplorer
 def explorer(launcher: Launcher):
     launcher.bind_({"solver": "compression/mmd"})
     for alignment in ALIGNMENTS:

@@ -54,7 +54,8 @@ def test_run_goes_through_every_stage(finished_xp):
     for key in ["mmd", "mmd_loss", "mmd_clamped", "mmd_grad_ratio", "usage_q0", "usage_q3", "penalty"]:
         assert key in train, key
     evaluate = history[1]["evaluate"]
-    for key in ["sisnr", "entropy_q0", "perplexity_q3", "usage_q3", "mmd_estimate"]:
+    for key in ["sisnr", "entropy_q0", "perplexity_q3", "usage_q3", "mmd_estimate",
+                "mi_parallel", "mi_delay", "nmi_delay", "entropy_min", "mi_frames_per_cell"]:
         assert key in evaluate, key
 
 
@@ -79,6 +80,30 @@ def test_checkpoint_loads_from_sig_with_audiocraft_loader(finished_xp, monkeypat
     audio = torch.zeros(1, 1, 16000)
     codes, _ = model.encode(audio)
     assert codes.shape == (1, 4, 50)
+
+
+def test_dependence_command_on_the_trained_codec(finished_xp, tiny_egs, tmp_path):
+    """`python -m audiocraft_mmd.dependence` on a //sig/, compared with the same model exported."""
+    from audiocraft.utils.export import export_encodec
+
+    xp_folder, _ = finished_xp
+    exported = export_encodec(xp_folder / "checkpoint.th", tmp_path / "exported" / "codec.th")
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "audiocraft_mmd.dependence", "--checkpoint", f"//sig/{xp_folder.name}",
+               "--compare", str(exported), "--data", str(tiny_egs / "evaluate"), "--out", str(out),
+               "--segment", "2", "--permutations", "10", "--ci-blocks", "3", "--kernel-rows", "64"]
+    env = {**os.environ, "AUDIOCRAFT_DORA_DIR": str(xp_folder.parent.parent)}
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = json.loads((out / "report.json").read_text())
+    first, second = report["codecs"]
+    assert first["checkpoint"] == f"//sig/{xp_folder.name}" and second["checkpoint"] == str(exported)
+    for codec in (first, second):
+        assert codec["num_codebooks"] == 4 and set(codec["alignments"]) == {"parallel", "delay"}
+    # the same weights on the same audio: the same codes, hence the same figures
+    assert first["usage"] == second["usage"]
+    assert first["alignments"]["delay"]["mean_mi"] == second["alignments"]["delay"]["mean_mi"]
+    assert (out / "dependence.png").stat().st_size > 10_000
 
 
 def test_main_job_prepares_a_folder_of_audio_when_missing(tmp_path):

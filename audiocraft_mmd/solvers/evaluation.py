@@ -2,7 +2,7 @@
 
 The MMD compression solver runs the evaluate split once; each plugin named in
 ``evaluate.plugins`` sees every batch and returns its metrics at the end, which Dora records with
-the stage's other metrics. Later metrics (codebook dependence, audio quality) plug in with
+the stage's other metrics. Later metrics (e.g. audio quality) plug in with
 :func:`register_evaluation_plugin` without touching the solver.
 """
 
@@ -14,6 +14,8 @@ import typing as tp
 
 import torch
 
+from ..metrics.dependence import dependence_report, standard_alignments
+from ..metrics.usage import code_histograms, histogram_stats  # noqa: F401  (re-exported)
 from ..quantization import CapturedStreams
 from ..registry import Registry
 
@@ -51,25 +53,6 @@ register_evaluation_plugin = EVALUATION_PLUGINS.register
 
 def build_evaluation_plugins(names: tp.Iterable[str], solver: tp.Any) -> tp.Dict[str, EvaluationPlugin]:
     return {name: EVALUATION_PLUGINS.lookup(name)(solver) for name in names}
-
-
-def code_histograms(codes: torch.Tensor, bins: int) -> torch.Tensor:
-    """Counts of each code per codebook: ``[B, K, T]`` integer codes -> ``[K, bins]``."""
-    num_codebooks = codes.shape[1]
-    flat = codes.transpose(0, 1).reshape(num_codebooks, -1).long()
-    counts = torch.zeros(num_codebooks, bins, dtype=torch.long, device=codes.device)
-    return counts.scatter_add_(1, flat, torch.ones_like(flat))
-
-
-def histogram_stats(counts: torch.Tensor) -> tp.Dict[str, torch.Tensor]:
-    """Entropy (bits), perplexity and usage of ``[K, bins]`` code counts, one value per codebook."""
-    probs = counts.double() / counts.sum(dim=1, keepdim=True).clamp(min=1)
-    entropy = -(probs * torch.log2(probs.clamp(min=1e-300))).sum(dim=1)
-    return {
-        "entropy": entropy,
-        "perplexity": torch.pow(2.0, entropy),
-        "usage": (counts > 0).double().mean(dim=1),
-    }
 
 
 @register_evaluation_plugin("codebooks")
@@ -116,3 +99,42 @@ class MMDStatistic(EvaluationPlugin):
         if not self.values:
             return {}
         return {"mmd_estimate": sum(self.values) / len(self.values)}
+
+
+@register_evaluation_plugin("dependence")
+class CodebookDependence(EvaluationPlugin):
+    """Bias-corrected mean pairwise mutual information between codebooks, parallel and delay-aligned.
+
+    Metrics: ``mi_parallel`` and ``mi_delay`` (bits, mean over pairs, see
+    :mod:`audiocraft_mmd.metrics.dependence`), ``nmi_parallel`` and ``nmi_delay`` (normalised by
+    ``min(H_i, H_j)``), ``mi_frames_per_cell`` (smallest frames / 2^(H_i + H_j) over pairs: below 1,
+    the figures rest on the bias correction), ``entropy_mean`` and ``entropy_min`` (bits: a collapsed
+    codebook reads as independent). Each process measures the codes it saw.
+    """
+
+    shifts = 3  # shifted nulls of the bias correction: a few are enough, the null spread is small
+
+    def __init__(self, solver: tp.Any):
+        super().__init__(solver)
+        self.bins = solver.model.quantizer.bins
+        self.codes: tp.List[torch.Tensor] = []
+
+    def update(self, batch: EvaluationBatch) -> None:
+        self.codes.append(batch.captured.codes.detach().cpu())
+
+    def compute(self) -> tp.Dict[str, float]:
+        if not self.codes:
+            return {}
+        codes = torch.cat(self.codes)
+        num_codebooks = codes.shape[1]
+        if num_codebooks < 2:
+            return {}
+        report = dependence_report(codes, self.bins, standard_alignments(num_codebooks), shifts=self.shifts)
+        metrics = {"entropy_mean": sum(report.usage.entropy) / num_codebooks,
+                   "entropy_min": min(report.usage.entropy)}
+        for name, alignment in report.alignments.items():
+            metrics[f"mi_{name}"] = alignment.mean("mi")
+            metrics[f"nmi_{name}"] = alignment.mean("normalized")
+        metrics["mi_frames_per_cell"] = min(pair.frames_per_effective_cell
+                                            for alignment in report.alignments.values() for pair in alignment.pairs)
+        return metrics

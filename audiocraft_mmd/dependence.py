@@ -1,0 +1,333 @@
+"""``python -m audiocraft_mmd.dependence``: how dependent are a codec's codebooks on some audio?
+
+Loads a codec (a ``//sig/SIG`` of this project's Dora runs, a solver checkpoint path or XP folder,
+or a model exported with ``audiocraft.utils.export``), encodes the audio of an AudioCraft manifest
+in fixed-length segments, and measures on the codes: per-codebook entropy and usage, bias-corrected
+pairwise mutual information under the parallel and delay alignments (with jackknife intervals),
+total correlation where estimable, and the training criterion's permutation test on the continuous
+streams (:mod:`audiocraft_mmd.metrics`). Writes ``report.json`` and ``dependence.png`` to ``--out``,
+never over an existing report unless ``--overwrite``.
+
+Example::
+
+    python -m audiocraft_mmd.dependence --checkpoint //sig/SIG --data egs/debian_music_16k_mono/evaluate \\
+        --compare //sig/BASELINE --out dependence/SIG
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+import json
+import math
+from pathlib import Path
+import sys
+import time
+import typing as tp
+
+import torch
+
+from .errors import ConfigError
+from .losses.mmd import DEFAULT_BANDWIDTHS, DEFAULT_ESTIMATOR
+from .metrics import DependenceReport, aligned_rows, dependence_report, kernel_independence_test, standard_alignments
+
+REPORT_NAME = "report.json"
+FIGURE_NAME = "dependence.png"
+
+
+class DependenceError(ConfigError):
+    """A bad argument or input of the command; the message says what to change."""
+
+
+def progress(message: str) -> None:
+    print(f"[dependence] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Codec:
+    """A loaded codec and the training criterion's options to test it with.
+
+    Attributes:
+        reference: What the user passed.
+        model: AudioCraft ``CompressionModel`` in eval mode.
+        kernel_options: Estimator, bandwidths, scale and standardisation of the loss (from the
+            checkpoint's ``mmd`` config when it has one, else the loss's defaults).
+    """
+    reference: str
+    model: tp.Any
+    kernel_options: tp.Dict[str, tp.Any]
+
+
+def _kernel_options(cfg: tp.Any) -> tp.Dict[str, tp.Any]:
+    options = {"estimator": DEFAULT_ESTIMATOR, "bandwidths": list(DEFAULT_BANDWIDTHS), "bandwidth_scale": "dim",
+               "standardize": "feature"}
+    mmd = cfg.get("mmd") if cfg is not None and hasattr(cfg, "get") else None
+    if mmd is not None:
+        options.update(estimator=str(mmd.estimator), bandwidths=[float(a) for a in mmd.bandwidths],
+                       bandwidth_scale=str(mmd.bandwidth_scale), standardize=str(mmd.standardize))
+    return options
+
+
+def load_codec(reference: str, device: str = "cpu") -> Codec:
+    """Loads a codec with AudioCraft's loaders from a ``//sig/``, a checkpoint, an XP folder or an
+    exported model (file, or folder holding ``compression_state_dict.bin``).
+
+    Raises:
+        DependenceError: If nothing loadable is found, naming what was tried.
+    """
+    from audiocraft.models import CompressionModel
+    from audiocraft.solvers.compression import CompressionSolver
+    from audiocraft.utils import checkpoint
+
+    if reference.startswith("//pretrained/"):
+        return Codec(reference, CompressionSolver.model_from_checkpoint(reference, device), _kernel_options(None))
+    try:
+        path = checkpoint.resolve_checkpoint_path(reference, use_fsdp=False)
+    except Exception as error:  # e.g. no Dora folder configured for a //sig/
+        raise DependenceError(f"cannot resolve checkpoint {reference!r}: {error}") from error
+    exported = Path(reference) / "compression_state_dict.bin"
+    if path is None and exported.exists():
+        path = exported
+    if path is None:
+        hint = "no such XP (check AUDIOCRAFT_DORA_DIR)" if reference.startswith("//sig/") else "no such file or folder"
+        raise DependenceError(f"unknown checkpoint {reference!r}: {hint}; expected a //sig/SIG, a solver checkpoint "
+                              "(checkpoint.th or its XP folder) or an exported model (file or folder)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise DependenceError(f"cannot read checkpoint {path}: {error}") from error
+    if not isinstance(state, dict) or "best_state" not in state:
+        raise DependenceError(f"{path} is not an AudioCraft compression checkpoint (no 'best_state')")
+    if state.get("exported"):
+        model = CompressionModel.get_pretrained(str(path), device=device)
+        import omegaconf
+        cfg = omegaconf.OmegaConf.create(state["xp.cfg"]) if "xp.cfg" in state else None
+    else:
+        model = CompressionSolver.model_from_checkpoint(path, device=device)
+        cfg = state.get("xp.cfg")
+    return Codec(reference, model.eval(), _kernel_options(cfg))
+
+
+def read_manifest(data: str) -> tp.List[tp.Any]:
+    """Audio entries of an AudioCraft manifest: a folder holding ``data.jsonl(.gz)`` or the file."""
+    from audiocraft.data.audio_dataset import load_audio_meta
+
+    path = Path(data)
+    if path.is_dir():
+        candidates = [path / "data.jsonl", path / "data.jsonl.gz"]
+        found = [candidate for candidate in candidates if candidate.exists()]
+        if not found:
+            raise DependenceError(f"no manifest in {path}: expected data.jsonl or data.jsonl.gz "
+                                  "(see `python -m audiocraft_mmd.prepare_data`)")
+        path = found[0]
+    elif not path.exists():
+        raise DependenceError(f"manifest {data} does not exist (give egs/<name>/<split> or its data.jsonl)")
+    entries = load_audio_meta(path)
+    if not entries:
+        raise DependenceError(f"manifest {path} lists no audio")
+    return entries
+
+
+@dataclass
+class Encoded:
+    """Codes and kernel-test rows of one codec on the manifest's audio.
+
+    Attributes:
+        codes: ``[S, K, T]`` codes of S segments of T frames, in manifest order.
+        rows: Alignment name -> ``[N, K, D]`` aligned stream rows, a random subset for the kernel test.
+        tracks: Tracks used.
+    """
+    codes: torch.Tensor
+    rows: tp.Dict[str, torch.Tensor]
+    tracks: int
+
+
+def encode_manifest(model: tp.Any, entries: tp.Sequence[tp.Any], segment: float, max_frames: int,
+                    batch_size: int, device: str, rows_per_segment: int = 16, seed: int = 0) -> Encoded:
+    """Encodes whole ``segment``-second pieces of each track (tails and shorter tracks are skipped)
+    until ``max_frames`` frames, capturing codes and streams in the model's own quantizer pass."""
+    from audiocraft.data.audio import audio_read
+    from audiocraft.data.audio_utils import convert_audio
+    from .quantization import capture_streams
+
+    sample_rate, channels = model.sample_rate, model.channels
+    samples = int(round(segment * sample_rate))
+    codes: tp.List[torch.Tensor] = []
+    alignments = standard_alignments(model.num_codebooks)
+    rows: tp.Dict[str, tp.List[torch.Tensor]] = {name: [] for name in alignments}
+    generator = torch.Generator().manual_seed(seed)
+    frames, tracks, start = 0, 0, time.time()
+
+    def encode(batch: tp.List[torch.Tensor]) -> None:
+        audio = torch.stack(batch).to(device)
+        with torch.no_grad(), capture_streams(model) as captured:
+            # The encoder and quantizer only: the decoder is not needed and costs as much again.
+            x, _ = model.preprocess(audio)
+            model.quantizer(model.encoder(x), model.frame_rate)
+        batch_codes, streams = captured.codes.cpu(), captured.streams.float().cpu()
+        if streams.shape[0] != batch_codes.shape[0] or streams.shape[1] != batch_codes.shape[1] \
+                or streams.shape[-1] != batch_codes.shape[-1]:
+            raise DependenceError(f"captured streams {tuple(streams.shape)} and codes {tuple(batch_codes.shape)} "
+                                  "do not match [B, K, D, T] / [B, K, T]")
+        codes.append(batch_codes)
+        for name, delays in alignments.items():
+            segment_rows = aligned_rows(streams, delays)
+            keep = torch.randperm(segment_rows.shape[0], generator=generator)[:rows_per_segment * len(batch)]
+            rows[name].append(segment_rows[keep])
+
+    pending: tp.List[torch.Tensor] = []
+    for index, entry in enumerate(entries):
+        if frames >= max_frames:
+            break
+        wav, rate = audio_read(entry.path)
+        wav = convert_audio(wav, rate, sample_rate, channels)
+        pieces = wav.shape[-1] // samples
+        if pieces == 0:
+            continue
+        tracks += 1
+        for piece in range(pieces):
+            pending.append(wav[:, piece * samples:(piece + 1) * samples])
+            if len(pending) == batch_size:
+                encode(pending)
+                pending = []
+                frames = sum(c.shape[0] * c.shape[-1] for c in codes)
+                if frames >= max_frames:
+                    break
+        progress(f"track {index + 1}/{len(entries)}: {frames} frames encoded ({time.time() - start:.0f} s)")
+    if pending and frames < max_frames:
+        encode(pending)
+    if not codes:
+        raise DependenceError(f"no track of the manifest lasts {segment} s or more; lower --segment")
+    return Encoded(codes=torch.cat(codes), rows={name: torch.cat(value) for name, value in rows.items()},
+                   tracks=tracks)
+
+
+def measure(codec: Codec, encoded: Encoded, ci_blocks: int, shifts: int, permutations: int,
+            kernel_rows: int, delays: tp.Optional[tp.Sequence[int]] = None) -> DependenceReport:
+    """Runs every metric of :mod:`audiocraft_mmd.metrics` on one codec's encoded audio."""
+    num_codebooks = encoded.codes.shape[1]
+    alignments = standard_alignments(num_codebooks)
+    if delays is not None:
+        if len(delays) != num_codebooks:
+            raise DependenceError(f"--delays has {len(delays)} values but the codec has K = {num_codebooks} "
+                                  "codebooks")
+        alignments["custom"] = list(delays)
+    blocks = min(ci_blocks, encoded.codes.shape[0]) if ci_blocks else 0
+    try:
+        report = dependence_report(encoded.codes, codec.model.quantizer.bins, alignments, shifts=shifts,
+                                   ci_blocks=blocks if blocks >= 2 else 0)
+    except ValueError as error:
+        raise DependenceError(f"{codec.reference}: {error}") from error
+    for name in ("parallel", "delay"):
+        progress(f"{codec.reference}: kernel permutation test, {name} alignment")
+        report.kernel_tests[name] = kernel_independence_test(
+            encoded.rows[name], alignment=name, permutations=permutations, max_rows=kernel_rows,
+            **codec.kernel_options)
+    return report
+
+
+def summary(label: str, report: DependenceReport) -> str:
+    lines = [f"{label}: entropy (bits) " + ", ".join(f"{h:.2f}" for h in report.usage.entropy)
+             + f" of {math.log2(report.usage.bins):.0f}; usage " + ", ".join(f"{u:.2f}" for u in report.usage.usage)]
+    for name, alignment in report.alignments.items():
+        lines.append(f"  {name:8s} mean MI {alignment.mean('mi'):.4f} bits (normalised {alignment.mean('normalized'):.4f}, "
+                     f"regimes {sorted({p.regime for p in alignment.pairs})})")
+    for name, test in report.kernel_tests.items():
+        lines.append(f"  kernel {name}: MMD² {test.statistic:.3g}, p = {test.p_value:.3f} ({test.estimator})")
+    return "\n".join(lines)
+
+
+def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.dependence", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="//sig/SIG, a checkpoint or XP folder, or an exported model")
+    parser.add_argument("--data", required=True, help="manifest folder egs/<name>/<split> (or its data.jsonl)")
+    parser.add_argument("--compare", help="a second codec, measured on the same audio")
+    parser.add_argument("--out", help="output folder (default: dependence/<checkpoint name>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    parser.add_argument("--max-frames", type=int, default=100_000, help="stop encoding after this many frames")
+    parser.add_argument("--segment", type=float, default=10.0, help="seconds per encoded segment")
+    parser.add_argument("--batch-size", type=int, default=8, help="segments per forward pass")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--delays", help="extra alignment, comma-separated per-codebook delays (e.g. 0,2,1,3)")
+    parser.add_argument("--shifts", type=int, default=3, help="shifted nulls of the MI bias correction")
+    parser.add_argument("--ci-blocks", type=int, default=20, help="jackknife blocks of the MI intervals (0: none)")
+    parser.add_argument("--permutations", type=int, default=100, help="null draws of the kernel test")
+    parser.add_argument("--kernel-rows", type=int, default=512, help="rows of the kernel test")
+    return parser.parse_args(argv)
+
+
+def _short(reference: str) -> str:
+    """A figure title: ``//sig/SIG`` as is, a path as its last two components."""
+    if reference.startswith("//"):
+        return reference
+    return "/".join(Path(reference).parts[-2:])
+
+
+def _label(reference: str) -> str:
+    return reference.rstrip("/").split("/")[-1] or "codec"
+
+
+def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        out = Path(args.out) if args.out else Path("dependence") / _label(args.checkpoint)
+        existing = [out / name for name in (REPORT_NAME, FIGURE_NAME) if (out / name).exists()]
+        if existing and not args.overwrite:
+            raise DependenceError(f"{', '.join(map(str, existing))} already exist(s): pass --overwrite or another --out")
+        if args.max_frames < 2:
+            raise DependenceError(f"--max-frames must be >= 2, got {args.max_frames}")
+        delays = None
+        if args.delays:
+            try:
+                delays = [int(value) for value in args.delays.split(",")]
+            except ValueError:
+                raise DependenceError(f"--delays must be comma-separated ints, got {args.delays!r}") from None
+        entries = read_manifest(args.data)
+        references = [args.checkpoint] + ([args.compare] if args.compare else [])
+        results = []
+        for reference in references:
+            progress(f"loading {reference}")
+            codec = load_codec(reference, args.device)
+            if codec.model.num_codebooks < 2:
+                raise DependenceError(f"{reference} has K = {codec.model.num_codebooks} codebook: dependence between "
+                                      "codebooks needs at least 2")
+            if delays is not None and len(delays) != codec.model.num_codebooks:
+                raise DependenceError(f"--delays has {len(delays)} values but {reference} has K = "
+                                      f"{codec.model.num_codebooks} codebooks")
+            encoded = encode_manifest(codec.model, entries, args.segment, args.max_frames, args.batch_size,
+                                      args.device)
+            progress(f"{reference}: {encoded.codes.shape[0]} segments of {encoded.codes.shape[-1]} frames from "
+                     f"{encoded.tracks} tracks; measuring")
+            report = measure(codec, encoded, args.ci_blocks, args.shifts, args.permutations, args.kernel_rows, delays)
+            results.append((codec, encoded, report))
+    except (DependenceError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    from .metrics.plots import plot_dependence
+    out.mkdir(parents=True, exist_ok=True)
+    document = {
+        "data": str(args.data),
+        "segment_seconds": args.segment,
+        "codecs": [{
+            "checkpoint": codec.reference,
+            "sample_rate": int(codec.model.sample_rate),
+            "frame_rate": float(codec.model.frame_rate),  # a numpy scalar in AudioCraft's EnCodec
+            "bins": int(codec.model.quantizer.bins),
+            "num_codebooks": int(codec.model.num_codebooks),
+            "segments": encoded.codes.shape[0],
+            "tracks": encoded.tracks,
+            **report.to_dict(),
+        } for codec, encoded, report in results],
+    }
+    (out / REPORT_NAME).write_text(json.dumps(document, indent=2, allow_nan=False))
+    plot_dependence([(_short(codec.reference), report) for codec, _, report in results], out / FIGURE_NAME)
+    for codec, _, report in results:
+        print(summary(codec.reference, report))
+    print(f"wrote {out / REPORT_NAME} and {out / FIGURE_NAME}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

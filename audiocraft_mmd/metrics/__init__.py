@@ -1,0 +1,14 @@
+"""Metrics on codec outputs: codebook usage and dependence between codebooks (pure torch)."""
+
+from .dependence import (AlignmentDependence, DependenceReport, KernelTest, PairMI, TotalCorrelation,
+                         align_codes, dependence_report, pairwise_mutual_information, standard_alignments)
+from .information import ENTROPY_ESTIMATORS, register_entropy_estimator
+from .kernel_test import aligned_rows, kernel_independence_test
+from .usage import CodebookUsage, check_codes, code_histograms, codebook_usage, histogram_stats
+
+__all__ = [
+    "AlignmentDependence", "CodebookUsage", "DependenceReport", "ENTROPY_ESTIMATORS", "KernelTest", "PairMI",
+    "TotalCorrelation", "align_codes", "aligned_rows", "check_codes", "code_histograms", "codebook_usage",
+    "dependence_report", "histogram_stats", "kernel_independence_test", "pairwise_mutual_information",
+    "register_entropy_estimator", "standard_alignments",
+]

@@ -1,0 +1,108 @@
+"""`python -m audiocraft_mmd.dependence` on a tiny codec built here (the dora-run codec is tested in
+test_dora_run.py): bad inputs fail clearly, reports are never overwritten silently."""
+
+import json
+from pathlib import Path
+
+import omegaconf
+import pytest
+import torch
+
+from audiocraft_mmd.dependence import DependenceError, load_codec, main, read_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build_checkpoint(path: Path, num_codebooks: int) -> Path:
+    """A solver-style checkpoint of the CPU EnCodec, codebooks set from encoder outputs (no k-means)."""
+    from audiocraft.models import builders
+
+    cfg = omegaconf.OmegaConf.load(REPO / "config" / "model" / "encodec" / "small.yaml")
+    cfg = omegaconf.OmegaConf.merge(cfg, {"sample_rate": 16000, "channels": 1, "device": "cpu",
+                                          "rvq": {"n_q": num_codebooks}})
+    torch.manual_seed(0)
+    model = builders.get_compression_model(cfg)
+    with torch.no_grad():
+        latent = model.encoder(torch.randn(2, 1, 16000)).transpose(1, 2).reshape(-1, 128)
+    state = model.state_dict()
+    for key in state:
+        if key.endswith("inited"):
+            state[key].fill_(1)
+        elif key.endswith("_codebook.embed"):
+            picks = latent[torch.randint(0, latent.shape[0], (state[key].shape[0],))]
+            state[key].copy_(picks + 0.1 * latent.std() * torch.randn_like(picks))
+    torch.save({"xp.cfg": cfg, "best_state": {"model": state}}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def codec_checkpoint(tmp_path_factory):
+    return build_checkpoint(tmp_path_factory.mktemp("codec") / "checkpoint.th", 4)
+
+
+def run(capsys, *args):
+    code = main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+FAST = ["--segment", "2", "--permutations", "5", "--ci-blocks", "3", "--kernel-rows", "64"]
+
+
+def test_command_writes_report_and_figure_and_refuses_to_overwrite(codec_checkpoint, tiny_egs, tmp_path, capsys):
+    out = tmp_path / "report"
+    code, stdout, stderr = run(capsys, "--checkpoint", codec_checkpoint, "--data", tiny_egs / "evaluate",
+                               "--out", out, "--delays", "0,2,1,3", *FAST)
+    assert code == 0, stderr
+    assert "track 2/2" in stderr  # progress
+    report = json.loads((out / "report.json").read_text())
+    (codec,) = report["codecs"]
+    assert codec["num_codebooks"] == 4 and codec["bins"] == 256 and codec["segments"] == 6
+    assert set(codec["alignments"]) == {"parallel", "delay", "custom"}
+    delay = codec["alignments"]["delay"]
+    assert delay["delays"] == [0, 1, 2, 3] and len(delay["pairs"]) == 6
+    assert delay["frames"] == 6 * (100 - 3)
+    assert all(pair["ci_low"] <= pair["mi"] <= pair["ci_high"] for pair in delay["pairs"])
+    assert codec["alignments"]["custom"]["delays"] == [0, 2, 1, 3]
+    assert 0 < codec["kernel_tests"]["delay"]["p_value"] <= 1
+    assert len(codec["usage"]["entropy"]) == 4
+    assert (out / "dependence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    before = (out / "report.json").read_bytes()
+    code, _, stderr = run(capsys, "--checkpoint", codec_checkpoint, "--data", tiny_egs / "evaluate", "--out", out, *FAST)
+    assert code == 2 and "--overwrite" in stderr
+    assert (out / "report.json").read_bytes() == before
+
+
+def test_single_codebook_codec_is_refused(tiny_egs, tmp_path, capsys):
+    checkpoint = build_checkpoint(tmp_path / "one.th", 1)
+    code, _, stderr = run(capsys, "--checkpoint", checkpoint, "--data", tiny_egs / "evaluate",
+                          "--out", tmp_path / "out", *FAST)
+    assert code == 2 and "K = 1" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_length_delays_are_refused(codec_checkpoint, tiny_egs, tmp_path, capsys):
+    code, _, stderr = run(capsys, "--checkpoint", codec_checkpoint, "--data", tiny_egs / "evaluate",
+                          "--out", tmp_path / "out", "--delays", "0,1", *FAST)
+    assert code == 2 and "--delays has 2 values" in stderr
+
+
+def test_missing_and_empty_manifests_fail_clearly(tmp_path):
+    with pytest.raises(DependenceError, match="does not exist"):
+        read_manifest(str(tmp_path / "nowhere"))
+    with pytest.raises(DependenceError, match="no manifest"):
+        read_manifest(str(tmp_path))
+    (tmp_path / "data.jsonl").write_text("")
+    with pytest.raises(DependenceError, match="lists no audio"):
+        read_manifest(str(tmp_path))
+
+
+def test_unknown_checkpoints_fail_clearly(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUDIOCRAFT_DORA_DIR", str(tmp_path))
+    with pytest.raises(DependenceError, match="unknown checkpoint"):
+        load_codec(str(tmp_path / "missing.th"))
+    not_a_checkpoint = tmp_path / "weights.th"
+    torch.save({"something": 1}, not_a_checkpoint)
+    with pytest.raises(DependenceError, match="not an AudioCraft compression checkpoint"):
+        load_codec(str(not_a_checkpoint))
