@@ -1,5 +1,6 @@
 """Property-based tests: the loss stays finite, with a bounded gradient, over random shapes, scales,
-delays, bandwidths and precisions, for every registered estimator; autocast does not change it."""
+delays, bandwidths and precisions, for every registered estimator (autocast does not change it);
+the dependence metrics stay finite and in range over random codes, collapsed codebooks included."""
 
 import math
 
@@ -9,6 +10,8 @@ import torch
 
 from audiocraft_mmd.losses import ESTIMATORS, mmd_independence
 from audiocraft_mmd.losses.mmd import STANDARDIZATIONS, STANDARDIZE_EPS
+from audiocraft_mmd.metrics.dependence import dependence_report
+from audiocraft_mmd.metrics.information import ENTROPY_ESTIMATORS
 
 
 @st.composite
@@ -67,3 +70,37 @@ def test_autocast_does_not_change_the_loss():
         autocast = mmd_independence(streams, clamp=False, generator=torch.Generator().manual_seed(1)).estimate
     assert autocast.dtype == torch.float32
     assert autocast.item() == reference.item()
+
+
+@st.composite
+def code_inputs(draw):
+    num_codebooks, bins = draw(st.integers(2, 4)), draw(st.integers(1, 64))
+    delays = draw(st.lists(st.integers(0, 3), min_size=num_codebooks, max_size=num_codebooks))
+    ci_blocks = draw(st.sampled_from([0, 2, 3]))  # the jackknife needs 2 aligned frames per block
+    batch, frames = draw(st.integers(1, 4)), max(delays) + max(draw(st.integers(2, 40)), 2 * ci_blocks)
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 999)))
+    used = [draw(st.integers(1, bins)) for _ in range(num_codebooks)]  # 1: a collapsed codebook
+    codes = torch.stack([torch.randint(0, n, (batch, frames), generator=generator) for n in used], dim=1)
+    if draw(st.booleans()):
+        codes[:, 1] = codes[:, 0] % used[1]  # a deterministic function of codebook 0
+    return dict(codes=codes, bins=bins, delays=delays, entropy=draw(st.sampled_from(sorted(ENTROPY_ESTIMATORS))),
+                shifts=draw(st.integers(0, 3)), ci_blocks=ci_blocks)
+
+
+@settings(max_examples=100, deadline=None)
+@given(inputs=code_inputs())
+def test_dependence_metrics_stay_finite_and_in_range(inputs):
+    report = dependence_report(inputs["codes"], inputs["bins"], {"given": inputs["delays"]},
+                               entropy_estimator=inputs["entropy"], shifts=inputs["shifts"],
+                               ci_blocks=inputs["ci_blocks"])
+    usage = report.usage
+    for k in range(inputs["codes"].shape[1]):
+        assert -1e-9 <= usage.entropy[k] <= usage.max_entropy + 1e-9
+        assert 0 < usage.usage[k] <= 1 and 0 <= usage.dead[k] < inputs["bins"]
+    for pair in report.alignments["given"].pairs:
+        values = [pair.mi, pair.mi_shift, pair.mi_plugin, pair.null_mean, pair.null_std, pair.normalized]
+        assert all(math.isfinite(value) for value in values), pair
+        if min(pair.entropy_i, pair.entropy_j) == 0:  # a collapsed codebook carries no information
+            assert pair.normalized == 0.0
+        if pair.ci_low is not None:
+            assert math.isfinite(pair.ci_low) and pair.ci_low <= pair.mi <= pair.ci_high
