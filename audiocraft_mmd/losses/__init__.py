@@ -11,6 +11,7 @@ from .mmd import (
     mmd_independence,
 )
 from .mmd_estimators import ESTIMATORS, get_estimator, register_estimator
+from . import hsic  # noqa: F401  (registers "hsic")
 
 __all__ = [
     "BANDWIDTH_SCALES",
