@@ -35,7 +35,6 @@ matrix is ever held. Time is O(N²·K·(D + A)).
 
 from __future__ import annotations
 
-import functools
 import math
 import typing as tp
 
