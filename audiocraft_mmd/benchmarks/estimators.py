@@ -281,6 +281,7 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     parser.add_argument("--rff-features", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--rff-draws", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per timing case")
+    parser.add_argument("--skip-stats", action="store_true", help="time and memory only (no bias, no rff error)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in every process (default: torch's; 1 is steadier on a shared machine)")
     parser.add_argument("--json", help="also write every figure to this JSON file")
@@ -318,10 +319,12 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> None:
             result = run_case_in_subprocess(estimator, rows, args.bandwidths, args.repeats, args.timeout)
             timings.append(result)
             log(f"  {result.get('error') or 'time %.2f s, peak %.0f MB' % (result['time'], result['peak_mb'])}")
-    log(f"bias and spread, N = {args.stats_rows}, {args.draws} draws ...")
-    bias = bias_and_spread(args.stats_rows, args.stats_bandwidths, args.draws, args.dependent_draws, log=log)
-    log("rff error vs features ...")
-    errors = rff_error(args.stats_rows, args.stats_bandwidths, args.rff_features, args.rff_draws, log=log)
+    bias, errors = [], []
+    if not args.skip_stats:
+        log(f"bias and spread, N = {args.stats_rows}, {args.draws} draws ...")
+        bias = bias_and_spread(args.stats_rows, args.stats_bandwidths, args.draws, args.dependent_draws, log=log)
+        log("rff error vs features ...")
+        errors = rff_error(args.stats_rows, args.stats_bandwidths, args.rff_features, args.rff_draws, log=log)
     print(markdown_report(timings, bias, errors, args))
     if args.json:
         with open(args.json, "w") as file:
