@@ -20,15 +20,17 @@ also after per-feature or per-codebook standardisation, whose statistics only mi
 codebook), ``E[J] = E[C] = E[P] = Π_k E[K^k_12]``: the estimate has mean exactly 0, as the
 population value. Under dependence it is biased by O(K²/N): in C, the K-tuples of leave-one-out
 rows with a repeated index (a fraction ≈ K(K-1)/(2N)) and, in P, the shared rows across codebooks
-evaluate the joint law instead of the product of marginals. That bias vanishes with the dependence
-and is far below the O(K/N) bias of the paper's permutation estimator, which is present (and
-negative) under independence too.
+evaluate the joint law instead of the product of marginals. That bias vanishes with the dependence,
+unlike the O(K/N) bias of the paper's permutation estimator, which is present (and negative) under
+independence too.
 
 **Cost.** Per block of rows: K matrix products ``[b, D] x [D, N]`` give the per-codebook squared
 distances; each bandwidth's kernels come from one ``exp`` or, when a larger bandwidth is a
 power-of-2 multiple (``a' = 2^m a``), from m squarings of that kernel (``exp(-d/(2a)) =
-exp(-d/(2a'))^(2^m)``), which is much cheaper than ``exp``; the joint kernel is the product of the K
-per-codebook ones. Only row sums leave the block. The backward pass is analytic and recomputes the
+exp(-d/(2a'))^(2^m)``), cheaper than ``exp``; the joint kernel (their product) comes from the summed
+distance. Kernel values are clamped a little above the subnormal range (about 1e-34 in float32),
+where the CPU's arithmetic is many times slower; they weigh nothing in the sums. Only row sums
+leave the block. The backward pass is analytic and recomputes the
 blocks (:class:`_BlockedHSIC`), so peak memory is O(K·N·block_size) forward and backward: no N x N
 matrix is ever held. Time is O(N²·K·(D + A)).
 """
