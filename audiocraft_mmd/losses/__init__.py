@@ -11,6 +11,7 @@ from .mmd import (
     mmd_independence,
 )
 from .mmd_estimators import ESTIMATORS, get_estimator, register_estimator
+from . import hsic, rff  # noqa: F401  (register "hsic", "rff", "rff_256", "rff_4096")
 
 __all__ = [
     "BANDWIDTH_SCALES",

@@ -34,9 +34,12 @@ PAPER_BANDWIDTHS: tp.Tuple[float, ...] = (0.1, 1.0, 5.0, 10.0, 20.0, 50.0)
 DEFAULT_BANDWIDTHS: tp.Tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 # The paper's "permutation" estimator is biased downwards by O(K/N) (about -7e-3 at N = 400,
-# K·D = 512), enough for the clamp to zero the loss of clearly dependent streams; the debiased
-# variant leaves the shared-block pairs out of the cross term and is centred on 0 under independence.
-DEFAULT_ESTIMATOR = "permutation_debiased"
+# K·D = 512), enough for the clamp to zero the loss of clearly dependent streams; "permutation_debiased"
+# leaves the shared-block pairs out and is centred on 0 under independence. The default, "hsic"
+# (losses/hsic.py), computes the same MMD² exactly from the per-codebook Gram matrices: no permutation
+# noise, mean exactly 0 under independence, O(N·block) memory, and faster (at the CPU training batch,
+# N = 376: 61 ms forward + backward vs 138 ms for "permutation_debiased"; see docs/PERFORMANCE.md).
+DEFAULT_ESTIMATOR = "hsic"
 
 # Guards the variance in standardisation, so that constant (e.g. silent) features stay finite.
 STANDARDIZE_EPS = 1e-5
@@ -210,7 +213,7 @@ class MMDIndependence:
     Attributes:
         loss: The scalar to minimise: the estimate clamped at 0 if clamping is on, else the estimate.
         estimate: The unclamped MMD² estimate (a scalar tensor carrying gradient), for logging and for
-            evaluation; it may be negative because the estimator is unbiased only approximately.
+            evaluation; it may be negative: an unbiased estimator of a value near 0 fluctuates around it.
         num_rows: N = B·T', the number of rows (aligned frames over the batch) the estimate uses.
         dim: K·D, the dimension of a row.
         clamped: True when the clamp is on and the estimate was negative (the loss, and its gradient,
@@ -242,7 +245,8 @@ def mmd_independence(streams: torch.Tensor,
         estimator: A name registered in :mod:`audiocraft_mmd.losses.mmd_estimators`.
         standardize: A key of :data:`STANDARDIZATIONS`: ``"feature"``, ``"codebook"`` or ``"none"``.
         clamp: Clamp the loss at 0, as the paper does.
-        generator: Randomness of the estimator (the row permutations); None uses torch's global RNG.
+        generator: Randomness of the estimator (row permutations, random features; the default
+            ``"hsic"`` needs none); None uses torch's global RNG.
 
     Returns:
         The :class:`MMDIndependence` result; ``result.loss`` is the value to minimise.

@@ -9,7 +9,9 @@ An estimator is a function registered under a name with :func:`register_estimato
 on the concatenated ``K·D`` vectors (any scaling already applied); ``generator`` drives whatever
 randomness the estimator needs. The return value is the unclamped scalar estimate, differentiable
 with respect to ``samples``. The loss (:mod:`audiocraft_mmd.losses.mmd`) only knows estimators by
-name, so new ones (an exact HSIC-style one, random features, ...) plug in without touching it.
+name, so new ones plug in without touching it. Registered: ``permutation``, ``permutation_debiased``
+(here), ``hsic`` (:mod:`.hsic`, exact, the default), ``rff``, ``rff_256``, ``rff_4096`` (:mod:`.rff`,
+random Fourier features).
 """
 
 from __future__ import annotations

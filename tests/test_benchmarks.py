@@ -1,0 +1,52 @@
+"""The estimator benchmark (audiocraft_mmd.benchmarks.estimators) runs and measures what it says.
+
+Fast checks only: the timed run itself is ``python -m audiocraft_mmd.benchmarks.estimators``.
+"""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from audiocraft_mmd.benchmarks import estimators as bench
+from audiocraft_mmd.losses import get_estimator
+
+
+def test_reference_style_equals_the_registered_permutation_estimator():
+    samples = torch.randn(40, 4, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    samples[:, 1] += samples[:, 0] ** 2
+    bandwidths = torch.tensor([4.0, 16.0, 64.0], dtype=torch.float64)
+    reference = bench.reference_permutation_mmd(samples, bandwidths, torch.Generator().manual_seed(3))
+    registered = get_estimator("permutation")(samples, bandwidths, torch.Generator().manual_seed(3))
+    assert reference.item() == pytest.approx(registered.item(), rel=1e-9)
+
+
+def test_reference_style_gradient_goes_through_the_checkpoints():
+    samples = torch.randn(30, 4, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64,
+                          requires_grad=True)
+    bandwidths = torch.tensor([4.0, 16.0], dtype=torch.float64)
+    value = bench.reference_permutation_mmd(samples, bandwidths, torch.Generator().manual_seed(3))
+    grad, = torch.autograd.grad(value, samples)
+    expected = get_estimator("permutation")(samples, bandwidths, torch.Generator().manual_seed(3))
+    expected_grad, = torch.autograd.grad(expected, samples)
+    assert torch.allclose(grad, expected_grad, rtol=1e-8, atol=1e-14)
+
+
+@pytest.mark.parametrize("estimator", list(bench.ESTIMATOR_FNS))
+def test_run_case_reports_time_and_memory(estimator):
+    result = bench.run_case(estimator, rows=128, bandwidth_set="dim", repeats=2)
+    assert result["estimator"] == estimator and result["rows"] == 128 and len(result["times"]) == 2
+    assert result["time"] == min(result["times"]) > 0 and result["peak_mb"] >= 0
+
+
+def test_help_and_argument_errors():
+    done = subprocess.run([sys.executable, "-m", "audiocraft_mmd.benchmarks.estimators", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--quick" in done.stdout and "--bandwidths" in done.stdout
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--repeats", "0"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--rows", "1"])
+    quick = bench.parse_args(["--quick"])
+    assert quick.rows == [256, 1024] and quick.repeats == 1
