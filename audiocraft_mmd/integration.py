@@ -7,7 +7,8 @@ looks them up. Everything of that kind lives here, and `install()` applies all o
 - **Solver and pattern registries.** `audiocraft.solvers.builders.get_solver` and
   `audiocraft.models.builders.get_codebooks_pattern_provider` map names to classes with literal
   dicts. They are wrapped so that names registered with :func:`register_solver` and
-  :func:`register_pattern` resolve first; every other name falls through to AudioCraft.
+  :func:`register_pattern` resolve first; other solver names fall through to AudioCraft, other
+  pattern names to :func:`audiocraft_patterns`, with the checks of :mod:`audiocraft_mmd.patterns`.
 - **`audiocraft.train`.** AudioCraft resolves ``//sig/SIG`` checkpoint references with
   ``from audiocraft import train`` to find Dora's folder; that module cannot import without
   AudioCraft's own config tree, so the name is aliased to :mod:`audiocraft_mmd.train`.
@@ -88,16 +89,27 @@ def worker_init(worker_id: int) -> None:
     install()
 
 
+def audiocraft_patterns() -> tp.Dict[str, type]:
+    """AudioCraft 1.3.0's pattern names, as its builder's literal dict maps them."""
+    from audiocraft.modules import codebooks_patterns as cp
+    return {
+        "parallel": cp.ParallelPatternProvider,
+        "delay": cp.DelayedPatternProvider,
+        "unroll": cp.UnrolledPatternProvider,
+        "coarse_first": cp.CoarseFirstPattern,
+        "musiclm": cp.MusicLMPattern,
+    }
+
+
 def _patch_pattern_builder(builders: tp.Any) -> None:
     original = builders.get_codebooks_pattern_provider
 
     @functools.wraps(original)
     def get_codebooks_pattern_provider(n_q, cfg):
-        name = cfg.modeling
-        if name in PATTERNS:
-            kwargs = dict(cfg.get(name) or {})
-            return PATTERNS[name](n_q, **kwargs)
-        return original(n_q, cfg)
+        # Ours and AudioCraft's names, with errors for unknown names and unread arguments. Every
+        # LM AudioCraft builds (training, `load_lm_model`, `MusicGen.get_pretrained`) comes here.
+        from .patterns import build_pattern_provider
+        return build_pattern_provider(n_q, cfg)
 
     builders.get_codebooks_pattern_provider = get_codebooks_pattern_provider
 
