@@ -16,6 +16,8 @@ looks them up. Everything of that kind lives here, and `install()` applies all o
   set it, so `AudioCraftEnvironment` finds a cluster config (and Dora a folder).
 - **Checkpoints under torch's ``weights_only`` default.** AudioCraft checkpoints hold the XP's
   OmegaConf config; its classes are allow-listed so they load without a full unpickle.
+- **Sampling.** ``audiocraft.utils.utils.sample_top_k`` clips ``k`` to the vocabulary size, so that
+  MusicGen's default ``top_k=250`` works with codecs of fewer entries.
 - **ffmpeg.** AudioCraft's ``audio_write`` pipes every format through an ``ffmpeg`` binary on PATH; when
   there is none, the static binary shipped by ``imageio-ffmpeg`` is put on PATH as ``ffmpeg``.
 - **Every process.** Patches of AudioCraft modules are applied when those modules are imported
@@ -114,9 +116,21 @@ def _patch_pattern_builder(builders: tp.Any) -> None:
     builders.get_codebooks_pattern_provider = get_codebooks_pattern_provider
 
 
+def _patch_top_k(utils: tp.Any) -> None:
+    original = utils.sample_top_k
+
+    @functools.wraps(original)
+    def sample_top_k(probs, k: int):
+        # MusicGen's default top_k (250) exceeds small codebooks, where torch.topk fails.
+        return original(probs, k=min(int(k), probs.shape[-1]))
+
+    utils.sample_top_k = sample_top_k
+
+
 _POST_IMPORT_PATCHES: tp.Dict[str, tp.Callable[[tp.Any], None]] = {
     "audiocraft.solvers.builders": _patch_solver_builder,
     "audiocraft.models.builders": _patch_pattern_builder,
+    "audiocraft.utils.utils": _patch_top_k,
 }
 _ALIASES = {"audiocraft.train": "audiocraft_mmd.train"}
 
