@@ -12,6 +12,7 @@ that our patterns resolve). Pitfalls handled here rather than in AudioCraft:
   asserts it exceeds its default ``extend_stride`` (18 s): LMs trained on short segments could not
   be loaded. The exported config sets it to ``--max-duration`` (default 30 s; the LM's positional
   embedding extrapolates) and keeps the trained value as ``exported.trained_segment_duration``.
+- An unconditional LM's ``conditioners: null`` becomes ``{}`` (``load_lm_model`` walks that section).
 - Everything written is a plain dict of tensors, strings and numbers (the config as YAML), so it
   loads under torch's ``weights_only=True``.
 """
@@ -69,9 +70,14 @@ def export_lm(reference: str, out: tp.Union[str, Path], max_duration: float = 30
     state = load_checkpoint(reference)
     cfg = omegaconf.OmegaConf.create(omegaconf.OmegaConf.to_container(state["xp.cfg"], resolve=True))
     omegaconf.OmegaConf.set_struct(cfg, False)
+    if cfg.transformer_lm.n_q is None or cfg.transformer_lm.card is None:  # LM XPs of an older solver
+        from .solvers.musicgen_mmd import fill_lm_sizes, read_codec_config
+        fill_lm_sizes(cfg, read_codec_config(cfg.compression_model_checkpoint))
     trained = float(cfg.dataset.segment_duration)
     cfg.exported = {"trained_segment_duration": trained, "source": str(reference)}
     cfg.dataset.segment_duration = max(trained, float(max_duration))
+    if cfg.get("conditioners") is None:
+        cfg.conditioners = {}  # AudioCraft's load_lm_model walks this section and fails on null
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(_package(state, cfg), out / LM_FILE)

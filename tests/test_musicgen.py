@@ -117,3 +117,23 @@ def test_tiny_lm_learns_and_generates_with_each_pattern(modeling):
     attributes = [ConditioningAttributes(text={"description": None}) for _ in range(2)]
     generated = lm.generate(None, attributes, max_gen_len=12, use_sampling=True, top_k=250)
     assert generated.shape == (2, 4, 12) and int(generated.max()) < 16
+
+
+def test_compare_patterns_reuses_finished_xps(lm_xp, tiny_egs, dora_dir, codec_sig, tmp_path, monkeypatch):
+    from audiocraft_mmd import compare_patterns, train
+
+    monkeypatch.setattr(train.main.dora, "dir", dora_dir)
+    monkeypatch.setenv("AUDIOCRAFT_DORA_DIR", str(dora_dir))
+    finished = (lm_xp / "history.json").stat().st_mtime
+    shared = [o for o in TINY_LM if o != "solver=musicgen/mmd"] + datasource(tiny_egs)
+    cells = compare_patterns.main([
+        "--codec", f"//sig/{codec_sig}", "--patterns", "delay,parallel", "--out", str(tmp_path / "cmp"),
+        "--gen-duration", "0.5", "--gen-samples", "1", "--", *shared])
+    assert [c.pattern for c in cells] == ["delay", "parallel"]
+    assert cells[0].sig == lm_xp.name and (lm_xp / "history.json").stat().st_mtime == finished  # reused
+    assert [c.consistent for c in cells] == [True, False]
+    assert cells[0].steps_per_second == 50 + 3 / 0.5 and cells[1].steps_per_second == 50
+    assert len(cells[0].valid_ce_per_codebook) == 4 and cells[0].rtf > 0
+    table = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "| delay |" in table and "Same budget" in table
+    assert (tmp_path / "cmp" / "comparison.png").stat().st_size > 0

@@ -120,6 +120,11 @@ class MMDMusicGenSolver(MusicGenSolver):
         fill_lm_sizes(cfg, codec_cfg)
         check_pattern_consistency(cfg, codec_cfg)
         super().__init__(cfg)
+        # Checkpoints store the XP's config: record the sizes read from the codec there too, so
+        # that AudioCraft's loaders rebuild the LM from the checkpoint alone.
+        xp_lm = self.xp.cfg.transformer_lm
+        if xp_lm is not cfg.transformer_lm:
+            xp_lm.n_q, xp_lm.card = cfg.transformer_lm.n_q, cfg.transformer_lm.card
         card = int(self.cfg.transformer_lm.card)
         if self.generation_params["top_k"] > card:
             self.logger.info("generate.lm.top_k=%d clipped to the codebook size %d.",
