@@ -137,3 +137,18 @@ def test_compare_patterns_reuses_finished_xps(lm_xp, tiny_egs, dora_dir, codec_s
     table = (tmp_path / "cmp" / "comparison.md").read_text()
     assert "| delay |" in table and "Same budget" in table
     assert (tmp_path / "cmp" / "comparison.png").stat().st_size > 0
+
+
+def test_genre_lut_conditioner_needs_no_download():
+    """conditioner=genre_lut: the LM conditions on a genre string through a LUT (no spaCy, no T5)."""
+    from pathlib import Path
+    from audiocraft.models import builders
+    from audiocraft.modules.conditioners import ConditioningAttributes
+
+    lut = omegaconf.OmegaConf.load(Path(__file__).resolve().parents[1] / "config" / "conditioner" / "genre_lut.yaml")
+    cfg = omegaconf.OmegaConf.merge(lm_config("delay"), lut)
+    torch.manual_seed(0)
+    lm = builders.get_lm_model(cfg).eval()
+    attributes = [ConditioningAttributes(text={"genre": genre}) for genre in ["rock", None]]
+    generated = lm.generate(None, attributes, max_gen_len=6, use_sampling=True, top_k=250)
+    assert generated.shape == (2, 4, 6)
