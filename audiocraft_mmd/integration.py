@@ -7,7 +7,8 @@ looks them up. Everything of that kind lives here, and `install()` applies all o
 - **Solver and pattern registries.** `audiocraft.solvers.builders.get_solver` and
   `audiocraft.models.builders.get_codebooks_pattern_provider` map names to classes with literal
   dicts. They are wrapped so that names registered with :func:`register_solver` and
-  :func:`register_pattern` resolve first; every other name falls through to AudioCraft.
+  :func:`register_pattern` resolve first; other solver names fall through to AudioCraft, other
+  pattern names to :func:`audiocraft_patterns`, with the checks of :mod:`audiocraft_mmd.patterns`.
 - **`audiocraft.train`.** AudioCraft resolves ``//sig/SIG`` checkpoint references with
   ``from audiocraft import train`` to find Dora's folder; that module cannot import without
   AudioCraft's own config tree, so the name is aliased to :mod:`audiocraft_mmd.train`.
@@ -15,6 +16,8 @@ looks them up. Everything of that kind lives here, and `install()` applies all o
   set it, so `AudioCraftEnvironment` finds a cluster config (and Dora a folder).
 - **Checkpoints under torch's ``weights_only`` default.** AudioCraft checkpoints hold the XP's
   OmegaConf config; its classes are allow-listed so they load without a full unpickle.
+- **Sampling.** ``audiocraft.utils.utils.sample_top_k`` clips ``k`` to the vocabulary size, so that
+  MusicGen's default ``top_k=250`` works with codecs of fewer entries.
 - **ffmpeg.** AudioCraft's ``audio_write`` pipes every format through an ``ffmpeg`` binary on PATH; when
   there is none, the static binary shipped by ``imageio-ffmpeg`` is put on PATH as ``ffmpeg``.
 - **Every process.** Patches of AudioCraft modules are applied when those modules are imported
@@ -88,23 +91,46 @@ def worker_init(worker_id: int) -> None:
     install()
 
 
+def audiocraft_patterns() -> tp.Dict[str, type]:
+    """AudioCraft 1.3.0's pattern names, as its builder's literal dict maps them."""
+    from audiocraft.modules import codebooks_patterns as cp
+    return {
+        "parallel": cp.ParallelPatternProvider,
+        "delay": cp.DelayedPatternProvider,
+        "unroll": cp.UnrolledPatternProvider,
+        "coarse_first": cp.CoarseFirstPattern,
+        "musiclm": cp.MusicLMPattern,
+    }
+
+
 def _patch_pattern_builder(builders: tp.Any) -> None:
     original = builders.get_codebooks_pattern_provider
 
     @functools.wraps(original)
     def get_codebooks_pattern_provider(n_q, cfg):
-        name = cfg.modeling
-        if name in PATTERNS:
-            kwargs = dict(cfg.get(name) or {})
-            return PATTERNS[name](n_q, **kwargs)
-        return original(n_q, cfg)
+        # Ours and AudioCraft's names, with errors for unknown names and unread arguments. Every
+        # LM AudioCraft builds (training, `load_lm_model`, `MusicGen.get_pretrained`) comes here.
+        from .patterns import build_pattern_provider
+        return build_pattern_provider(n_q, cfg)
 
     builders.get_codebooks_pattern_provider = get_codebooks_pattern_provider
+
+
+def _patch_top_k(utils: tp.Any) -> None:
+    original = utils.sample_top_k
+
+    @functools.wraps(original)
+    def sample_top_k(probs, k: int):
+        # MusicGen's default top_k (250) exceeds small codebooks, where torch.topk fails.
+        return original(probs, k=min(int(k), probs.shape[-1]))
+
+    utils.sample_top_k = sample_top_k
 
 
 _POST_IMPORT_PATCHES: tp.Dict[str, tp.Callable[[tp.Any], None]] = {
     "audiocraft.solvers.builders": _patch_solver_builder,
     "audiocraft.models.builders": _patch_pattern_builder,
+    "audiocraft.utils.utils": _patch_top_k,
 }
 _ALIASES = {"audiocraft.train": "audiocraft_mmd.train"}
 

@@ -18,6 +18,9 @@ def probe() -> dict:
         "wrapped": [hasattr(fn, "__wrapped__") for fn in
                     (builders.get_solver, builders.get_loader, model_builders.get_codebooks_pattern_provider)],
         "safe_config": omegaconf.DictConfig in torch.serialization.get_safe_globals(),
+        # a pattern registered by audiocraft_mmd, built through AudioCraft's builder
+        "our_pattern": model_builders.get_codebooks_pattern_provider(
+            4, omegaconf.OmegaConf.create({"modeling": "grouped_delay"})).delays,
     }
 
 

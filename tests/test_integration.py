@@ -16,6 +16,7 @@ def check(seen: dict) -> None:
     assert seen["train"] == "audiocraft_mmd.train"
     assert seen["wrapped"] == [True, True, True]
     assert seen["safe_config"]
+    assert seen["our_pattern"] == [0, 0, 1, 1]
 
 
 def test_this_process():

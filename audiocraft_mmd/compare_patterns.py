@@ -1,0 +1,215 @@
+"""Quality against speed of MusicGen's codebook patterns, on one or more codecs, with the same budget.
+
+    python -m audiocraft_mmd.compare_patterns --codec //sig/A [--codec //sig/B] \
+        --patterns parallel,delay,unroll,coarse_first [--out comparison] [-- OVERRIDES...]
+
+For each codec x pattern, the LM XP is ``solver=musicgen/mmd compression_model_checkpoint=<codec>
+codebooks_pattern.modeling=<pattern> OVERRIDES`` (plus ``pattern_consistency.allow_mismatch=true``
+when the pattern does not match the codec's loss alignment): every cell shares the LM size, data,
+number of updates and seed, only the pattern differs. A finished XP (all epochs in its history) is
+reused; a missing or unfinished one is trained with ``dora run`` (``--no-train`` only lists them).
+
+Reported per cell: validation cross-entropy per codebook and in total (last epoch, nats),
+autoregressive steps per second of audio, and, measured in this run, the wall-clock of generating
+``--gen-samples`` x ``--gen-duration`` s (LM sampling + decoding, same seed and thread count
+for every cell) and its real-time factor (wall-clock / seconds of audio generated). Writes
+``comparison.md``, ``comparison.json`` and ``comparison.png`` (cross-entropy against real-time factor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+import subprocess
+import sys
+import time
+import typing as tp
+
+import omegaconf
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Cell:
+    """One codec x pattern result."""
+    codec: str
+    pattern: str
+    sig: str
+    consistent: bool
+    valid_ce: float
+    valid_ce_per_codebook: tp.List[float]
+    steps_per_second: float
+    gen_seconds: float
+    rtf: float
+    lm_params: int
+
+
+def lm_overrides(codec: str, pattern: str, extra: tp.Sequence[str]) -> tp.List[str]:
+    """The Dora overrides of one cell's LM XP (see module docstring)."""
+    from .patterns import build_pattern_provider, pattern_alignment_delays
+    from .solvers.musicgen_mmd import codec_loss_delays, codec_num_codebooks, read_codec_config
+    overrides = ["solver=musicgen/mmd", f"compression_model_checkpoint={codec}",
+                 f"codebooks_pattern.modeling={pattern}", *extra]
+    codec_cfg = read_codec_config(codec)
+    if codec_cfg is not None:
+        n_q = codec_num_codebooks(codec_cfg)
+        delays = codec_loss_delays(codec_cfg, n_q)
+        provider = build_pattern_provider(n_q, omegaconf.OmegaConf.create({"modeling": pattern}))
+        if delays is not None and pattern_alignment_delays(provider) != delays:
+            overrides.append("pattern_consistency.allow_mismatch=true")
+    return overrides
+
+
+def is_finished(xp) -> bool:
+    history = xp.folder / "history.json"
+    if not history.exists() or not (xp.folder / "checkpoint.th").exists():
+        return False
+    return len(json.loads(history.read_text())) >= int(xp.cfg.optim.epochs)
+
+
+def train_xp(overrides: tp.Sequence[str]) -> None:
+    """Runs ``dora run OVERRIDES`` from the repository root (resumes an unfinished XP)."""
+    command = [sys.executable, "-m", "dora", "run", *overrides]
+    logger.info("Training: %s", " ".join(command[2:]))
+    subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[1], env=os.environ.copy())
+
+
+def load_lm(xp_folder: Path, device: str = "cpu"):
+    """The LM of a finished MusicGen XP (best state) and its config."""
+    from audiocraft.models import builders
+    state = torch.load(xp_folder / "checkpoint.th", map_location="cpu", weights_only=True)
+    cfg = omegaconf.OmegaConf.create(omegaconf.OmegaConf.to_container(state["xp.cfg"], resolve=True))
+    cfg.device = device
+    cfg.dtype = "float32"
+    if cfg.transformer_lm.n_q is None or cfg.transformer_lm.card is None:  # LM XPs of an older solver
+        from .solvers.musicgen_mmd import fill_lm_sizes, read_codec_config
+        fill_lm_sizes(cfg, read_codec_config(cfg.compression_model_checkpoint))
+    lm = builders.get_lm_model(cfg)
+    lm.load_state_dict(state["best_state"]["model"])
+    return lm.eval(), cfg
+
+
+@torch.no_grad()
+def time_generation(lm, codec, num_samples: int, duration: float, seed: int) -> float:
+    """Wall-clock (s) of sampling ``num_samples`` x ``duration`` s and decoding them."""
+    from audiocraft.modules.conditioners import ConditioningAttributes
+    torch.manual_seed(seed)
+    frames = int(round(duration * codec.frame_rate))
+    attributes = [ConditioningAttributes(text={"description": None}) for _ in range(num_samples)]
+    start = time.perf_counter()
+    tokens = lm.generate(None, attributes, max_gen_len=frames, use_sampling=True, top_k=250)
+    codec.decode(tokens, None)
+    return time.perf_counter() - start
+
+
+def measure(codec: str, pattern: str, xp, args) -> Cell:
+    from audiocraft.solvers.compression import CompressionSolver
+    from .patterns import sequence_steps
+    history = json.loads((xp.folder / "history.json").read_text())
+    valid = history[-1]["valid"]
+    lm, cfg = load_lm(xp.folder)
+    compression = CompressionSolver.model_from_checkpoint(codec, device="cpu")
+    frames = int(round(args.gen_duration * compression.frame_rate))
+    steps = sequence_steps(lm.pattern_provider, frames)
+    wall = time_generation(lm, compression, args.gen_samples, args.gen_duration, args.seed)
+    num_q = int(cfg.transformer_lm.n_q)
+    return Cell(codec=codec, pattern=pattern, sig=xp.sig,
+                consistent="pattern_consistency.allow_mismatch=true" not in xp.argv,
+                valid_ce=float(valid["ce"]), valid_ce_per_codebook=[float(valid[f"ce_q{k + 1}"]) for k in range(num_q)],
+                steps_per_second=steps / args.gen_duration, gen_seconds=wall,
+                rtf=wall / (args.gen_samples * args.gen_duration),
+                lm_params=sum(p.numel() for p in lm.parameters()))
+
+
+def markdown(cells: tp.List[Cell], budget: str) -> str:
+    num_q = max(len(c.valid_ce_per_codebook) for c in cells)
+    header = ["codec", "pattern", "LM XP", "matches codec alignment", "valid CE",
+              *[f"CE q{k + 1}" for k in range(num_q)], "AR steps / s audio", "generation (s)", "RTF"]
+    lines = [budget, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for c in cells:
+        row = [c.codec, c.pattern, c.sig, "yes" if c.consistent else "no", f"{c.valid_ce:.3f}",
+               *[f"{v:.3f}" for v in c.valid_ce_per_codebook], f"{c.steps_per_second:.0f}",
+               f"{c.gen_seconds:.2f}", f"{c.rtf:.2f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(cells: tp.List[Cell], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    markers = "osD^v<>"
+    for index, codec in enumerate(dict.fromkeys(c.codec for c in cells)):
+        mine = [c for c in cells if c.codec == codec]
+        ax.scatter([c.rtf for c in mine], [c.valid_ce for c in mine], marker=markers[index % len(markers)],
+                   label=codec)
+        for c in mine:
+            ax.annotate(c.pattern, (c.rtf, c.valid_ce), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("real-time factor of generation (lower is faster)")
+    ax.set_ylabel("validation cross-entropy (nats, lower is better)")
+    ax.set_title("Codebook patterns: quality vs speed")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: tp.Optional[tp.List[str]] = None) -> tp.List[Cell]:
+    parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.compare_patterns",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--codec", action="append", required=True, help="//sig/SIG or checkpoint (repeatable)")
+    parser.add_argument("--patterns", default="parallel,delay,unroll,coarse_first")
+    parser.add_argument("--out", type=Path, default=Path("comparison"))
+    parser.add_argument("--gen-duration", type=float, default=2., help="seconds generated per sample")
+    parser.add_argument("--gen-samples", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=2036, help="generation seed (training uses the XP's)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads while timing generation")
+    parser.add_argument("--no-train", action="store_true", help="only use finished XPs; list missing ones")
+    parser.add_argument("overrides", nargs="*", help="Dora overrides shared by every LM XP (after --)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+
+    import audiocraft_mmd  # noqa: F401
+    from audiocraft.modules.transformer import set_efficient_attention_backend
+    from . import train
+    set_efficient_attention_backend("torch")
+    torch.set_num_threads(args.threads)
+    patterns = [p.strip() for p in args.patterns.split(",") if p.strip()]
+    plan = []
+    for codec in args.codec:
+        for pattern in patterns:
+            overrides = lm_overrides(codec, pattern, args.overrides)
+            plan.append((codec, pattern, overrides, train.main.get_xp(overrides)))
+    missing = [item for item in plan if not is_finished(item[3])]
+    if missing and args.no_train:
+        for _, _, overrides, _ in missing:
+            print("missing: dora run " + " ".join(overrides))
+        raise SystemExit(1)
+    for _, _, overrides, _ in missing:
+        train_xp(overrides)
+    cells = [measure(codec, pattern, train.main.get_xp(overrides), args) for codec, pattern, overrides, _ in plan]
+    cfg = plan[0][3].cfg
+    budget = (f"Same budget for every cell: LM {cells[0].lm_params:,} parameters "
+              f"(dim {cfg.transformer_lm.dim}, {cfg.transformer_lm.num_layers} layers), "
+              f"{cfg.optim.epochs} epochs x {cfg.optim.updates_per_epoch} updates of "
+              f"{cfg.dataset.batch_size} x {cfg.dataset.segment_duration} s segments, seed {cfg.seed}, "
+              f"data {cfg.datasource.train}; generation: {args.gen_samples} x {args.gen_duration} s, "
+              f"seed {args.seed}, {args.threads} threads, CPU.")
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = markdown(cells, budget)
+    (args.out / "comparison.md").write_text(table)
+    (args.out / "comparison.json").write_text(json.dumps([dataclasses.asdict(c) for c in cells], indent=2))
+    plot(cells, args.out / "comparison.png")
+    print(table)
+    return cells
+
+
+if __name__ == "__main__":
+    main()

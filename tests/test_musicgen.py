@@ -1,0 +1,154 @@
+"""MusicGen on an EnCodec-MMD codec: `dora run solver=musicgen/mmd`, every pattern, export, offline load."""
+
+import json
+import os
+from pathlib import Path
+
+import omegaconf
+import pytest
+import torch
+
+from test_dora_run import dora, datasource
+
+PATTERNS = ["parallel", "delay", "unroll", "coarse_first", "musiclm", "grouped_delay"]
+
+TINY_CODEC = [
+    "solver=compression/mmd", "optim.epochs=1", "optim.updates_per_epoch=2", "dataset.batch_size=4",
+    "dataset.valid.num_samples=4", "evaluate.every=null", "generate.every=null", "checkpoint.save_every=null",
+    "rvq.bins=32",  # below MusicGen's default top_k (250): generation must still work
+]
+TINY_LM = [
+    "solver=musicgen/mmd", "optim.epochs=1", "optim.updates_per_epoch=3", "dataset.batch_size=4",
+    "dataset.segment_duration=1", "dataset.valid.num_samples=4", "dataset.evaluate.num_samples=4",
+    "dataset.generate.num_samples=2", "dataset.generate.batch_size=2", "evaluate.every=1", "generate.every=1",
+    "transformer_lm.dim=32", "transformer_lm.num_heads=2", "transformer_lm.num_layers=1",
+]
+
+
+@pytest.fixture(scope="module")
+def dora_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("dora_musicgen")
+
+
+@pytest.fixture(scope="module")
+def codec_sig(tiny_egs, dora_dir):
+    """A tiny compression XP trained with the loss aligned as the delay pattern (mmd.alignment=delay)."""
+    run = dora(["run", *TINY_CODEC, *datasource(tiny_egs)], dora_dir)
+    assert run.returncode == 0, run.stderr[-6000:]
+    (xp_folder,) = (dora_dir / "xps").iterdir()
+    return xp_folder.name
+
+
+@pytest.fixture(scope="module")
+def lm_xp(tiny_egs, dora_dir, codec_sig):
+    run = dora(["run", *TINY_LM, *datasource(tiny_egs), f"compression_model_checkpoint=//sig/{codec_sig}",
+                "codebooks_pattern.modeling=delay"], dora_dir)
+    assert run.returncode == 0, run.stderr[-6000:]
+    (xp_folder,) = [p for p in (dora_dir / "xps").iterdir() if p.name != codec_sig]
+    return xp_folder
+
+
+def test_lm_trains_evaluates_and_generates_from_a_sig(lm_xp):
+    history = json.loads((lm_xp / "history.json").read_text())
+    assert {"train", "valid", "evaluate", "generate"} <= set(history[0])
+    for key in ["ce", "ce_q1", "ce_q4", "ppl_q4"]:
+        assert key in history[0]["valid"], key
+    assert list((lm_xp / "samples").rglob("*.wav"))
+
+
+def test_mismatched_pattern_is_rejected_at_start(tiny_egs, dora_dir, codec_sig):
+    run = dora(["run", *TINY_LM, *datasource(tiny_egs), f"compression_model_checkpoint=//sig/{codec_sig}",
+                "codebooks_pattern.modeling=parallel"], dora_dir)
+    assert run.returncode != 0
+    assert "implies delays [0, 0, 0, 0]" in run.stderr and "pattern_consistency.allow_mismatch" in run.stderr
+
+
+def test_export_then_get_pretrained_generates_offline(lm_xp, dora_dir, tmp_path, monkeypatch):
+    from audiocraft.data.audio import audio_write
+    from audiocraft.models import CompressionModel, MusicGen
+    from audiocraft_mmd import train
+    from audiocraft_mmd.export import export
+
+    monkeypatch.setattr(train.main.dora, "dir", dora_dir)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = export(tmp_path / "export", lm=f"//sig/{lm_xp.name}")
+    codec = CompressionModel.get_pretrained(str(folder))
+    assert codec.cardinality == 32 and codec.num_codebooks == 4
+    model = MusicGen.get_pretrained(str(folder), device="cpu")  # trained on 1 s segments, no conditioner
+    model.set_generation_params(duration=0.5)                   # default top_k=250 > 32 entries
+    wav = model.generate_unconditional(2)
+    assert wav.shape[:2] == (2, 1) and wav.shape[-1] == 8000
+    written = audio_write(tmp_path / "sample", wav[0], model.sample_rate, strategy="peak")
+    assert written.stat().st_size > 0
+
+
+def lm_config(modeling: str) -> omegaconf.DictConfig:
+    return omegaconf.OmegaConf.create({
+        "lm_model": "transformer_lm", "device": "cpu", "dtype": "float32",
+        "dataset": {"segment_duration": 1.}, "conditioners": None,
+        "fuser": {"sum": [], "prepend": [], "cross": [], "input_interpolate": []},
+        "classifier_free_guidance": {"training_dropout": 0., "inference_coef": 1.},
+        "attribute_dropout": {},
+        "codebooks_pattern": {"modeling": modeling},
+        "transformer_lm": {"n_q": 4, "card": 16, "dim": 32, "num_heads": 2, "num_layers": 1, "causal": True}})
+
+
+@pytest.mark.parametrize("modeling", PATTERNS)
+def test_tiny_lm_learns_and_generates_with_each_pattern(modeling):
+    """A few steps on a deterministic token sequence lower the CE; generation returns [B, K, T]."""
+    from audiocraft.models import builders
+    from audiocraft.modules.conditioners import ConditioningAttributes
+
+    torch.manual_seed(0)
+    lm = builders.get_lm_model(lm_config(modeling))
+    tokens = (torch.arange(12)[None, None, :] + torch.arange(4)[None, :, None]).repeat(2, 1, 1) % 16
+    optimizer = torch.optim.Adam(lm.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        output = lm.compute_predictions(tokens, [], {})
+        logits = output.logits[output.mask]
+        loss = torch.nn.functional.cross_entropy(logits, tokens[output.mask])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 2, losses
+    lm.eval()
+    attributes = [ConditioningAttributes(text={"description": None}) for _ in range(2)]
+    generated = lm.generate(None, attributes, max_gen_len=12, use_sampling=True, top_k=250)
+    assert generated.shape == (2, 4, 12) and int(generated.max()) < 16
+
+
+def test_compare_patterns_reuses_finished_xps(lm_xp, tiny_egs, dora_dir, codec_sig, tmp_path, monkeypatch):
+    from audiocraft_mmd import compare_patterns, train
+
+    monkeypatch.setattr(train.main.dora, "dir", dora_dir)
+    monkeypatch.setenv("AUDIOCRAFT_DORA_DIR", str(dora_dir))
+    finished = (lm_xp / "history.json").stat().st_mtime
+    shared = [o for o in TINY_LM if o != "solver=musicgen/mmd"] + datasource(tiny_egs)
+    cells = compare_patterns.main([
+        "--codec", f"//sig/{codec_sig}", "--patterns", "delay,parallel", "--out", str(tmp_path / "cmp"),
+        "--gen-duration", "0.5", "--gen-samples", "1", "--", *shared])
+    assert [c.pattern for c in cells] == ["delay", "parallel"]
+    assert cells[0].sig == lm_xp.name and (lm_xp / "history.json").stat().st_mtime == finished  # reused
+    assert [c.consistent for c in cells] == [True, False]
+    assert cells[0].steps_per_second == 50 + 3 / 0.5 and cells[1].steps_per_second == 50
+    assert len(cells[0].valid_ce_per_codebook) == 4 and cells[0].rtf > 0
+    table = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "| delay |" in table and "Same budget" in table
+    assert (tmp_path / "cmp" / "comparison.png").stat().st_size > 0
+
+
+def test_genre_lut_conditioner_needs_no_download():
+    """conditioner=genre_lut: the LM conditions on a genre string through a LUT (no spaCy, no T5)."""
+    from pathlib import Path
+    from audiocraft.models import builders
+    from audiocraft.modules.conditioners import ConditioningAttributes
+
+    lut = omegaconf.OmegaConf.load(Path(__file__).resolve().parents[1] / "config" / "conditioner" / "genre_lut.yaml")
+    cfg = omegaconf.OmegaConf.merge(lm_config("delay"), lut)
+    torch.manual_seed(0)
+    lm = builders.get_lm_model(cfg).eval()
+    attributes = [ConditioningAttributes(text={"genre": genre}) for genre in ["rock", None]]
+    generated = lm.generate(None, attributes, max_gen_len=6, use_sampling=True, top_k=250)
+    assert generated.shape == (2, 4, 6)
