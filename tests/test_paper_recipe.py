@@ -28,7 +28,8 @@ def test_recipe_is_the_papers():
     assert list(cfg.adversarial.adversaries) == ["msstftd"]
     assert (cfg.optim.optimizer, cfg.optim.lr, list(cfg.optim.adam.betas)) == ("adam", 3e-4, [0.5, 0.9])
     assert (cfg.dataset.batch_size, cfg.dataset.segment_duration) == (64, 1.0)
-    assert cfg.optim.epochs * cfg.optim.updates_per_epoch == 600_000
+    assert cfg.optim.epochs * cfg.optim.updates_per_epoch == pytest.approx(600_000, rel=1e-3)
+    assert cfg.mmd.macro_batch == 32 and cfg.optim.updates_per_epoch % 32 == 0
     assert cfg.mmd.alignment == "delay" and tuple(cfg.mmd.bandwidths) == PAPER_BANDWIDTHS
     assert cfg.mmd.bandwidth_scale == "none"
     frames_after_delay = 50 - (cfg.rvq.n_q - 1)
@@ -39,16 +40,16 @@ def test_recipe_is_the_papers():
 def test_reduced_recipe_trains_on_cpu(tmp_path, monkeypatch):
     egs = write_egs(tmp_path / "data", sample_rate=32000)
     monkeypatch.setattr(train.main.dora, "dir", tmp_path / "dora")
-    xp = train.main.get_xp([RECIPE, *REDUCED, "optim.updates_per_epoch=3", *datasource(egs)])
+    xp = train.main.get_xp([RECIPE, *REDUCED, "optim.updates_per_epoch=3", "mmd.macro_batch=3", *datasource(egs)])
     with xp.enter():
         solver = train.get_solver(xp.cfg)
         before = {name: p.detach().clone() for name, p in solver.model.named_parameters()}
         solver.run_epoch()  # train and valid stages
         solver.commit()  # history and checkpoint
         trained, validated = solver.history[-1]["train"], solver.history[-1]["valid"]
-    for metrics in (trained, validated):
-        assert metrics["mmd_rows"] == 2 * 47  # B clips x (50 frames - 3 delays) at 32 kHz
-        assert math.isfinite(metrics["mmd"])
+    assert trained["mmd_rows"] == 3 * 2 * 47  # the macro-batch: M batches x B clips x (50 frames - 3 delays)
+    assert validated["mmd_rows"] == 2 * 47  # valid batches: the statistic on each batch
+    assert math.isfinite(trained["mmd"]) and math.isfinite(validated["mmd"])
     for key in ["d_msstftd", "adv_msstftd", "feat_msstftd", "msspec", "l1", "mmd_loss"]:
         assert math.isfinite(trained[key]), key
     assert trained["nonfinite_step"] == 0.0

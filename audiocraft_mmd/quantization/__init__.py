@@ -1,5 +1,5 @@
 """Per-codebook views of AudioCraft quantizers."""
 
-from .streams import STREAM_SOURCES, CapturedStreams, capture_streams, register_stream_source
+from .streams import STREAM_SOURCES, CapturedStreams, capture_streams, frozen_codebooks, register_stream_source
 
-__all__ = ["STREAM_SOURCES", "CapturedStreams", "capture_streams", "register_stream_source"]
+__all__ = ["STREAM_SOURCES", "CapturedStreams", "capture_streams", "frozen_codebooks", "register_stream_source"]

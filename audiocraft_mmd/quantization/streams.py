@@ -101,3 +101,19 @@ def capture_streams(model: nn.Module, source: str = "quantized") -> tp.Iterator[
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def frozen_codebooks(model: nn.Module) -> tp.Iterator[None]:
+    """Inside the block, the RVQ codebooks quantize without updating (no EMA step, no dead-code
+    expiry) while the layers stay in training mode, so the straight-through gradient still reaches
+    the encoder. For passes that re-encode audio already seen, e.g. the macro-batch schedule."""
+    codebooks = [layer._codebook for layer in rvq_layers(model)]
+    modes = [codebook.training for codebook in codebooks]
+    try:
+        for codebook in codebooks:
+            codebook.train(False)
+        yield
+    finally:
+        for codebook, mode in zip(codebooks, modes):
+            codebook.train(mode)

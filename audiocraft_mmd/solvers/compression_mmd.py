@@ -27,6 +27,7 @@ from ..quantization.codebook import use_consistent_codebooks
 from ..quantization.streams import STREAM_SOURCES
 from ..errors import ConfigError
 from .resume import check_resumable
+from .macro_batch import MacroBatch
 from .evaluation import EvaluationBatch, build_evaluation_plugins, code_histograms
 from .rng_state import GeneratorState, GlobalRNGState
 from .step_guard import NonFiniteStepGuard, StatefulAverager
@@ -55,6 +56,15 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
         raise ConfigError(f"mmd.every must be >= 1, got {mmd_cfg.every}.")
     if mmd_cfg.source not in STREAM_SOURCES:
         raise ConfigError(f"mmd.source={mmd_cfg.source!r} is not one of {sorted(STREAM_SOURCES)}.")
+    macro = mmd_cfg.get("macro_batch") or 0
+    if isinstance(macro, bool) or not isinstance(macro, int) or macro < 0:
+        raise ConfigError(f"mmd.macro_batch must be an int >= 0 (0: off), got {macro!r}.")
+    if macro and int(mmd_cfg.every) != 1:
+        raise ConfigError(f"mmd.macro_batch={macro} already sets the loss's schedule: leave mmd.every at 1.")
+    updates = cfg.optim.get("updates_per_epoch")
+    if macro and updates and updates % macro:
+        raise ConfigError(f"optim.updates_per_epoch={updates} is not a multiple of mmd.macro_batch={macro}: "
+                          "a macro-batch must not straddle an epoch (checkpoints hold no half macro-batch).")
 
 
 def reconstruction_metrics(y_pred: torch.Tensor, y: torch.Tensor, cfg: omegaconf.DictConfig) -> dict:
@@ -83,12 +93,15 @@ class MMDCompressionSolver(CompressionSolver):
         num_codebooks = self.model.quantizer.total_codebooks
         delays = alignment_delays(cfg.mmd, num_codebooks)
         frames = int(cfg.dataset.segment_duration * self.model.frame_rate)
-        rows = cfg.dataset.batch_size * (frames - max(delays))
+        batches = cfg.mmd.get("macro_batch") or 1
+        rows = batches * cfg.dataset.batch_size * (frames - max(delays))
         if rows <= num_codebooks:  # 2 rows for any U-statistic, K + 1 for the debiased permutation estimator
             raise ConfigError(
-                f"The loss sees {rows} row(s) per step (dataset.batch_size={cfg.dataset.batch_size} per process x "
-                f"({frames} frames - max delay {max(delays)})); it needs at least 2 and more than the "
-                f"{num_codebooks} codebooks: raise dataset.batch_size or dataset.segment_duration.")
+                f"The loss sees {rows} row(s) (mmd.macro_batch={batches} batch(es) x dataset.batch_size="
+                f"{cfg.dataset.batch_size} per process x ({frames} frames - max delay {max(delays)})); it needs at "
+                f"least 2 and more than the {num_codebooks} codebooks: raise dataset.batch_size, "
+                "dataset.segment_duration or mmd.macro_batch.")
+        self.macro_batch = MacroBatch(batches) if cfg.mmd.get("macro_batch") else None
         try:
             self.mmd_loss = MMDIndependenceLoss(
                 delays=delays, bandwidths=list(cfg.mmd.bandwidths), bandwidth_scale=cfg.mmd.bandwidth_scale,
@@ -189,13 +202,28 @@ class MMDCompressionSolver(CompressionSolver):
         if self.is_training and idx % int(self.cfg.mmd.every) != 0:
             return super().run_step(idx, batch, metrics)
         mmd_metrics: dict = {}
+        macro = self.is_training and self.macro_batch is not None
+        if macro and self.macro_batch.add(batch.to(self.device)):
+            self._macro_batch_loss(mmd_metrics)  # its gradient joins this step's update
         with capture_streams(self.model, self.cfg.mmd.source) as captured, \
-                self._independence_loss(captured, mmd_metrics):
+                (contextlib.nullcontext() if macro else self._independence_loss(captured, mmd_metrics)):
             metrics = super().run_step(idx, batch, metrics)
         metrics.update(mmd_metrics)
         usage = (code_histograms(captured.codes, self.model.quantizer.bins) > 0).float().mean(dim=1)
         metrics.update({f"usage_q{k}": value for k, value in enumerate(usage.tolist())})
         return metrics
+
+    def _macro_batch_loss(self, metrics: dict) -> None:
+        """``weight * L_inde`` on the completed macro-batch, backpropagated into the encoder's grads."""
+        weight = float(self.cfg.mmd.weight)
+        with torch.set_grad_enabled(weight > 0):
+            self.mmd_loss(self.macro_batch.streams(self.model, self.cfg.mmd.source), generator=self.mmd_rng)
+        result = self.mmd_loss.last_result
+        metrics.update(mmd=result.estimate.detach(), mmd_clamped=float(result.clamped), mmd_rows=float(result.num_rows))
+        if weight > 0 and result.loss.requires_grad:
+            weighted = weight * result.loss
+            weighted.backward()
+            metrics["mmd_loss"] = weighted.detach()
 
     def evaluate(self):
         """Reconstruction metrics (AudioCraft's) plus the ``evaluate.plugins`` metrics, in one pass."""
