@@ -50,3 +50,16 @@ def test_help_and_argument_errors():
         bench.parse_args(["--rows", "1"])
     quick = bench.parse_args(["--quick"])
     assert quick.rows == [256, 1024] and quick.repeats == 1
+
+
+def test_training_step_benchmark_runs_the_schedule(tmp_path):
+    """A tiny run of `python -m audiocraft_mmd.benchmarks.training_step`: the macro step holds M batches."""
+    import json
+    from audiocraft_mmd.benchmarks import training_step
+
+    results = training_step.main(["--macro-batch", "2", "--baseline-steps", "1", "--warmup", "0",
+                                  "--json", str(tmp_path / "step.json"), "seanet.n_filters=4", "seanet.lstm=0",
+                                  "msstftd.filters=4", "rvq.bins=64"])
+    assert results["rows"] == 2 * 3 * 47  # M batches x B clips x (50 frames - 3 delays)
+    assert len(results["schedule_steps_s"]) == 2 and results["lambda0_step_s"] > 0
+    assert json.loads((tmp_path / "step.json").read_text())["macro_batch"] == 2

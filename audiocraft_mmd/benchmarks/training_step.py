@@ -1,0 +1,158 @@
+"""What the independence loss adds to a training step of the paper's codec, with the macro-batch schedule.
+
+Run ``python -m audiocraft_mmd.benchmarks.training_step`` (``--help`` for the options). It builds the
+solver of ``solver=compression/encodec_mmd_32khz`` (the paper's model, losses, discriminator and
+loss settings) with a batch reduced to fit a CPU, on generated 32 kHz audio, and times in one
+process, after warm-up steps:
+
+* the **λ = 0 step**: AudioCraft's own compression step (``CompressionSolver.run_step``: forward,
+  discriminator update, balanced backward, optimizer step), the baseline;
+* the **schedule**: ``--macro-batch`` M consecutive steps of our solver, the last of which encodes
+  the M batches again and adds λ·L_inde on their ``M · B · 47`` rows (N ≥ 4k with the defaults);
+
+and reports the macro step's cost and the schedule's amortised cost, each as a ratio to the λ = 0
+step measured in the same run, then times the macro step's two parts apart on M fresh batches:
+re-encoding (checkpointed encoder forward and backward) and the estimator (forward + backward on
+the N rows). Times are wall-clock (medians for the λ = 0 and plain steps); the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import statistics
+import tempfile
+import time
+import typing as tp
+
+import numpy as np
+import torch
+
+from ..solvers.macro_batch import MacroBatch
+
+SAMPLE_RATE = 32000
+
+
+def write_audio(root: Path, clips: int = 4, seconds: float = 12.0) -> Path:
+    """Generated harmonic tones at 32 kHz and their AudioCraft manifests, one folder per split."""
+    import soundfile as sf
+    from audiocraft.data.audio_dataset import find_audio_files, save_audio_meta
+
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    for split in ("train", "valid", "evaluate", "generate"):
+        folder = root / "audio" / split
+        folder.mkdir(parents=True)
+        for index in range(clips):
+            f0 = rng.uniform(80, 600)
+            wave = sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, 6)) + 0.05 * rng.standard_normal(t.size)
+            sf.write(folder / f"{index}.wav", (0.3 * wave / np.abs(wave).max()).astype(np.float32), SAMPLE_RATE)
+        save_audio_meta(root / "egs" / split / "data.jsonl",
+                        find_audio_files(folder, minimal=True, progress=False, workers=0))
+    return root / "egs"
+
+
+def build_solver(egs: Path, dora_dir: Path, batch_size: int, macro_batch: int, overrides: tp.Sequence[str]):
+    from .. import train
+    train.main.dora.dir = dora_dir
+    argv = ["solver=compression/encodec_mmd_32khz", f"dataset.batch_size={batch_size}", "dataset.num_workers=0",
+            f"mmd.macro_batch={macro_batch}", f"optim.updates_per_epoch={macro_batch}", "optim.ema.device=cpu",
+            "prepare_data.source=null", *[f"datasource.{split}={egs / split}" for split in
+                                          ("train", "valid", "evaluate", "generate")], *overrides]
+    xp = train.main.get_xp(argv)
+    with xp.enter():
+        return train.get_solver(xp.cfg)
+
+
+def timed(step: tp.Callable[[], tp.Any]) -> float:
+    begin = time.perf_counter()
+    step()
+    return time.perf_counter() - begin
+
+
+def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Dict[str, tp.Any]:
+    from audiocraft.solvers.compression import CompressionSolver
+
+    batches = iter(solver.dataloaders["train"])
+    solver.rng = torch.Generator().manual_seed(1234)  # AudioCraft seeds it per epoch, for the adversary
+    results: tp.Dict[str, tp.Any] = {}
+
+    def run():
+        for index in range(warmup):
+            CompressionSolver.run_step(solver, index, next(batches), {})
+        baseline = [timed(lambda: CompressionSolver.run_step(solver, 0, next(batches), {}))
+                    for _ in range(baseline_steps)]
+        schedule, rows = [], 0.0
+        for index in range(macro_batch):  # steps 0 .. M-1: the last one completes the macro-batch
+            metrics: dict = {}
+
+            def step():
+                metrics.update(solver.run_step(index, next(batches), {}))
+            schedule.append(timed(step))
+            rows = metrics.get("mmd_rows", rows)
+        # The macro step's two parts, timed apart on M fresh batches: re-encoding (forward, and the
+        # backward through the checkpointed encoder) and the estimator alone (forward + backward).
+        macro = MacroBatch(macro_batch)
+        for _ in range(macro_batch):
+            macro.add(next(batches).to(solver.device))
+        holder: dict = {}
+        encode = timed(lambda: holder.update(streams=macro.streams(solver.model, solver.cfg.mmd.source)))
+        rows_streams = holder["streams"].detach().requires_grad_(True)
+        estimator = timed(lambda: solver.mmd_loss(rows_streams).backward())
+        encode += timed(lambda: holder["streams"].backward(rows_streams.grad))
+        solver.model.zero_grad()
+        results.update(baseline=baseline, schedule=schedule, rows=rows, reencode=encode, estimator=estimator)
+
+    print(f"timing {warmup} warm-up + {baseline_steps} λ = 0 steps, then {macro_batch} steps of the schedule ...",
+          flush=True)
+    solver.run_stage("train", run)
+    step0 = statistics.median(results["baseline"])
+    plain = statistics.median(results["schedule"][:-1])
+    macro = results["schedule"][-1]
+    return {
+        "rows": results["rows"], "lambda0_step_s": step0, "schedule_plain_step_s": plain, "macro_step_s": macro,
+        "macro_step_ratio": macro / step0,
+        "schedule_amortised_ratio": sum(results["schedule"]) / (macro_batch * step0),
+        "reencode_s": results["reencode"], "estimator_s": results["estimator"],
+        # The estimator's cost over the λ = 0 training compute that yields as many rows.
+        "estimator_ratio": (macro_batch * step0 + results["estimator"]) / (macro_batch * step0),
+        "baseline_steps_s": results["baseline"], "schedule_steps_s": results["schedule"],
+    }
+
+
+def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=int, default=3, help="clips per step (the paper: 64 over 8 GPUs)")
+    parser.add_argument("--macro-batch", type=int, default=32, help="M, steps per loss step (the paper: 32)")
+    parser.add_argument("--baseline-steps", type=int, default=8, help="timed λ = 0 steps")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. seanet.n_filters=8")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        egs = write_audio(Path(tmp))
+        solver = build_solver(egs, Path(tmp) / "dora", args.batch_size, args.macro_batch, args.overrides)
+        results = {"batch_size": args.batch_size, "macro_batch": args.macro_batch, "threads": torch.get_num_threads(),
+                   "overrides": list(args.overrides), **measure(solver, args.macro_batch, args.baseline_steps,
+                                                               args.warmup)}
+    print(f"rows in the macro-batch loss: {results['rows']:.0f}")
+    print(f"λ = 0 step (AudioCraft's): {results['lambda0_step_s']:.2f} s")
+    print(f"schedule, plain step: {results['schedule_plain_step_s']:.2f} s "
+          f"({results['schedule_plain_step_s'] / results['lambda0_step_s']:.3f}x)")
+    print(f"schedule, macro step: {results['macro_step_s']:.2f} s ({results['macro_step_ratio']:.2f}x)")
+    print(f"schedule, amortised over {args.macro_batch} steps: {results['schedule_amortised_ratio']:.3f}x the λ = 0 step")
+    print(f"  of which re-encoding {results['reencode_s']:.2f} s and the estimator {results['estimator_s']:.2f} s "
+          f"(forward + backward on {results['rows']:.0f} rows): {results['estimator_ratio']:.3f}x the λ = 0 "
+          "compute of those rows")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
