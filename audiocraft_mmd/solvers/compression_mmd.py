@@ -78,7 +78,8 @@ class MMDCompressionSolver(CompressionSolver):
 
     Config (``mmd`` section, see ``config/solver/compression/default.yaml``): weight, stream source,
     alignment or explicit delays, bandwidths and their scale, estimator, standardisation, clamp,
-    ``every`` (compute on one training step out of ``every``) and ``log_grad_ratio``.
+    ``every`` (compute on one training step out of ``every``), ``macro_batch`` (the paper's schedule,
+    see :mod:`.macro_batch`) and ``log_grad_ratio`` (per-step mode only).
     Metrics: ``mmd`` (unclamped estimate), ``mmd_loss`` (weighted, as backpropagated),
     ``mmd_clamped`` (fraction of steps where the clamp zeroed the loss), ``mmd_rows`` (N),
     ``mmd_grad_ratio`` (gradient norm of the weighted loss over that of all other losses, at the
