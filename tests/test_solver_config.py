@@ -54,6 +54,7 @@ def test_bad_alignment_is_rejected(overrides, key):
     (dict(weight=-1.0), "mmd.weight"),
     (dict(every=0), "mmd.every"),
     (dict(source="decoder"), "mmd.source"),
+    (dict(scope="world"), "mmd.scope"),
 ])
 def test_bad_values_are_rejected(overrides, key):
     with pytest.raises(ConfigError, match=key):

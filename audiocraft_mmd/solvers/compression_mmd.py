@@ -22,6 +22,7 @@ from audiocraft.utils.utils import get_dataset_from_loader, get_pool_executor
 
 from ..integration import register_solver
 from ..losses import MMDIndependence, MMDIndependenceLoss, mmd_independence
+from ..losses.distributed import SCOPES, gather_streams
 from ..quantization import CapturedStreams, capture_streams
 from ..quantization.codebook import use_consistent_codebooks
 from ..quantization.streams import STREAM_SOURCES
@@ -56,6 +57,8 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
         raise ConfigError(f"mmd.every must be >= 1, got {mmd_cfg.every}.")
     if mmd_cfg.source not in STREAM_SOURCES:
         raise ConfigError(f"mmd.source={mmd_cfg.source!r} is not one of {sorted(STREAM_SOURCES)}.")
+    if mmd_cfg.get("scope", "process") not in SCOPES:
+        raise ConfigError(f"mmd.scope={mmd_cfg.scope!r} is not one of {SCOPES}.")
     macro = mmd_cfg.get("macro_batch") or 0
     if isinstance(macro, bool) or not isinstance(macro, int) or macro < 0:
         raise ConfigError(f"mmd.macro_batch must be an int >= 0 (0: off), got {macro!r}.")
@@ -79,7 +82,8 @@ class MMDCompressionSolver(CompressionSolver):
     Config (``mmd`` section, see ``config/solver/compression/default.yaml``): weight, stream source,
     alignment or explicit delays, bandwidths and their scale, estimator, standardisation, clamp,
     ``every`` (compute on one training step out of ``every``), ``macro_batch`` (the paper's schedule,
-    see :mod:`.macro_batch`) and ``log_grad_ratio`` (per-step mode only).
+    see :mod:`.macro_batch`), ``scope`` (``process`` or ``global``: the rows of every process, see
+    :mod:`..losses.distributed`) and ``log_grad_ratio`` (per-step mode only).
     Metrics: ``mmd`` (unclamped estimate), ``mmd_loss`` (weighted, as backpropagated),
     ``mmd_clamped`` (fraction of steps where the clamp zeroed the loss), ``mmd_rows`` (N),
     ``mmd_grad_ratio`` (gradient norm of the weighted loss over that of all other losses, at the
@@ -151,7 +155,7 @@ class MMDCompressionSolver(CompressionSolver):
 
         def add_loss(module, inputs, qres):
             with torch.set_grad_enabled(backprop and torch.is_grad_enabled()):
-                self.mmd_loss(captured.streams, generator=self.mmd_rng)
+                self.mmd_loss(self._loss_rows(captured.streams), generator=self.mmd_rng)
             result = self.mmd_loss.last_result
             metrics["mmd"] = result.estimate.detach()
             metrics["mmd_clamped"] = float(result.clamped)
@@ -214,11 +218,16 @@ class MMDCompressionSolver(CompressionSolver):
         metrics.update({f"usage_q{k}": value for k, value in enumerate(usage.tolist())})
         return metrics
 
+    def _loss_rows(self, streams: torch.Tensor) -> torch.Tensor:
+        """This process's streams, or every process's with ``mmd.scope=global`` (:mod:`..losses.distributed`)."""
+        return gather_streams(streams) if self.cfg.mmd.get("scope", "process") == "global" else streams
+
     def _macro_batch_loss(self, metrics: dict) -> None:
         """``weight * L_inde`` on the completed macro-batch, backpropagated into the encoder's grads."""
         weight = float(self.cfg.mmd.weight)
         with torch.set_grad_enabled(weight > 0):
-            self.mmd_loss(self.macro_batch.streams(self.model, self.cfg.mmd.source), generator=self.mmd_rng)
+            self.mmd_loss(self._loss_rows(self.macro_batch.streams(self.model, self.cfg.mmd.source)),
+                          generator=self.mmd_rng)
         result = self.mmd_loss.last_result
         metrics.update(mmd=result.estimate.detach(), mmd_clamped=float(result.clamped), mmd_rows=float(result.num_rows))
         if weight > 0 and result.loss.requires_grad:
