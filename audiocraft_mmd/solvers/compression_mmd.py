@@ -27,9 +27,10 @@ from ..quantization import CapturedStreams, capture_streams
 from ..quantization.codebook import use_consistent_codebooks
 from ..quantization.streams import STREAM_SOURCES
 from ..errors import ConfigError
+from ..metrics.usage import code_histograms
 from .resume import check_resumable
 from .macro_batch import MacroBatch
-from .evaluation import EvaluationBatch, build_evaluation_plugins, code_histograms
+from .evaluation import EvaluationBatch, build_evaluation_plugins
 from .rng_state import GeneratorState, GlobalRNGState
 from .step_guard import NonFiniteStepGuard, StatefulAverager
 
@@ -70,6 +71,11 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
                           "a macro-batch must not straddle an epoch (checkpoints hold no half macro-batch).")
 
 
+def log_statistic(result: MMDIndependence, metrics: dict) -> None:
+    """The loss's ``mmd`` (unclamped), ``mmd_clamped`` and ``mmd_rows`` metrics."""
+    metrics.update(mmd=result.estimate.detach(), mmd_clamped=float(result.clamped), mmd_rows=float(result.num_rows))
+
+
 def reconstruction_metrics(y_pred: torch.Tensor, y: torch.Tensor, cfg: omegaconf.DictConfig) -> dict:
     """AudioCraft's reconstruction metrics; module-level so that spawned workers import this package."""
     return evaluate_audio_reconstruction(y_pred, y, cfg)
@@ -98,7 +104,8 @@ class MMDCompressionSolver(CompressionSolver):
         num_codebooks = self.model.quantizer.total_codebooks
         delays = alignment_delays(cfg.mmd, num_codebooks)
         frames = int(cfg.dataset.segment_duration * self.model.frame_rate)
-        batches = cfg.mmd.get("macro_batch") or 1
+        macro = cfg.mmd.get("macro_batch") or 0
+        batches = macro or 1
         rows = batches * cfg.dataset.batch_size * (frames - max(delays))
         if rows <= num_codebooks:  # 2 rows for any U-statistic, K + 1 for the debiased permutation estimator
             raise ConfigError(
@@ -106,7 +113,7 @@ class MMDCompressionSolver(CompressionSolver):
                 f"{cfg.dataset.batch_size} per process x ({frames} frames - max delay {max(delays)})); it needs at "
                 f"least 2 and more than the {num_codebooks} codebooks: raise dataset.batch_size, "
                 "dataset.segment_duration or mmd.macro_batch.")
-        self.macro_batch = MacroBatch(batches) if cfg.mmd.get("macro_batch") else None
+        self.macro_batch = MacroBatch(macro) if macro else None
         try:
             self.mmd_loss = MMDIndependenceLoss(
                 delays=delays, bandwidths=list(cfg.mmd.bandwidths), bandwidth_scale=cfg.mmd.bandwidth_scale,
@@ -157,9 +164,7 @@ class MMDCompressionSolver(CompressionSolver):
             with torch.set_grad_enabled(backprop and torch.is_grad_enabled()):
                 self.mmd_loss(self._loss_rows(captured.streams), generator=self.mmd_rng)
             result = self.mmd_loss.last_result
-            metrics["mmd"] = result.estimate.detach()
-            metrics["mmd_clamped"] = float(result.clamped)
-            metrics["mmd_rows"] = float(result.num_rows)
+            log_statistic(result, metrics)
             if not backprop or not result.loss.requires_grad:
                 return qres
             weighted = weight * result.loss
@@ -229,7 +234,7 @@ class MMDCompressionSolver(CompressionSolver):
             self.mmd_loss(self._loss_rows(self.macro_batch.streams(self.model, self.cfg.mmd.source)),
                           generator=self.mmd_rng)
         result = self.mmd_loss.last_result
-        metrics.update(mmd=result.estimate.detach(), mmd_clamped=float(result.clamped), mmd_rows=float(result.num_rows))
+        log_statistic(result, metrics)
         if weight > 0 and result.loss.requires_grad:
             weighted = weight * result.loss
             weighted.backward()

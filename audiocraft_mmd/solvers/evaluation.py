@@ -15,7 +15,7 @@ import typing as tp
 import torch
 
 from ..metrics.dependence import dependence_report, standard_alignments
-from ..metrics.usage import code_histograms, histogram_stats  # noqa: F401  (re-exported)
+from ..metrics.usage import code_histograms, histogram_stats
 from ..quantization import CapturedStreams
 from ..registry import Registry
 
