@@ -24,7 +24,7 @@ import typing as tp
 import torch
 from torch import nn
 
-from .mmd_estimators import get_estimator
+from .mmd_estimators import get_estimator, squared_distances
 
 # The paper's absolute bandwidths. At K·D = 512 standardised dimensions squared distances are ≈ 1000,
 # so these give kernel values ≈ 0 between distinct rows: kept for reproduction, not as a default.
@@ -43,12 +43,13 @@ DEFAULT_ESTIMATOR = "hsic"
 
 # Guards the variance in standardisation, so that constant (e.g. silent) features stay finite.
 STANDARDIZE_EPS = 1e-5
+# The median heuristic looks at this many rows at most (evenly spaced): O(rows²) distances.
+MEDIAN_MAX_ROWS = 1024
 
 
 # ---------------------------------------------------------------------------------------------------
 # Bandwidth scales: fn(samples [N, K, D] after standardisation) -> multiplier of the bandwidths.
-# A data-dependent scale (e.g. a "median" heuristic) is one more entry; return a detached value if
-# the scale should not receive gradient.
+# A data-dependent scale returns a detached value: the bandwidth is not something to optimise.
 # ---------------------------------------------------------------------------------------------------
 
 def _dimension_scale(samples: torch.Tensor) -> float:
@@ -59,8 +60,25 @@ def _no_scale(samples: torch.Tensor) -> float:
     return 1.0
 
 
+def _median_scale(samples: torch.Tensor) -> torch.Tensor:
+    """Half the median squared distance between distinct rows (the median heuristic).
+
+    With it, bandwidth multiple c gives kernel value exp(-1/c) at the median distance, as ``dim``
+    does at the expected distance of standardised rows (``E‖u - v‖² ≈ 2·K·D``); unlike ``dim`` it
+    follows the data when standardisation is off or the streams are far from Gaussian.
+    """
+    rows = samples.detach().flatten(1)
+    if rows.shape[0] > MEDIAN_MAX_ROWS:
+        rows = rows[torch.linspace(0, rows.shape[0] - 1, MEDIAN_MAX_ROWS, device=rows.device).long()]
+    pairs = torch.triu_indices(rows.shape[0], rows.shape[0], offset=1, device=rows.device)
+    distances = squared_distances(rows, rows)[pairs[0], pairs[1]]
+    # Identical rows (e.g. silence) give 0: keep the bandwidth positive so the kernel stays finite.
+    return (distances.median() / 2).clamp_min(STANDARDIZE_EPS)
+
+
 BANDWIDTH_SCALES: tp.Dict[str, tp.Callable[[torch.Tensor], tp.Union[float, torch.Tensor]]] = {
     "dim": _dimension_scale,
+    "median": _median_scale,
     "none": _no_scale,
 }
 
@@ -240,7 +258,8 @@ def mmd_independence(streams: torch.Tensor,
         streams: ``[B, K, D, T]`` per-codebook vectors (K >= 2), floating point.
         delays: Per-codebook delays of the alignment (see :func:`align_streams`); None = all zeros.
         bandwidths: Positive kernel bandwidths, multiplied by ``K·D`` when ``bandwidth_scale="dim"``
-            (:data:`DEFAULT_BANDWIDTHS`) or absolute when ``"none"`` (e.g. :data:`PAPER_BANDWIDTHS`).
+            (:data:`DEFAULT_BANDWIDTHS`), by half the median squared distance between rows when
+            ``"median"``, or absolute when ``"none"`` (e.g. :data:`PAPER_BANDWIDTHS`).
         bandwidth_scale: A key of :data:`BANDWIDTH_SCALES`.
         estimator: A name registered in :mod:`audiocraft_mmd.losses.mmd_estimators`.
         standardize: A key of :data:`STANDARDIZATIONS`: ``"feature"``, ``"codebook"`` or ``"none"``.
