@@ -22,15 +22,14 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
-import subprocess
-import sys
 import time
 import typing as tp
 
 import omegaconf
 import torch
+
+from .xps import is_finished, run_xp
 
 logger = logging.getLogger(__name__)
 
@@ -66,18 +65,12 @@ def lm_overrides(codec: str, pattern: str, extra: tp.Sequence[str]) -> tp.List[s
     return overrides
 
 
-def is_finished(xp) -> bool:
-    history = xp.folder / "history.json"
-    if not history.exists() or not (xp.folder / "checkpoint.th").exists():
-        return False
-    return len(json.loads(history.read_text())) >= int(xp.cfg.optim.epochs)
-
-
 def train_xp(overrides: tp.Sequence[str]) -> None:
     """Runs ``dora run OVERRIDES`` from the repository root (resumes an unfinished XP)."""
-    command = [sys.executable, "-m", "dora", "run", *overrides]
-    logger.info("Training: %s", " ".join(command[2:]))
-    subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[1], env=os.environ.copy())
+    logger.info("Training: dora run %s", " ".join(overrides))
+    code = run_xp(overrides, cwd=Path(__file__).resolve().parents[1])
+    if code != 0:
+        raise SystemExit(f"dora run {' '.join(overrides)} failed (exit code {code}); see the XP's solver.log.0")
 
 
 def load_lm(xp_folder: Path, device: str = "cpu"):

@@ -1,37 +1,23 @@
-"""``dora grid mmd_sweep``: the independence loss's weight and alignment, against the lambda = 0 baseline.
+"""``dora grid mmd_sweep``: the paper-scale sweep of the independence loss, for a GPU cluster with Slurm.
 
-Each XP is ``solver=compression/mmd`` with one override set. Slurm resources come from the
-``slurm`` section of ``config/config.yaml``. Without Slurm, ``dora grid mmd_sweep --dry_run --init``
-creates the XPs and ``dora run -f SIG`` runs one.
+Base: ``solver=compression/encodec_mmd_32khz`` (the paper's recipe). Axes: λ over three orders of
+magnitude around the paper's (its λ = 10, 100, 1000, 10000 are about λ·47² in our normalisation, see
+PAPER.md) plus the λ = 0 baseline; kernel bandwidths (the paper's list, multiples of K·D, the median
+heuristic); the loss's alignment (parallel, delay); and, with the paper's bandwidths, the paper's own
+``permutation`` estimator beside the exact ``hsic`` one. 1 + 2 × 4 × 4 = 33 XPs.
+
+Slurm resources (GPUs, memory, time, partition) come from the ``slurm`` section of
+``config/config.yaml`` and the team file (``AUDIOCRAFT_CONFIG``, see config/teams/default.yaml).
+Without Slurm: ``python -m audiocraft_mmd.grid local mmd_sweep`` runs the XPs here, one after another.
 """
 
-from audiocraft.grids.compression._explorers import CompressionExplorer
-from dora import Launcher
-import treetable as tt
+from ._sweep import MMDExplorer, sweep
 
-WEIGHTS = [0., 1., 10., 100.]
-ALIGNMENTS = ["parallel", "delay"]
-
-
-class MMDExplorer(CompressionExplorer):
-    """AudioCraft's compression table plus the loss and the codebook-dependence metrics of the
-    evaluate stage (``evaluate.plugins``): read mean pairwise MI next to the entropies."""
-
-    def get_grid_metrics(self):
-        return [
-            tt.group("train", [tt.leaf("epoch"), tt.leaf("mmd", ".4f"), tt.leaf("mmd_grad_ratio", ".2f")], align=">"),
-            tt.group("valid", [tt.leaf("msspec", ".4f"), tt.leaf("sisnr", ".2f"), tt.leaf("mmd", ".4f")], align=">"),
-            tt.group("evaluate", [
-                tt.leaf("sisnr", ".2f"), tt.leaf("mmd_estimate", ".4f"), tt.leaf("entropy_mean", ".2f"),
-                tt.leaf("entropy_min", ".2f"), tt.leaf("mi_parallel", ".3f"), tt.leaf("mi_delay", ".3f"),
-                tt.leaf("nmi_delay", ".3f"),
-            ], align=">"),
-        ]
+FRAMES_SQUARED = 47 ** 2  # T'² at 50 Hz for 1 s clips after the delay alignment (PAPER.md)
+WEIGHTS = [0., *(paper * FRAMES_SQUARED for paper in (10., 100., 1000., 10000.))]
 
 
 @MMDExplorer
-def explorer(launcher: Launcher):
-    launcher.bind_({"solver": "compression/mmd"})
-    for alignment in ALIGNMENTS:
-        for weight in WEIGHTS:
-            launcher({"mmd.weight": weight, "mmd.alignment": alignment})
+def explorer(launcher):
+    launcher.bind_({"solver": "compression/encodec_mmd_32khz"})
+    sweep(launcher, WEIGHTS, bandwidths=["paper", "dim", "median"], paper_estimators=["permutation"])
