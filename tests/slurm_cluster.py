@@ -1,7 +1,7 @@
 """A real single-node Slurm cluster on loopback, for tests: Debian's Slurm 22.05, munge and MariaDB.
 
-Everything it writes (configuration, state, accounting database, logs, sockets) lives in one folder
-of the caller's; clients find it through ``SLURM_CONF``. Ports are spare ones picked at start. Each
+Everything it writes (configuration, state, accounting database, logs, sockets) lives in one new
+temporary folder, removed at the end; clients find it through ``SLURM_CONF``. Ports are spare ones picked at start. Each
 daemon runs in the foreground as a child of this process, and :func:`single_node_cluster` stops
 exactly those children, by PID; nothing system-wide is started, stopped or overwritten. Installed
 Debian packages stay installed.
@@ -16,6 +16,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import typing as tp
 
@@ -124,13 +125,16 @@ StorageLoc=slurm_acct_db
 
 
 @contextlib.contextmanager
-def single_node_cluster(root: Path, cpus: int = 2, memory_mb: int = 8000) -> tp.Iterator[tp.Dict[str, str]]:
-    """Starts munged, MariaDB, slurmdbd, slurmctld and slurmd with all their files under ``root``.
+def single_node_cluster(cpus: int = 2, memory_mb: int = 8000) -> tp.Iterator[tp.Dict[str, str]]:
+    """Starts munged, MariaDB, slurmdbd, slurmctld and slurmd with all their files in a new temporary folder.
 
     Yields:
         The environment variables clients need (``SLURM_CONF``), to add to ``os.environ``.
     """
     install_packages()
+    # World-traversable (unlike pytest's tmp_path), as munged runs as the munge user.
+    root = Path(tempfile.mkdtemp(prefix="audiocraft_mmd-slurm-"))
+    root.chmod(0o755)
     for folder in ("etc", "state", "spool", "run", "log", "munge", "mysql"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     ports = {name: spare_port() for name in ("ctld", "slurmd", "dbd", "mysql")}
@@ -185,6 +189,7 @@ def single_node_cluster(root: Path, cpus: int = 2, memory_mb: int = 8000) -> tp.
             except subprocess.TimeoutExpired:
                 daemon.kill()
                 daemon.wait()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _port_open(port: int) -> bool:
