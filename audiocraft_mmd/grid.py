@@ -122,7 +122,6 @@ def run_locally(sheep, index: int, total: int) -> str:
     xp = sheep.xp
     prefix = f"[{index}/{total} {xp.sig}]"
     state_file = xp.folder / LOCAL_STATE
-    recent: tp.Deque[str] = collections.deque(maxlen=TAIL_LINES)
     start = time.time()
     state_file.write_text(json.dumps({"state": "RUNNING", "started": start}))
     state = "INTERRUPTED"
@@ -130,7 +129,6 @@ def run_locally(sheep, index: int, total: int) -> str:
         with open(xp.folder / LOCAL_LOG, "a") as log:
             def on_line(line: str) -> None:
                 log.write(line + "\n")
-                recent.append(line)
                 if any(marker in line for marker in PROGRESS_MARKERS):
                     print(f"{prefix} {line.strip()}", flush=True)
             code = run_xp(["-f", xp.sig], on_line=on_line)
@@ -138,9 +136,7 @@ def run_locally(sheep, index: int, total: int) -> str:
     finally:
         seconds = time.time() - start
         state_file.write_text(json.dumps({"state": state, "started": start, "seconds": seconds}))
-    print(f"{prefix} {state} in {seconds / 60:.1f} min", flush=True)
-    if state == "FAILED":
-        print("\n".join(f"{prefix}   {line}" for line in recent), flush=True)
+    print(f"{prefix} {state} in {seconds / 60:.1f} min (output: {xp.folder / LOCAL_LOG})", flush=True)
     return state
 
 
