@@ -26,6 +26,9 @@ from torch import nn
 
 from .mmd_estimators import get_estimator, squared_distances
 
+if tp.TYPE_CHECKING:
+    from .bank import RowBank
+
 # The paper's absolute bandwidths. At K·D = 512 standardised dimensions squared distances are ≈ 1000,
 # so these give kernel values ≈ 0 between distinct rows: kept for reproduction, not as a default.
 PAPER_BANDWIDTHS: tp.Tuple[float, ...] = (0.1, 1.0, 5.0, 10.0, 20.0, 50.0)
@@ -174,6 +177,18 @@ def _check_delays(delays: tp.Sequence[int]) -> tp.Tuple[int, ...]:
     return tuple(values)
 
 
+def _check_bank(bank, estimator: str, bandwidth_scale: str, absolute: torch.Tensor) -> None:
+    if estimator != "hsic":
+        raise ValueError(f"a row bank computes the 'hsic' estimate; estimator={estimator!r} cannot use one")
+    if bandwidth_scale not in ("dim", "none"):
+        raise ValueError(f"a row bank caches kernel sums, so it needs fixed bandwidths (bandwidth_scale 'dim' "
+                         f"or 'none'), got bandwidth_scale={bandwidth_scale!r}")
+    if bank.bandwidths is None:
+        bank.bandwidths = tuple(absolute.tolist())
+    elif not torch.allclose(torch.tensor(bank.bandwidths, dtype=torch.float64), absolute.double().cpu()):
+        raise ValueError(f"the row bank holds sums for bandwidths {list(bank.bandwidths)}, not {absolute.tolist()}")
+
+
 def _check_streams(streams: torch.Tensor) -> None:
     if not isinstance(streams, torch.Tensor):
         raise ValueError(f"streams must be a tensor [B, K, D, T], got {type(streams).__name__}")
@@ -232,7 +247,8 @@ class MMDIndependence:
         loss: The scalar to minimise: the estimate clamped at 0 if clamping is on, else the estimate.
         estimate: The unclamped MMD² estimate (a scalar tensor carrying gradient), for logging and for
             evaluation; it may be negative: an unbiased estimator of a value near 0 fluctuates around it.
-        num_rows: N = B·T', the number of rows (aligned frames over the batch) the estimate uses.
+        num_rows: N = B·T', the number of rows (aligned frames over the batch) the estimate uses, plus
+            those of the row bank when one is given.
         dim: K·D, the dimension of a row.
         clamped: True when the clamp is on and the estimate was negative (the loss, and its gradient,
             are then 0).
@@ -251,7 +267,8 @@ def mmd_independence(streams: torch.Tensor,
                      estimator: str = DEFAULT_ESTIMATOR,
                      standardize: str = "feature",
                      clamp: bool = True,
-                     generator: tp.Optional[torch.Generator] = None) -> MMDIndependence:
+                     generator: tp.Optional[torch.Generator] = None,
+                     bank: tp.Optional["RowBank"] = None) -> MMDIndependence:
     """MMD² between the joint law of the K codebook vectors and the product of their marginals.
 
     Args:
@@ -266,6 +283,9 @@ def mmd_independence(streams: torch.Tensor,
         clamp: Clamp the loss at 0, as the paper does.
         generator: Randomness of the estimator (row permutations, random features; the default
             ``"hsic"`` needs none); None uses torch's global RNG.
+        bank: A :class:`~audiocraft_mmd.losses.bank.RowBank` of earlier batches' rows: the ``hsic``
+            estimate is then on its rows plus these (gradient to these only), which then join it.
+            Needs ``estimator="hsic"`` and a fixed bandwidth scale (``dim`` or ``none``).
 
     Returns:
         The :class:`MMDIndependence` result; ``result.loss`` is the value to minimise.
@@ -300,7 +320,13 @@ def mmd_independence(streams: torch.Tensor,
 
         scale = BANDWIDTH_SCALES[bandwidth_scale](samples)
         absolute = torch.as_tensor(bandwidths, dtype=samples.dtype, device=samples.device) * scale
-        estimate = estimate_fn(samples, absolute, generator)
+        if bank is None:
+            estimate = estimate_fn(samples, absolute, generator)
+        else:
+            _check_bank(bank, estimator, bandwidth_scale, absolute)
+            num_rows += len(bank)
+            estimate = bank.estimate(samples)
+            bank.push(samples)
 
     clamped = bool(clamp) and bool(estimate.detach() < 0)
     loss = estimate.clamp_min(0) if clamp else estimate
@@ -339,12 +365,14 @@ class MMDIndependenceLoss(nn.Module):
         self.clamp = bool(clamp)
         self.last_result: tp.Optional[MMDIndependence] = None
 
-    def forward(self, streams: torch.Tensor, generator: tp.Optional[torch.Generator] = None) -> torch.Tensor:
+    def forward(self, streams: torch.Tensor, generator: tp.Optional[torch.Generator] = None,
+                bank: tp.Optional["RowBank"] = None) -> torch.Tensor:
         """Computes the loss on ``streams`` ``[B, K, D, T]``.
 
         Args:
             streams: Per-codebook vectors; K must match the ``delays`` given at construction.
             generator: Randomness of the estimator; None uses torch's global RNG.
+            bank: Earlier batches' rows, see :func:`mmd_independence`.
 
         Returns:
             The scalar loss (``self.last_result.loss``).
@@ -355,7 +383,7 @@ class MMDIndependenceLoss(nn.Module):
                              f"K = {streams.shape[1]} codebooks (shape {tuple(streams.shape)})")
         self.last_result = mmd_independence(
             streams, delays=self.delays, bandwidths=self.bandwidths, bandwidth_scale=self.bandwidth_scale,
-            estimator=self.estimator, standardize=self.standardize, clamp=self.clamp, generator=generator)
+            estimator=self.estimator, standardize=self.standardize, clamp=self.clamp, generator=generator, bank=bank)
         return self.last_result.loss
 
     def extra_repr(self) -> str:

@@ -22,6 +22,7 @@ from audiocraft.utils.utils import get_dataset_from_loader, get_pool_executor
 
 from ..integration import register_solver
 from ..losses import MMDIndependence, MMDIndependenceLoss, mmd_independence
+from ..losses.bank import RowBank
 from ..losses.distributed import SCOPES, gather_streams
 from ..quantization import CapturedStreams, capture_streams
 from ..quantization.codebook import use_consistent_codebooks
@@ -65,6 +66,18 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
         raise ConfigError(f"mmd.macro_batch must be an int >= 0 (0: off), got {macro!r}.")
     if macro and int(mmd_cfg.every) != 1:
         raise ConfigError(f"mmd.macro_batch={macro} already sets the loss's schedule: leave mmd.every at 1.")
+    bank = mmd_cfg.get("bank") or 0
+    if isinstance(bank, bool) or not isinstance(bank, int) or bank < 0:
+        raise ConfigError(f"mmd.bank must be an int >= 0 (0: off), got {bank!r}.")
+    if bank > 1:
+        conflicts = {"mmd.macro_batch": (macro, 0), "mmd.estimator": (mmd_cfg.estimator, "hsic"),
+                     "mmd.scope": (mmd_cfg.get("scope", "process"), "process")}
+        for key, (value, needed) in conflicts.items():
+            if value != needed:
+                raise ConfigError(f"mmd.bank={bank} needs {key}={needed!r}, got {value!r}.")
+        if mmd_cfg.bandwidth_scale not in ("dim", "none"):
+            raise ConfigError(f"mmd.bank={bank} caches kernel sums, so it needs fixed bandwidths: "
+                              f"mmd.bandwidth_scale dim or none, got {mmd_cfg.bandwidth_scale!r}.")
     updates = cfg.optim.get("updates_per_epoch")
     if macro and updates and updates % macro:
         raise ConfigError(f"optim.updates_per_epoch={updates} is not a multiple of mmd.macro_batch={macro}: "
@@ -114,6 +127,8 @@ class MMDCompressionSolver(CompressionSolver):
                 f"least 2 and more than the {num_codebooks} codebooks: raise dataset.batch_size, "
                 "dataset.segment_duration or mmd.macro_batch.")
         self.macro_batch = MacroBatch(macro) if macro else None
+        bank = cfg.mmd.get("bank") or 0
+        self.row_bank = RowBank(bank - 1) if bank > 1 else None
         try:
             self.mmd_loss = MMDIndependenceLoss(
                 delays=delays, bandwidths=list(cfg.mmd.bandwidths), bandwidth_scale=cfg.mmd.bandwidth_scale,
@@ -131,6 +146,8 @@ class MMDCompressionSolver(CompressionSolver):
         self.balancer.averager = StatefulAverager(self.cfg.balancer.ema_decay or 1.0)
         self.global_rng_state = GlobalRNGState()
         self.register_stateful("mmd_rng_state", "global_rng_state", "balancer.averager")
+        if self.row_bank is not None:
+            self.register_stateful("row_bank")
         self.step_guard = NonFiniteStepGuard(
             self.model, [self.optimizer, *(adversary.optimizer for adversary in self.adv_losses.values())],
             states=[self.balancer.averager])
@@ -162,7 +179,8 @@ class MMDCompressionSolver(CompressionSolver):
 
         def add_loss(module, inputs, qres):
             with torch.set_grad_enabled(backprop and torch.is_grad_enabled()):
-                self.mmd_loss(self._loss_rows(captured.streams), generator=self.mmd_rng)
+                self.mmd_loss(self._loss_rows(captured.streams), generator=self.mmd_rng,
+                              bank=self.row_bank if self.is_training else None)
             result = self.mmd_loss.last_result
             log_statistic(result, metrics)
             if not backprop or not result.loss.requires_grad:
