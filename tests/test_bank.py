@@ -22,9 +22,10 @@ def dependent_rows(n: int, seed: int, num_codebooks: int = 3, dim: int = 4) -> t
     return rows
 
 
-def test_bank_estimate_and_gradient_match_hsic_on_all_rows_through_pushes_and_evictions():
-    bank = RowBank(3, BANDWIDTHS)
-    for step in range(9):  # fills, evicts from step 3 on, recomputes its sums every 3 pushes
+@pytest.mark.parametrize("capacity", [1, 3])
+def test_bank_estimate_and_gradient_match_hsic_on_all_rows_through_pushes_and_evictions(capacity):
+    bank = RowBank(capacity, BANDWIDTHS)
+    for step in range(9):  # fills, then evicts; recomputes its sums every `capacity` pushes
         current = dependent_rows(5 + step % 3, seed=step).requires_grad_()
         ours = bank.estimate(current)
         reference = hsic_mmd(torch.cat([*bank.batches, current]), torch.tensor(BANDWIDTHS, dtype=torch.float64))
@@ -32,7 +33,7 @@ def test_bank_estimate_and_gradient_match_hsic_on_all_rows_through_pushes_and_ev
         (ours_grad,), (reference_grad,) = torch.autograd.grad(ours, current), torch.autograd.grad(reference, current)
         torch.testing.assert_close(ours_grad, reference_grad, rtol=1e-9, atol=1e-14)
         bank.push(current)
-        assert len(bank.batches) == min(step + 1, 3)
+        assert len(bank.batches) == min(step + 1, capacity)
 
 
 def test_bank_state_round_trips_and_empty_bank_is_plain_hsic():

@@ -62,4 +62,5 @@ def test_training_step_benchmark_runs_the_schedule(tmp_path):
                                   "msstftd.filters=4", "rvq.bins=64"])
     assert results["rows"] == 2 * 3 * 47  # M batches x B clips x (50 frames - 3 delays)
     assert len(results["schedule_steps_s"]) == 2 and results["lambda0_step_s"] > 0
+    assert results["bank_rows"] == results["rows"] and len(results["bank_steps_s"]) == 1  # one cycle of M - 1 steps
     assert json.loads((tmp_path / "step.json").read_text())["macro_batch"] == 2

@@ -10,10 +10,15 @@ process, after warm-up steps:
 * the **schedule**: ``--macro-batch`` M consecutive steps of our solver, the last of which encodes
   the M batches again and adds λ·L_inde on their ``M · B · 47`` rows (N ≥ 4k with the defaults);
 
+* the **row bank** (``mmd.bank=M``): the same solver switched to the bank schedule; after M - 1
+  steps fill the bank, a full cycle of M - 1 steps each with the loss on its batch's rows plus the
+  bank's (M · B · 47 rows, the same N), one of which recomputes the bank's sums from scratch;
+
 and reports the macro step's cost and the schedule's amortised cost, each as a ratio to the λ = 0
 step measured in the same run, then times the macro step's two parts apart on M fresh batches:
 re-encoding (checkpointed encoder forward and backward) and the estimator (forward + backward on
-the N rows). Times are wall-clock (medians for the λ = 0 and plain steps); the machine may be shared.
+the N rows), and the bank's mean step over its cycle. Times are wall-clock (medians for the λ = 0
+and plain steps); the machine may be shared.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import typing as tp
 import numpy as np
 import torch
 
+from ..losses.bank import RowBank
 from ..solvers.macro_batch import MacroBatch
 
 SAMPLE_RATE = 32000
@@ -102,7 +108,16 @@ def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Di
         estimator = timed(lambda: solver.mmd_loss(rows_streams).backward())
         encode += timed(lambda: holder["streams"].backward(rows_streams.grad))
         solver.model.zero_grad()
-        results.update(baseline=baseline, schedule=schedule, rows=rows, reencode=encode, estimator=estimator)
+        # The bank schedule on the same solver (what mmd.bank=M builds): fill, then time one cycle.
+        solver.macro_batch, solver.row_bank = None, RowBank(macro_batch - 1)
+        bank_metrics: dict = {}
+        bank = []
+        for index in range(2 * (macro_batch - 1)):
+            duration = timed(lambda: bank_metrics.update(solver.run_step(index, next(batches), {})))
+            if index >= macro_batch - 1:
+                bank.append(duration)
+        results.update(baseline=baseline, schedule=schedule, rows=rows, reencode=encode, estimator=estimator,
+                       bank=bank, bank_rows=bank_metrics["mmd_rows"])
 
     print(f"timing {warmup} warm-up + {baseline_steps} λ = 0 steps, then {macro_batch} steps of the schedule ...",
           flush=True)
@@ -117,7 +132,10 @@ def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Di
         "reencode_s": results["reencode"], "estimator_s": results["estimator"],
         # The estimator's cost over the λ = 0 training compute that yields as many rows.
         "estimator_ratio": (macro_batch * step0 + results["estimator"]) / (macro_batch * step0),
+        "bank_rows": results["bank_rows"], "bank_step_s": statistics.median(results["bank"]),
+        "bank_amortised_ratio": statistics.mean(results["bank"]) / step0,
         "baseline_steps_s": results["baseline"], "schedule_steps_s": results["schedule"],
+        "bank_steps_s": results["bank"],
     }
 
 
@@ -149,6 +167,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     print(f"  of which re-encoding {results['reencode_s']:.2f} s and the estimator {results['estimator_s']:.2f} s "
           f"(forward + backward on {results['rows']:.0f} rows): {results['estimator_ratio']:.3f}x the λ = 0 "
           "compute of those rows")
+    print(f"row bank (mmd.bank={args.macro_batch}) on {results['bank_rows']:.0f} rows: step {results['bank_step_s']:.2f} s "
+          f"(median), {results['bank_amortised_ratio']:.3f}x the λ = 0 step on average over a cycle")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return results

@@ -147,6 +147,9 @@ class RowBank:
 
     def _remove_oldest(self) -> None:
         oldest = self.batches.popleft()
+        if not self.batches:
+            self.row_sums = self.joint_sum = None
+            return
         rest = self.rows
         size = oldest.shape[0]
         d_oo, d_or = _distances(oldest, oldest), _distances(oldest, rest)
