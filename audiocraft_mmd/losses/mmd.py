@@ -339,6 +339,20 @@ class MMDIndependenceLoss(nn.Module):
             estimator=self.estimator, standardize=self.standardize, clamp=self.clamp, generator=generator)
         return self.last_result.loss
 
+    def first_codebooks(self, num_codebooks: int) -> "MMDIndependenceLoss":
+        """The same loss on the first ``num_codebooks`` codebooks (their delays, the rest dropped).
+
+        A residual quantizer running fewer stages than it has (AudioCraft's quantizer dropout, a
+        lower bandwidth) drops its last ones, so its active codebooks are the first K.
+        """
+        if self.delays is None or num_codebooks == len(self.delays):
+            return self
+        if not 1 <= num_codebooks <= len(self.delays):
+            raise ValueError(f"{num_codebooks} active codebooks, but the loss was built for {len(self.delays)}")
+        return MMDIndependenceLoss(delays=self.delays[:num_codebooks], bandwidths=self.bandwidths,
+                                   bandwidth_scale=self.bandwidth_scale, estimator=self.estimator,
+                                   standardize=self.standardize, clamp=self.clamp)
+
     def extra_repr(self) -> str:
         return (f"delays={self.delays}, bandwidths={self.bandwidths}, bandwidth_scale={self.bandwidth_scale!r}, "
                 f"estimator={self.estimator!r}, standardize={self.standardize!r}, clamp={self.clamp}")

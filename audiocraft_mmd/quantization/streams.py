@@ -107,13 +107,20 @@ def capture_streams(model: nn.Module, source: str = "quantized") -> tp.Iterator[
 def frozen_codebooks(model: nn.Module) -> tp.Iterator[None]:
     """Inside the block, the RVQ codebooks quantize without updating (no EMA step, no dead-code
     expiry) while the layers stay in training mode, so the straight-through gradient still reaches
-    the encoder. For passes that re-encode audio already seen, e.g. the macro-batch schedule."""
+    the encoder. For passes that re-encode audio already seen, e.g. the macro-batch schedule.
+    Quantizer dropout is off too, so that every re-encoded batch has the same active codebooks (the
+    quantizer's current ``n_q``) and their streams concatenate."""
     codebooks = [layer._codebook for layer in rvq_layers(model)]
     modes = [codebook.training for codebook in codebooks]
+    dropout = getattr(model.quantizer, "q_dropout", None)
     try:
         for codebook in codebooks:
             codebook.train(False)
+        if dropout is not None:
+            model.quantizer.q_dropout = False
         yield
     finally:
         for codebook, mode in zip(codebooks, modes):
             codebook.train(mode)
+        if dropout is not None:
+            model.quantizer.q_dropout = dropout

@@ -92,6 +92,7 @@ class MMDCompressionSolver(CompressionSolver):
     :mod:`..losses.distributed`) and ``log_grad_ratio`` (per-step mode only).
     Metrics: ``mmd`` (unclamped estimate), ``mmd_loss`` (weighted, as backpropagated),
     ``mmd_clamped`` (fraction of steps where the clamp zeroed the loss), ``mmd_rows`` (N),
+    ``mmd_codebooks`` (active codebooks the loss used: fewer with quantizer dropout),
     ``mmd_grad_ratio`` (gradient norm of the weighted loss over that of all other losses, at the
     encoder output), ``usage_q{k}`` (fraction of codebook k's entries used in the batch),
     ``nonfinite_step`` (fraction of training steps dropped because a gradient was NaN or infinite;
@@ -146,8 +147,9 @@ class MMDCompressionSolver(CompressionSolver):
             self.logger.info("EMA codebooks: ConsistentEMACodebook (consistent_codebooks=true)")
 
     def mmd_statistic(self, streams: torch.Tensor) -> MMDIndependence:
-        """The loss's statistic on ``streams`` without gradient (for evaluation)."""
-        loss = self.mmd_loss
+        """The loss's statistic on ``streams`` of the active codebooks (K >= 2), without gradient
+        (for evaluation)."""
+        loss = self.mmd_loss.first_codebooks(streams.shape[1])
         with torch.no_grad():
             return mmd_independence(
                 streams, delays=loss.delays, bandwidths=loss.bandwidths, bandwidth_scale=loss.bandwidth_scale,
@@ -161,11 +163,8 @@ class MMDCompressionSolver(CompressionSolver):
         latent_grads: tp.List[torch.Tensor] = []
 
         def add_loss(module, inputs, qres):
-            with torch.set_grad_enabled(backprop and torch.is_grad_enabled()):
-                self.mmd_loss(self._loss_rows(captured.streams), generator=self.mmd_rng)
-            result = self.mmd_loss.last_result
-            log_statistic(result, metrics)
-            if not backprop or not result.loss.requires_grad:
+            result = self._active_codebooks_loss(captured.streams, backprop and torch.is_grad_enabled(), metrics)
+            if result is None or not backprop or not result.loss.requires_grad:
                 return qres
             weighted = weight * result.loss
             metrics["mmd_loss"] = weighted.detach()
@@ -223,6 +222,23 @@ class MMDCompressionSolver(CompressionSolver):
         metrics.update({f"usage_q{k}": value for k, value in enumerate(usage.tolist())})
         return metrics
 
+    def _active_codebooks_loss(self, streams: torch.Tensor, grad: bool, metrics: dict) -> tp.Optional[MMDIndependence]:
+        """The loss on the streams of this pass's active codebooks, logged into ``metrics``.
+
+        With quantizer dropout (``rvq.q_dropout``) or a lower bandwidth an RVQ runs only its first
+        K stages; the loss then uses those K codebooks and their delays. None when K < 2 (no pair
+        of codebooks to make independent: the step trains without the loss).
+        """
+        num_active = streams.shape[1]
+        metrics["mmd_codebooks"] = float(num_active)
+        if num_active < 2:
+            return None
+        loss_fn = self.mmd_loss.first_codebooks(num_active)
+        with torch.set_grad_enabled(grad):
+            loss_fn(self._loss_rows(streams), generator=self.mmd_rng)
+        log_statistic(loss_fn.last_result, metrics)
+        return loss_fn.last_result
+
     def _loss_rows(self, streams: torch.Tensor) -> torch.Tensor:
         """This process's streams, or every process's with ``mmd.scope=global`` (:mod:`..losses.distributed`)."""
         return gather_streams(streams) if self.cfg.mmd.get("scope", "process") == "global" else streams
@@ -230,12 +246,9 @@ class MMDCompressionSolver(CompressionSolver):
     def _macro_batch_loss(self, metrics: dict) -> None:
         """``weight * L_inde`` on the completed macro-batch, backpropagated into the encoder's grads."""
         weight = float(self.cfg.mmd.weight)
-        with torch.set_grad_enabled(weight > 0):
-            self.mmd_loss(self._loss_rows(self.macro_batch.streams(self.model, self.cfg.mmd.source)),
-                          generator=self.mmd_rng)
-        result = self.mmd_loss.last_result
-        log_statistic(result, metrics)
-        if weight > 0 and result.loss.requires_grad:
+        result = self._active_codebooks_loss(self.macro_batch.streams(self.model, self.cfg.mmd.source),
+                                             weight > 0, metrics)
+        if result is not None and weight > 0 and result.loss.requires_grad:
             weighted = weight * result.loss
             weighted.backward()
             metrics["mmd_loss"] = weighted.detach()
