@@ -73,6 +73,13 @@ def rvq_layers(model: nn.Module) -> nn.ModuleList:
     return layers
 
 
+def stream_dimension(model: nn.Module) -> int:
+    """D of the ``[B, K, D, T]`` streams: the quantizer's ``stream_dimension`` when it has one (a
+    grouped quantizer's slice), else its ``dimension`` (an RVQ's stages all quantize the latent)."""
+    quantizer = model.quantizer
+    return int(getattr(quantizer, "stream_dimension", None) or quantizer.dimension)
+
+
 @contextlib.contextmanager
 def capture_streams(model: nn.Module, source: str = "quantized") -> tp.Iterator[CapturedStreams]:
     """Collects per-codebook streams and codes while ``model`` runs inside the ``with`` block.
