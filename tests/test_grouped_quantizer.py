@@ -101,3 +101,32 @@ def test_solver_trains_the_grouped_codec_with_the_loss_and_the_adversary(tiny_eg
         for key in ["mmd", "mmd_loss", "mmd_adv", "mmd_grad_ratio", "usage_q3", "g_loss"]:
             assert torch.isfinite(torch.as_tensor(metrics[key])), key
         assert metrics["nonfinite_step"] == 0.0
+
+
+def test_dora_run_of_the_grouped_codec_with_the_adversary(tiny_egs, tmp_path, monkeypatch):
+    """`dora run` end to end: train, valid, evaluate; the checkpoint (critic and its optimizer
+    included) loads weights-only on resume, and AudioCraft's loader rebuilds the grouped codec."""
+    import json
+    from audiocraft.solvers.compression import CompressionSolver
+    from test_dora_run import dora
+
+    overrides = [*GROUPED, "mmd.adversary.weight=1", *TINY_RUN, *datasource(tiny_egs)]
+    run = dora(["run", *overrides], tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
+    (xp_folder,) = (tmp_path / "xps").iterdir()
+    history = json.loads((xp_folder / "history.json").read_text())
+    train_metrics, evaluate = history[1]["train"], history[1]["evaluate"]
+    for key in ["mmd", "mmd_adv", "mmd_adv_critic", "mmd_loss", "usage_q3"]:
+        assert key in train_metrics, key
+    for key in ["entropy_q3", "mmd_estimate", "mi_delay"]:
+        assert key in evaluate, key
+    state = torch.load(xp_folder / "checkpoint.th", map_location="cpu", weights_only=True)
+    assert set(state["mmd_adversary"]) == {"critic", "optimizer"}
+    again = dora(["run", *overrides], tmp_path)  # resumes from the checkpoint: nothing left to train
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "Loading existing checkpoint" in again.stdout + again.stderr
+    monkeypatch.setattr(train.main.dora, "dir", tmp_path)
+    model = CompressionSolver.model_from_checkpoint(f"//sig/{xp_folder.name}")
+    assert isinstance(model.quantizer, GroupedVectorQuantizer)
+    codes, _ = model.encode(torch.zeros(1, 1, 16000))
+    assert codes.shape == (1, 4, 50)
