@@ -11,8 +11,6 @@ from audiocraft_mmd.errors import ConfigError
 from audiocraft_mmd.losses import MMDIndependenceLoss, mmd_independence
 from audiocraft_mmd.losses.adversary import IndependenceAdversary, IndependenceCritic
 
-from test_dora_run import TINY_RUN, datasource
-
 K, D, N = 4, 128, 256  # 4 codebooks x 128 = 512 dimensions
 
 
@@ -83,19 +81,8 @@ def test_encoder_loss_leaves_the_critic_untouched():
     assert streams.grad is not None and any(not torch.equal(b, p) for b, p in zip(before, critic.parameters()))
 
 
-ADVERSARY = ["mmd.adversary.weight=1"]
-
-
-@pytest.fixture
-def adversary_solver(tiny_egs, tmp_path, monkeypatch):
-    monkeypatch.setattr(train.main.dora, "dir", tmp_path)
-    xp = train.main.get_xp(["solver=compression/mmd", *ADVERSARY, *TINY_RUN, *datasource(tiny_egs)])
-    with xp.enter():
-        yield train.get_solver(xp.cfg)
-
-
-def test_solver_trains_with_the_adversary_and_checkpoints_it(adversary_solver):
-    solver = adversary_solver
+def test_solver_trains_with_the_adversary_and_checkpoints_it(make_tiny_solver):
+    solver = make_tiny_solver("mmd.adversary.weight=1")
     assert solver.mmd_adversary is not None
     batch = next(iter(solver.dataloaders["train"]))
     critic_before = {k: v.clone() for k, v in solver.mmd_adversary.critic.state_dict().items()}

@@ -86,11 +86,8 @@ def test_missing_section_is_named():
         builders.get_compression_model(cfg)
 
 
-def test_solver_trains_the_grouped_codec_with_the_loss_and_the_adversary(tiny_egs, tmp_path, monkeypatch):
-    monkeypatch.setattr(train.main.dora, "dir", tmp_path)
-    xp = train.main.get_xp([*GROUPED, "mmd.adversary.weight=1", *TINY_RUN, *datasource(tiny_egs)])
-    with xp.enter():
-        solver = train.get_solver(xp.cfg)
+def test_solver_trains_the_grouped_codec_with_the_loss_and_the_adversary(make_tiny_solver):
+    solver = make_tiny_solver("model=encodec/small_grouped", "mmd.adversary.weight=1")
     assert all(isinstance(layer._codebook, ConsistentEMACodebook) for layer in solver.model.quantizer.codebook_layers)
     assert solver.mmd_adversary.critic.maps[0][0].in_features == 32  # a critic on 32-dim group streams
     batch = next(iter(solver.dataloaders["train"]))
