@@ -1,7 +1,8 @@
 """``python -m audiocraft_mmd.dependence``: how dependent are a codec's codebooks on some audio?
 
 Loads a codec (a ``//sig/SIG`` of this project's Dora runs, a solver checkpoint path or XP folder,
-or a model exported with ``audiocraft.utils.export``), encodes the audio of an AudioCraft manifest
+a model exported with ``audiocraft.utils.export``, or the standalone ``encodec`` package's model as
+``encodec:24khz[:random|:<dir>|:<state dict>]``), encodes the audio of an AudioCraft manifest
 in fixed-length segments, and measures on the codes: per-codebook entropy and usage, bias-corrected
 pairwise mutual information under the parallel and delay alignments (with jackknife intervals),
 total correlation where estimable, and the training criterion's permutation test on the continuous
@@ -29,6 +30,8 @@ import torch
 
 from .errors import ConfigError
 from .losses.mmd import DEFAULT_BANDWIDTHS, DEFAULT_ESTIMATOR
+from .quantization import StreamAdapter, adapter_for, capture_streams
+from .quantization.encodec_package import is_encodec_reference, load_encodec_package
 from .metrics import DependenceReport, aligned_rows, dependence_report, kernel_independence_test, standard_alignments
 
 REPORT_NAME = "report.json"
@@ -49,13 +52,18 @@ class Codec:
 
     Attributes:
         reference: What the user passed.
-        model: AudioCraft ``CompressionModel`` in eval mode.
+        model: AudioCraft ``CompressionModel`` (or ``encodec`` package model) in eval mode.
         kernel_options: Estimator, bandwidths, scale and standardisation of the loss (from the
             checkpoint's ``mmd`` config when it has one, else the loss's defaults).
     """
     reference: str
     model: tp.Any
     kernel_options: tp.Dict[str, tp.Any]
+
+    @property
+    def adapter(self) -> StreamAdapter:
+        """How to read the model's streams and codes, and its rates (:mod:`.quantization.adapters`)."""
+        return adapter_for(self.model)
 
 
 def _kernel_options(cfg: tp.Any) -> tp.Dict[str, tp.Any]:
@@ -68,9 +76,10 @@ def _kernel_options(cfg: tp.Any) -> tp.Dict[str, tp.Any]:
     return options
 
 
-def load_codec(reference: str, device: str = "cpu") -> Codec:
+def load_codec(reference: str, device: str = "cpu", bandwidth: tp.Optional[float] = None) -> Codec:
     """Loads a codec with AudioCraft's loaders from a ``//sig/``, a checkpoint, an XP folder or an
-    exported model (file, or folder holding ``compression_state_dict.bin``).
+    exported model (file, or folder holding ``compression_state_dict.bin``), or an ``encodec`` package
+    model (``encodec:...``, at ``bandwidth`` kbps when given).
 
     Raises:
         DependenceError: If nothing loadable is found, naming what was tried.
@@ -79,6 +88,14 @@ def load_codec(reference: str, device: str = "cpu") -> Codec:
     from audiocraft.solvers.compression import CompressionSolver
     from audiocraft.utils import checkpoint
 
+    if is_encodec_reference(reference):
+        try:
+            model = load_encodec_package(reference, bandwidth)
+        except ValueError as error:
+            raise DependenceError(str(error)) from error
+        return Codec(reference, model.to(device).eval(), _kernel_options(None))
+    if bandwidth is not None:
+        raise DependenceError(f"--bandwidth applies to encodec package models (encodec:...), not to {reference!r}")
     if reference.startswith("//pretrained/"):
         return Codec(reference, CompressionSolver.model_from_checkpoint(reference, device), _kernel_options(None))
     try:
@@ -142,18 +159,17 @@ class Encoded:
     tracks: int
 
 
-def encode_manifest(model: tp.Any, entries: tp.Sequence[tp.Any], segment: float, max_frames: int,
+def encode_manifest(adapter: StreamAdapter, entries: tp.Sequence[tp.Any], segment: float, max_frames: int,
                     batch_size: int, device: str, rows_per_segment: int = 16, seed: int = 0) -> Encoded:
     """Encodes whole ``segment``-second pieces of each track (tails and shorter tracks are skipped)
     until ``max_frames`` frames, capturing codes and streams in the model's own quantizer pass."""
     from audiocraft.data.audio import audio_read
     from audiocraft.data.audio_utils import convert_audio
-    from .quantization import capture_streams
 
-    sample_rate, channels = model.sample_rate, model.channels
+    sample_rate, channels, model = adapter.sample_rate, adapter.channels, adapter.model
     samples = int(round(segment * sample_rate))
     codes: tp.List[torch.Tensor] = []
-    alignments = standard_alignments(model.num_codebooks)
+    alignments = standard_alignments(adapter.num_codebooks)
     rows: tp.Dict[str, tp.List[torch.Tensor]] = {name: [] for name in alignments}
     generator = torch.Generator().manual_seed(seed)
     frames, tracks, start = 0, 0, time.time()
@@ -162,8 +178,7 @@ def encode_manifest(model: tp.Any, entries: tp.Sequence[tp.Any], segment: float,
         audio = torch.stack(batch).to(device)
         with torch.no_grad(), capture_streams(model) as captured:
             # The encoder and quantizer only: the decoder is not needed and costs as much again.
-            x, _ = model.preprocess(audio)
-            model.quantizer(model.encoder(x), model.frame_rate)
+            adapter.quantize(audio)
         batch_codes, streams = captured.codes.cpu(), captured.streams.float().cpu()
         if streams.shape[0] != batch_codes.shape[0] or streams.shape[1] != batch_codes.shape[1] \
                 or streams.shape[-1] != batch_codes.shape[-1]:
@@ -214,7 +229,7 @@ def measure(codec: Codec, encoded: Encoded, ci_blocks: int, shifts: int, permuta
         alignments["custom"] = list(delays)
     blocks = min(ci_blocks, encoded.codes.shape[0]) if ci_blocks else 0
     try:
-        report = dependence_report(encoded.codes, codec.model.quantizer.bins, alignments, shifts=shifts,
+        report = dependence_report(encoded.codes, codec.adapter.bins, alignments, shifts=shifts,
                                    ci_blocks=blocks if blocks >= 2 else 0)
     except ValueError as error:
         raise DependenceError(f"{codec.reference}: {error}") from error
@@ -240,7 +255,8 @@ def summary(label: str, report: DependenceReport) -> str:
 def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.dependence", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="//sig/SIG, a checkpoint or XP folder, or an exported model")
+    parser.add_argument("--checkpoint", required=True, help="//sig/SIG, a checkpoint or XP folder, an exported model, "
+                        "or encodec:24khz|48khz[:random|:<dir>|:<state dict>] (the encodec package)")
     parser.add_argument("--data", required=True, help="manifest folder egs/<name>/<split> (or its data.jsonl)")
     parser.add_argument("--compare", help="a second codec, measured on the same audio")
     parser.add_argument("--out", help="output folder (default: dependence/<checkpoint name>)")
@@ -249,6 +265,8 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     parser.add_argument("--segment", type=float, default=10.0, help="seconds per encoded segment")
     parser.add_argument("--batch-size", type=int, default=8, help="segments per forward pass")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bandwidth", type=float,
+                        help="kbps of an encodec package model (sets its active codebooks; default: all)")
     parser.add_argument("--delays", help="extra alignment, comma-separated per-codebook delays (e.g. 0,2,1,3)")
     parser.add_argument("--shifts", type=int, default=3, help="shifted nulls of the MI bias correction")
     parser.add_argument("--ci-blocks", type=int, default=20, help="jackknife blocks of the MI intervals (0: none)")
@@ -288,14 +306,15 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         results = []
         for reference in references:
             progress(f"loading {reference}")
-            codec = load_codec(reference, args.device)
-            if codec.model.num_codebooks < 2:
-                raise DependenceError(f"{reference} has K = {codec.model.num_codebooks} codebook: dependence between "
+            codec = load_codec(reference, args.device, args.bandwidth)
+            num_codebooks = codec.adapter.num_codebooks
+            if num_codebooks < 2:
+                raise DependenceError(f"{reference} has K = {num_codebooks} codebook: dependence between "
                                       "codebooks needs at least 2")
-            if delays is not None and len(delays) != codec.model.num_codebooks:
+            if delays is not None and len(delays) != num_codebooks:
                 raise DependenceError(f"--delays has {len(delays)} values but {reference} has K = "
-                                      f"{codec.model.num_codebooks} codebooks")
-            encoded = encode_manifest(codec.model, entries, args.segment, args.max_frames, args.batch_size,
+                                      f"{num_codebooks} codebooks")
+            encoded = encode_manifest(codec.adapter, entries, args.segment, args.max_frames, args.batch_size,
                                       args.device)
             progress(f"{reference}: {encoded.codes.shape[0]} segments of {encoded.codes.shape[-1]} frames from "
                      f"{encoded.tracks} tracks; measuring")
@@ -312,10 +331,10 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         "segment_seconds": args.segment,
         "codecs": [{
             "checkpoint": codec.reference,
-            "sample_rate": int(codec.model.sample_rate),
-            "frame_rate": float(codec.model.frame_rate),  # a numpy scalar in AudioCraft's EnCodec
-            "bins": int(codec.model.quantizer.bins),
-            "num_codebooks": int(codec.model.num_codebooks),
+            "sample_rate": codec.adapter.sample_rate,
+            "frame_rate": codec.adapter.frame_rate,
+            "bins": codec.adapter.bins,
+            "num_codebooks": codec.adapter.num_codebooks,
             "segments": encoded.codes.shape[0],
             "tracks": encoded.tracks,
             **report.to_dict(),

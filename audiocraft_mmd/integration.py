@@ -4,11 +4,13 @@ AudioCraft 1.3.0 has no plugin registries and its wheel ships no config tree, so
 to adjust a few things for its own solvers, patterns and checkpoints to work everywhere AudioCraft
 looks them up. Everything of that kind lives here, and `install()` applies all of it:
 
-- **Solver and pattern registries.** `audiocraft.solvers.builders.get_solver` and
-  `audiocraft.models.builders.get_codebooks_pattern_provider` map names to classes with literal
-  dicts. They are wrapped so that names registered with :func:`register_solver` and
-  :func:`register_pattern` resolve first; other solver names fall through to AudioCraft, other
-  pattern names to :func:`audiocraft_patterns`, with the checks of :mod:`audiocraft_mmd.patterns`.
+- **Solver, pattern and quantizer registries.** `audiocraft.solvers.builders.get_solver`,
+  `audiocraft.models.builders.get_codebooks_pattern_provider` and
+  `audiocraft.models.builders.get_quantizer` map names to classes with literal dicts. They are
+  wrapped so that names registered with :func:`register_solver`, :func:`register_pattern` and
+  :func:`register_quantizer` resolve first; other solver and quantizer names fall through to
+  AudioCraft, other pattern names to :func:`audiocraft_patterns`, with the checks of
+  :mod:`audiocraft_mmd.patterns`.
 - **`audiocraft.train`.** AudioCraft resolves ``//sig/SIG`` checkpoint references with
   ``from audiocraft import train`` to find Dora's folder; that module cannot import without
   AudioCraft's own config tree, so the name is aliased to :mod:`audiocraft_mmd.train`.
@@ -53,6 +55,9 @@ SOLVERS = Registry("solver")
 register_solver = SOLVERS.register
 PATTERNS = Registry("pattern")
 register_pattern = PATTERNS.register
+# `encodec.quantizer=<name>` builds QUANTIZERS[name](dimension=<latent>, **cfg.<name>).
+QUANTIZERS = Registry("quantizer")
+register_quantizer = QUANTIZERS.register
 
 
 def _import_solvers() -> None:
@@ -116,6 +121,33 @@ def _patch_pattern_builder(builders: tp.Any) -> None:
     builders.get_codebooks_pattern_provider = get_codebooks_pattern_provider
 
 
+def _patch_quantizer_builder(builders: tp.Any) -> None:
+    original = builders.get_quantizer
+
+    @functools.wraps(original)
+    def get_quantizer(quantizer, cfg, dimension):
+        from .quantization import grouped  # noqa: F401  (registers our quantizers; imports AudioCraft)
+        if quantizer not in QUANTIZERS:
+            return original(quantizer, cfg, dimension)
+        from audiocraft.utils.utils import dict_from_config
+        from .errors import ConfigError
+        section = cfg.get(quantizer)
+        if section is None:
+            raise ConfigError(f"encodec.quantizer={quantizer!r} needs a `{quantizer}:` config section "
+                              f"(e.g. model=encodec/small_grouped)")
+        try:
+            return QUANTIZERS[quantizer](dimension=dimension, **dict_from_config(section))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{quantizer}: {error}") from error
+
+    builders.get_quantizer = get_quantizer
+
+
+def _patch_model_builders(builders: tp.Any) -> None:
+    _patch_pattern_builder(builders)
+    _patch_quantizer_builder(builders)
+
+
 def _patch_top_k(utils: tp.Any) -> None:
     original = utils.sample_top_k
 
@@ -129,7 +161,7 @@ def _patch_top_k(utils: tp.Any) -> None:
 
 _POST_IMPORT_PATCHES: tp.Dict[str, tp.Callable[[tp.Any], None]] = {
     "audiocraft.solvers.builders": _patch_solver_builder,
-    "audiocraft.models.builders": _patch_pattern_builder,
+    "audiocraft.models.builders": _patch_model_builders,
     "audiocraft.utils.utils": _patch_top_k,
 }
 _ALIASES = {"audiocraft.train": "audiocraft_mmd.train"}

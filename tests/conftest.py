@@ -1,5 +1,6 @@
 """Shared fixtures: tiny generated audio datasets (no network, no real data)."""
 
+import contextlib
 from pathlib import Path
 import typing as tp
 
@@ -49,12 +50,23 @@ def tiny_egs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def tiny_solver(tiny_egs, tmp_path, monkeypatch):
-    """The MMD compression solver of a tiny `dora run solver=compression/mmd`, built in this process."""
+def make_tiny_solver(tiny_egs, tmp_path, monkeypatch):
+    """Builds, in this process, the solver of a tiny `dora run solver=compression/mmd <overrides>`."""
     from audiocraft_mmd import train
     from test_dora_run import TINY_RUN, datasource
 
     monkeypatch.setattr(train.main.dora, "dir", tmp_path)
-    xp = train.main.get_xp(["solver=compression/mmd", *TINY_RUN, *datasource(tiny_egs)])
-    with xp.enter():
-        yield train.get_solver(xp.cfg)
+    with contextlib.ExitStack() as stack:  # each solver is used inside its XP, as under `dora run`
+
+        def make(*overrides: str):
+            xp = train.main.get_xp(["solver=compression/mmd", *TINY_RUN, *datasource(tiny_egs), *overrides])
+            stack.enter_context(xp.enter())
+            return train.get_solver(xp.cfg)
+
+        yield make
+
+
+@pytest.fixture
+def tiny_solver(make_tiny_solver):
+    """The MMD compression solver of a tiny `dora run solver=compression/mmd`, built in this process."""
+    return make_tiny_solver()

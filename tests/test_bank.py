@@ -71,10 +71,18 @@ def test_loss_with_a_bank_counts_its_rows_and_needs_hsic_and_fixed_bandwidths():
     (dict(bank=4, estimator="permutation"), "mmd.estimator"),
     (dict(bank=4, scope="global"), "mmd.scope"),
     (dict(bank=4, bandwidth_scale="median"), "mmd.bandwidth_scale"),
+    (dict(bank=4, adversary={"weight": 1.0}), "mmd.adversary.weight"),
 ])
 def test_bad_bank_config_is_rejected(overrides, key):
     with pytest.raises(ConfigError, match=key):
         validate_mmd_config(mmd_cfg(**overrides))
+
+
+def test_bank_refuses_quantizer_dropout():
+    cfg = mmd_cfg(bank=4)
+    cfg.rvq.q_dropout = True
+    with pytest.raises(ConfigError, match="rvq.q_dropout"):
+        validate_mmd_config(cfg)
 
 
 def test_solver_trains_with_a_bank_and_checkpoints_it(tiny_egs, tmp_path, monkeypatch):

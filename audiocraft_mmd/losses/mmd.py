@@ -268,6 +268,7 @@ def mmd_independence(streams: torch.Tensor,
                      standardize: str = "feature",
                      clamp: bool = True,
                      generator: tp.Optional[torch.Generator] = None,
+                     feature_map: tp.Optional[tp.Callable[[torch.Tensor], torch.Tensor]] = None,
                      bank: tp.Optional["RowBank"] = None) -> MMDIndependence:
     """MMD² between the joint law of the K codebook vectors and the product of their marginals.
 
@@ -283,6 +284,11 @@ def mmd_independence(streams: torch.Tensor,
         clamp: Clamp the loss at 0, as the paper does.
         generator: Randomness of the estimator (row permutations, random features; the default
             ``"hsic"`` needs none); None uses torch's global RNG.
+        feature_map: A learned kernel (e.g. :class:`~audiocraft_mmd.losses.adversary.IndependenceCritic`):
+            maps the standardised rows ``[N, K, D]`` to per-codebook features ``[N, K, F]``, which are
+            standardised per feature and take the rows' place; the Gaussian kernels then act on
+            features (bandwidths scaled by ``K·F``). Per-codebook features keep the kernel a product
+            of per-codebook kernels, so every estimator applies unchanged.
         bank: A :class:`~audiocraft_mmd.losses.bank.RowBank` of earlier batches' rows: the ``hsic``
             estimate is then on its rows plus these (gradient to these only), which then join it.
             Needs ``estimator="hsic"`` and a fixed bandwidth scale (``dim`` or ``none``).
@@ -317,6 +323,8 @@ def mmd_independence(streams: torch.Tensor,
         # [B, K, D, T'] -> [B, T', K, D] -> [N, K, D]: a row is the K vectors of one aligned step.
         samples = aligned.permute(0, 3, 1, 2).reshape(num_rows, num_codebooks, dim)
         samples = mode.after_merge(samples)
+        if feature_map is not None:
+            samples = standardize_features(feature_map(samples))
 
         scale = BANDWIDTH_SCALES[bandwidth_scale](samples)
         absolute = torch.as_tensor(bandwidths, dtype=samples.dtype, device=samples.device) * scale
@@ -330,7 +338,7 @@ def mmd_independence(streams: torch.Tensor,
 
     clamped = bool(clamp) and bool(estimate.detach() < 0)
     loss = estimate.clamp_min(0) if clamp else estimate
-    return MMDIndependence(loss=loss, estimate=estimate, num_rows=num_rows, dim=num_codebooks * dim,
+    return MMDIndependence(loss=loss, estimate=estimate, num_rows=num_rows, dim=samples.shape[1] * samples.shape[2],
                            clamped=clamped)
 
 
@@ -352,7 +360,8 @@ class MMDIndependenceLoss(nn.Module):
                  bandwidth_scale: str = "dim",
                  estimator: str = DEFAULT_ESTIMATOR,
                  standardize: str = "feature",
-                 clamp: bool = True):
+                 clamp: bool = True,
+                 feature_map: tp.Optional[nn.Module] = None):
         super().__init__()
         self.delays: tp.Optional[tp.Tuple[int, ...]] = None if delays is None else _check_delays(delays)
         self.bandwidths = _check_bandwidths(bandwidths)
@@ -363,7 +372,13 @@ class MMDIndependenceLoss(nn.Module):
         self.estimator = estimator
         self.standardize = standardize
         self.clamp = bool(clamp)
+        self.feature_map = feature_map
         self.last_result: tp.Optional[MMDIndependence] = None
+
+    def options(self) -> tp.Dict[str, tp.Any]:
+        """Keyword arguments of :func:`mmd_independence` this loss computes with, except ``clamp``."""
+        return dict(delays=self.delays, bandwidths=self.bandwidths, bandwidth_scale=self.bandwidth_scale,
+                    estimator=self.estimator, standardize=self.standardize, feature_map=self.feature_map)
 
     def forward(self, streams: torch.Tensor, generator: tp.Optional[torch.Generator] = None,
                 bank: tp.Optional["RowBank"] = None) -> torch.Tensor:
@@ -381,10 +396,22 @@ class MMDIndependenceLoss(nn.Module):
         if self.delays is not None and len(self.delays) != streams.shape[1]:
             raise ValueError(f"delays given at construction have {len(self.delays)} values but streams have "
                              f"K = {streams.shape[1]} codebooks (shape {tuple(streams.shape)})")
-        self.last_result = mmd_independence(
-            streams, delays=self.delays, bandwidths=self.bandwidths, bandwidth_scale=self.bandwidth_scale,
-            estimator=self.estimator, standardize=self.standardize, clamp=self.clamp, generator=generator, bank=bank)
+        self.last_result = mmd_independence(streams, clamp=self.clamp, generator=generator, bank=bank,
+                                            **self.options())
         return self.last_result.loss
+
+    def first_codebooks(self, num_codebooks: int) -> "MMDIndependenceLoss":
+        """The same loss on the first ``num_codebooks`` codebooks (their delays, the rest dropped).
+
+        A residual quantizer running fewer stages than it has (AudioCraft's quantizer dropout, a
+        lower bandwidth) drops its last ones, so its active codebooks are the first K.
+        """
+        if self.delays is None or num_codebooks == len(self.delays):
+            return self
+        if not 1 <= num_codebooks <= len(self.delays):
+            raise ValueError(f"{num_codebooks} active codebooks, but the loss was built for {len(self.delays)}")
+        options = {**self.options(), "delays": self.delays[:num_codebooks]}
+        return MMDIndependenceLoss(clamp=self.clamp, **options)
 
     def extra_repr(self) -> str:
         return (f"delays={self.delays}, bandwidths={self.bandwidths}, bandwidth_scale={self.bandwidth_scale!r}, "

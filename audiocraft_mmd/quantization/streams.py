@@ -11,6 +11,10 @@ the decoder saw. A *stream source* turns what a layer received and returned into
   buffers) or the decoder.
 - ``residual``: the residual left after stage k, ``r_k - q_k`` (the last revision of the reference
   code); its gradient reaches the encoder through r_k.
+
+Which layers to hook is the model's stream adapter's business (:mod:`.adapters`): AudioCraft's RVQ,
+the grouped quantizer of :mod:`.grouped` (a layer per slice of the latent, where r_k is the slice)
+and the standalone ``encodec`` package (:mod:`.encodec_package`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 from torch import nn
 
 from ..registry import Registry
+from .adapters import adapter_for
 
 # Entries: ``fn(residual_in [B, D, T], quantized_out [B, D, T]) -> stream [B, D, T]``.
 STREAM_SOURCES = Registry("stream source")
@@ -63,14 +68,17 @@ class CapturedStreams:
         return torch.stack(self.code_list, dim=1)
 
 
-def rvq_layers(model: nn.Module) -> nn.ModuleList:
-    """The stage layers of an AudioCraft RVQ EnCodec model, with a clear error for other models."""
-    layers = getattr(getattr(getattr(model, "quantizer", None), "vq", None), "layers", None)
-    if layers is None:
-        raise TypeError(
-            f"{type(model).__name__} has no residual vector quantizer (model.quantizer.vq.layers); "
-            "stream capture supports AudioCraft EnCodec models with quantizer=rvq.")
-    return layers
+def rvq_layers(model: nn.Module) -> tp.Sequence[nn.Module]:
+    """The per-codebook quantization layers of ``model`` (an RVQ's stages, a grouped quantizer's
+    groups), found by its stream adapter (:mod:`.adapters`); TypeError for models no adapter reads."""
+    return adapter_for(model).layers()
+
+
+def stream_dimension(model: nn.Module) -> int:
+    """D of the ``[B, K, D, T]`` streams: the quantizer's ``stream_dimension`` when it has one (a
+    grouped quantizer's slice), else its ``dimension`` (an RVQ's stages all quantize the latent)."""
+    quantizer = model.quantizer
+    return int(getattr(quantizer, "stream_dimension", None) or quantizer.dimension)
 
 
 @contextlib.contextmanager
@@ -83,19 +91,19 @@ def capture_streams(model: nn.Module, source: str = "quantized") -> tp.Iterator[
         >>> captured.streams.shape  # [B, K, D, T]
     """
     to_stream = STREAM_SOURCES.lookup(source)
+    adapter = adapter_for(model)
     captured = CapturedStreams()
 
     def on_layer(module, inputs, outputs):
-        quantized, codes, _ = outputs
-        captured.stream_list.append(to_stream(inputs[0], quantized))
+        quantized, codes = outputs[0], outputs[1]
+        captured.stream_list.append(adapter.to_stream(to_stream, captured.latent, inputs[0], quantized))
         captured.code_list.append(codes)
 
     def on_quantizer(module, inputs):
         captured.latent = inputs[0]
 
-    layers = rvq_layers(model)
-    handles = [layer.register_forward_hook(on_layer) for layer in layers]
-    handles.append(model.quantizer.register_forward_pre_hook(on_quantizer))
+    handles = [layer.register_forward_hook(on_layer) for layer in adapter.layers()]
+    handles.append(adapter.quantizer().register_forward_pre_hook(on_quantizer))
     try:
         yield captured
     finally:
@@ -107,13 +115,20 @@ def capture_streams(model: nn.Module, source: str = "quantized") -> tp.Iterator[
 def frozen_codebooks(model: nn.Module) -> tp.Iterator[None]:
     """Inside the block, the RVQ codebooks quantize without updating (no EMA step, no dead-code
     expiry) while the layers stay in training mode, so the straight-through gradient still reaches
-    the encoder. For passes that re-encode audio already seen, e.g. the macro-batch schedule."""
+    the encoder. For passes that re-encode audio already seen, e.g. the macro-batch schedule.
+    Quantizer dropout is off too, so that every re-encoded batch has the same active codebooks (the
+    quantizer's current ``n_q``) and their streams concatenate."""
     codebooks = [layer._codebook for layer in rvq_layers(model)]
     modes = [codebook.training for codebook in codebooks]
+    dropout = getattr(model.quantizer, "q_dropout", None)  # AudioCraft's RVQ; other quantizers have none
     try:
         for codebook in codebooks:
             codebook.train(False)
+        if dropout is not None:
+            model.quantizer.q_dropout = False
         yield
     finally:
         for codebook, mode in zip(codebooks, modes):
             codebook.train(mode)
+        if dropout is not None:
+            model.quantizer.q_dropout = dropout

@@ -26,9 +26,10 @@ from ..losses.bank import RowBank
 from ..losses.distributed import SCOPES, gather_streams
 from ..quantization import CapturedStreams, capture_streams
 from ..quantization.codebook import use_consistent_codebooks
-from ..quantization.streams import STREAM_SOURCES
+from ..quantization.streams import STREAM_SOURCES, stream_dimension
 from ..errors import ConfigError
 from ..metrics.usage import code_histograms
+from .independence_adversary import build_adversary, validate_adversary_config
 from .resume import check_resumable
 from .macro_batch import MacroBatch
 from .evaluation import EvaluationBatch, build_evaluation_plugins
@@ -75,9 +76,15 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
         for key, (value, needed) in conflicts.items():
             if value != needed:
                 raise ConfigError(f"mmd.bank={bank} needs {key}={needed!r}, got {value!r}.")
+        adversary = (mmd_cfg.get("adversary") or {}).get("weight") or 0
+        q_dropout = bool((cfg.get("rvq") or {}).get("q_dropout"))
+        for key, value, needed in (("mmd.adversary.weight", adversary, 0), ("rvq.q_dropout", q_dropout, False)):
+            if value != needed:  # the bank's rows must keep their meaning and shape from step to step
+                raise ConfigError(f"mmd.bank={bank} needs {key}={needed!r}, got {value!r}.")
         if mmd_cfg.bandwidth_scale not in ("dim", "none"):
             raise ConfigError(f"mmd.bank={bank} caches kernel sums, so it needs fixed bandwidths: "
                               f"mmd.bandwidth_scale dim or none, got {mmd_cfg.bandwidth_scale!r}.")
+    validate_adversary_config(mmd_cfg)
     updates = cfg.optim.get("updates_per_epoch")
     if macro and updates and updates % macro:
         raise ConfigError(f"optim.updates_per_epoch={updates} is not a multiple of mmd.macro_batch={macro}: "
@@ -105,10 +112,13 @@ class MMDCompressionSolver(CompressionSolver):
     :mod:`..losses.distributed`) and ``log_grad_ratio`` (per-step mode only).
     Metrics: ``mmd`` (unclamped estimate), ``mmd_loss`` (weighted, as backpropagated),
     ``mmd_clamped`` (fraction of steps where the clamp zeroed the loss), ``mmd_rows`` (N),
+    ``mmd_codebooks`` (active codebooks the loss used: fewer with quantizer dropout),
     ``mmd_grad_ratio`` (gradient norm of the weighted loss over that of all other losses, at the
     encoder output), ``usage_q{k}`` (fraction of codebook k's entries used in the batch),
     ``nonfinite_step`` (fraction of training steps dropped because a gradient was NaN or infinite;
-    see :mod:`.step_guard`).
+    see :mod:`.step_guard`). With ``mmd.adversary.weight > 0`` (:mod:`.independence_adversary`):
+    ``mmd_adv`` (the MMD² under the learned kernel, as the encoder minimises it) and
+    ``mmd_adv_critic`` (the critic's objective at its update); ``mmd_loss`` then holds both terms.
     """
 
     def __init__(self, cfg: omegaconf.DictConfig):
@@ -139,6 +149,10 @@ class MMDCompressionSolver(CompressionSolver):
             build_evaluation_plugins(cfg.evaluate.get("plugins", []), self)  # fail on unknown names now
         except ValueError as error:
             raise ConfigError(f"evaluate.plugins: {error}") from error
+        self.mmd_adversary = build_adversary(cfg, self.mmd_loss, num_codebooks, stream_dimension(self.model))
+        if self.mmd_adversary is not None:
+            self.mmd_adversary.critic.to(self.device)
+            self.register_stateful("mmd_adversary")
         self.mmd_rng = torch.Generator().manual_seed(cfg.seed)
         self.mmd_rng_state = GeneratorState(self.mmd_rng)
         # The balancer's running gradient norms as a state: checkpointed, and rolled back with the
@@ -149,7 +163,8 @@ class MMDCompressionSolver(CompressionSolver):
         if self.row_bank is not None:
             self.register_stateful("row_bank")
         self.step_guard = NonFiniteStepGuard(
-            self.model, [self.optimizer, *(adversary.optimizer for adversary in self.adv_losses.values())],
+            self.model, [self.optimizer, *(adversary.optimizer for adversary in self.adv_losses.values()),
+                         *([self.mmd_adversary.optimizer] if self.mmd_adversary is not None else [])],
             states=[self.balancer.averager])
 
     def load_state_dict(self, state: dict) -> None:
@@ -163,30 +178,23 @@ class MMDCompressionSolver(CompressionSolver):
             self.logger.info("EMA codebooks: ConsistentEMACodebook (consistent_codebooks=true)")
 
     def mmd_statistic(self, streams: torch.Tensor) -> MMDIndependence:
-        """The loss's statistic on ``streams`` without gradient (for evaluation)."""
-        loss = self.mmd_loss
+        """The loss's statistic on ``streams`` of the active codebooks (K >= 2), without gradient
+        (for evaluation)."""
+        loss = self.mmd_loss.first_codebooks(streams.shape[1])
         with torch.no_grad():
-            return mmd_independence(
-                streams, delays=loss.delays, bandwidths=loss.bandwidths, bandwidth_scale=loss.bandwidth_scale,
-                estimator=loss.estimator, standardize=loss.standardize, clamp=False, generator=self.mmd_rng)
+            return mmd_independence(streams, clamp=False, generator=self.mmd_rng, **loss.options())
 
     @contextlib.contextmanager
     def _independence_loss(self, captured: CapturedStreams, metrics: dict) -> tp.Iterator[None]:
-        """While active, the quantizer's penalty carries ``weight * L_inde`` and ``metrics`` fills in."""
-        weight = float(self.cfg.mmd.weight)
-        backprop = self.is_training and weight > 0
+        """While active, the quantizer's penalty carries the independence terms (``weight * L_inde``,
+        plus the adversary's) and ``metrics`` fills in."""
         latent_grads: tp.List[torch.Tensor] = []
 
         def add_loss(module, inputs, qres):
-            with torch.set_grad_enabled(backprop and torch.is_grad_enabled()):
-                self.mmd_loss(self._loss_rows(captured.streams), generator=self.mmd_rng,
-                              bank=self.row_bank if self.is_training else None)
-            result = self.mmd_loss.last_result
-            log_statistic(result, metrics)
-            if not backprop or not result.loss.requires_grad:
+            weighted = self._independence_terms(captured.streams, self.is_training and torch.is_grad_enabled(),
+                                                metrics)
+            if weighted is None:
                 return qres
-            weighted = weight * result.loss
-            metrics["mmd_loss"] = weighted.detach()
             if self.cfg.mmd.log_grad_ratio:
                 (mmd_grad,) = torch.autograd.grad(weighted, captured.latent, retain_graph=True)
                 metrics["_mmd_grad"] = mmd_grad
@@ -241,22 +249,52 @@ class MMDCompressionSolver(CompressionSolver):
         metrics.update({f"usage_q{k}": value for k, value in enumerate(usage.tolist())})
         return metrics
 
+    def _independence_terms(self, streams: torch.Tensor, train: bool, metrics: dict) -> tp.Optional[torch.Tensor]:
+        """``weight * L_inde`` plus, with the adversary on, ``adversary.weight * L_adv`` after a critic
+        update, on the streams of this pass's active codebooks; logged into ``metrics``.
+
+        With quantizer dropout (``rvq.q_dropout``) or a lower bandwidth an RVQ runs only its first
+        K stages; the loss then uses those K codebooks and their delays. Returns the sum to
+        backpropagate, or None: outside training, with nothing weighted, or when K < 2 (no pair of
+        codebooks to make independent: the step trains without the loss).
+        """
+        num_active = streams.shape[1]
+        metrics["mmd_codebooks"] = float(num_active)
+        if num_active < 2:
+            return None
+        rows = self._loss_rows(streams)
+        weight = float(self.cfg.mmd.weight)
+        loss_fn = self.mmd_loss.first_codebooks(num_active)
+        with torch.set_grad_enabled(train and weight > 0):
+            loss_fn(rows, generator=self.mmd_rng, bank=self.row_bank if self.is_training else None)
+        result = loss_fn.last_result
+        log_statistic(result, metrics)
+        terms = [weight * result.loss] if train and weight > 0 and result.loss.requires_grad else []
+        if self.mmd_adversary is not None:
+            if train:  # the critic first, on detached rows, as AudioCraft trains its discriminators
+                metrics["mmd_adv_critic"] = self.mmd_adversary.train_critic(rows, self.mmd_rng)
+            with torch.set_grad_enabled(train):
+                adversarial = self.mmd_adversary(rows, self.mmd_rng)
+            metrics["mmd_adv"] = adversarial.estimate.detach()
+            if train and adversarial.loss.requires_grad:
+                terms.append(float(self.cfg.mmd.adversary.weight) * adversarial.loss)
+        if not terms:
+            return None
+        weighted = sum(terms)
+        metrics["mmd_loss"] = weighted.detach()
+        return weighted
+
     def _loss_rows(self, streams: torch.Tensor) -> torch.Tensor:
         """This process's streams, or every process's with ``mmd.scope=global`` (:mod:`..losses.distributed`)."""
         return gather_streams(streams) if self.cfg.mmd.get("scope", "process") == "global" else streams
 
     def _macro_batch_loss(self, metrics: dict) -> None:
-        """``weight * L_inde`` on the completed macro-batch, backpropagated into the encoder's grads."""
-        weight = float(self.cfg.mmd.weight)
-        with torch.set_grad_enabled(weight > 0):
-            self.mmd_loss(self._loss_rows(self.macro_batch.streams(self.model, self.cfg.mmd.source)),
-                          generator=self.mmd_rng)
-        result = self.mmd_loss.last_result
-        log_statistic(result, metrics)
-        if weight > 0 and result.loss.requires_grad:
-            weighted = weight * result.loss
+        """The independence terms on the completed macro-batch, backpropagated into the encoder's grads."""
+        with torch.set_grad_enabled(float(self.cfg.mmd.weight) > 0 or self.mmd_adversary is not None):
+            streams = self.macro_batch.streams(self.model, self.cfg.mmd.source)
+        weighted = self._independence_terms(streams, True, metrics)
+        if weighted is not None:
             weighted.backward()
-            metrics["mmd_loss"] = weighted.detach()
 
     def evaluate(self):
         """Reconstruction metrics (AudioCraft's) plus the ``evaluate.plugins`` metrics, in one pass."""

@@ -92,6 +92,8 @@ class MMDStatistic(EvaluationPlugin):
         self.values: tp.List[float] = []
 
     def update(self, batch: EvaluationBatch) -> None:
+        if len(batch.captured.stream_list) < 2:  # one active codebook: no pair to measure
+            return
         result = self.solver.mmd_statistic(batch.captured.streams)
         self.values.append(result.estimate.item())
 

@@ -15,7 +15,7 @@ import omegaconf
 from ..errors import ConfigError
 
 # Config sections and keys that define the compression model a checkpoint holds.
-MODEL_CONFIG_KEYS = ("compression_model", "sample_rate", "channels", "encodec", "seanet", "rvq")
+MODEL_CONFIG_KEYS = ("compression_model", "sample_rate", "channels", "encodec", "seanet", "rvq", "grouped")
 
 
 def _flatten(node: tp.Any, prefix: str) -> tp.Dict[str, tp.Any]:
