@@ -1,0 +1,79 @@
+"""Fréchet and kernel distances against slow direct references, and their statistical behaviour."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from audiocraft_mmd.metrics.embedding_distance import embedding_distances, frechet_distance, kernel_distance
+
+
+def slow_frechet(x: np.ndarray, y: np.ndarray) -> float:
+    """The textbook formula with scipy's general matrix square root."""
+    mu_x, mu_y = x.mean(0), y.mean(0)
+    sigma_x, sigma_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    root = scipy.linalg.sqrtm(sigma_x @ sigma_y).real
+    return float(((mu_x - mu_y) ** 2).sum() + np.trace(sigma_x + sigma_y - 2 * root))
+
+
+def slow_kid(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD² with (a.b/d + 1)^3, pair by pair."""
+    d = x.shape[1]
+    k = lambda a, b: (a @ b / d + 1) ** 3  # noqa: E731
+    n, m = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(n) for j in range(m)) / (n * m)
+    return xx + yy - 2 * xy
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_matches_slow_reference(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((40, 6)) @ rng.standard_normal((6, 6))
+    y = rng.standard_normal((30, 6)) * 1.5 + 0.3
+    assert frechet_distance(torch.from_numpy(x), torch.from_numpy(y)) == pytest.approx(slow_frechet(x, y), rel=1e-8)
+    assert kernel_distance(torch.from_numpy(x), torch.from_numpy(y)) == pytest.approx(slow_kid(x, y), rel=1e-9)
+
+
+def test_frechet_of_gaussians_matches_closed_form():
+    # Isotropic Gaussians: FD = |mu|^2 + d (s1 - s2)^2 exactly for the population; large samples approach it.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(20000, 4, generator=g, dtype=torch.float64)
+    y = 2 * torch.randn(20000, 4, generator=g, dtype=torch.float64) + 1
+    assert frechet_distance(x, y) == pytest.approx(4 * 1 + 4 * (1 - 2) ** 2, rel=0.03)
+    assert frechet_distance(x, x) == pytest.approx(0, abs=1e-6)
+
+
+def test_kernel_distance_is_unbiased_under_the_null_and_positive_otherwise():
+    g = torch.Generator().manual_seed(0)
+    null = [kernel_distance(torch.randn(20, 8, generator=g), torch.randn(20, 8, generator=g)) for _ in range(300)]
+    spread = float(np.std(null))
+    assert abs(float(np.mean(null))) < 3 * spread / np.sqrt(len(null))  # mean 0 even at n = 20
+    assert min(null) < 0  # unbiased, so not clamped
+    shifted = kernel_distance(torch.randn(20, 8, generator=g), torch.randn(20, 8, generator=g) + 1)
+    assert shifted > 5 * spread
+
+
+def test_bootstrap_interval_contains_the_estimate_and_grows_with_groups():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(200, 5, generator=g), torch.randn(200, 5, generator=g) + 0.5
+    result = embedding_distances(x, y, draws=100)
+    for distance in result.values():
+        assert distance.ci_low <= distance.value <= distance.ci_high and distance.draws == 100
+    # Rows repeated 10 times inside groups: resampling rows would be far too confident.
+    xr, yr = x[:20].repeat_interleave(10, 0), y[:20].repeat_interleave(10, 0)
+    naive = embedding_distances(xr, yr, draws=100)["kernel"]
+    grouped = embedding_distances(xr, yr, groups_x=[i // 10 for i in range(200)],
+                                  groups_y=[i // 10 for i in range(200)], draws=100)["kernel"]
+    assert grouped.ci_high - grouped.ci_low > 2 * (naive.ci_high - naive.ci_low)
+    assert embedding_distances(x, y, draws=0)["frechet"].draws == 0
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="same d"):
+        kernel_distance(torch.zeros(4, 3), torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="at least 2"):
+        frechet_distance(torch.zeros(1, 3), torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        embedding_distances(torch.full((4, 3), float("nan")), torch.zeros(4, 3))
