@@ -55,6 +55,37 @@ def test_kernel_distance_is_unbiased_under_the_null_and_positive_otherwise():
     assert shifted > 5 * spread
 
 
+def slow_grouped_kid(x, y, gx, gy) -> float:
+    """Within-set averages over pairs of different groups only."""
+    d = x.shape[1]
+    k = lambda a, b: (a @ b / d + 1) ** 3  # noqa: E731
+    def within(z, g):
+        values = [k(z[i], z[j]) for i in range(len(z)) for j in range(len(z)) if g[i] != g[j]]
+        return sum(values) / len(values)
+    return within(x, gx) + within(y, gy) - 2 * np.mean([k(a, b) for a in x for b in y])
+
+
+def test_grouped_kernel_distance_matches_slow_reference_and_is_unbiased_for_clustered_data():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((12, 3)), rng.standard_normal((9, 3))
+    gx, gy = [i // 3 for i in range(12)], [i // 2 for i in range(9)]
+    result = embedding_distances(torch.from_numpy(x), torch.from_numpy(y), gx, gy, draws=0)["kernel"]
+    assert result.value == pytest.approx(slow_grouped_kid(x, y, gx, gy), rel=1e-9)
+    # Tracks of 6 correlated patches (shared offset): two sets of tracks from one law.
+    g = torch.Generator().manual_seed(1)
+    def tracks(n):
+        return (torch.randn(n, 1, 8, generator=g) + 0.5 * torch.randn(n, 6, 8, generator=g)).reshape(n * 6, 8)
+    labels = [i // 6 for i in range(60)]
+    grouped, pooled = [], []
+    for _ in range(100):
+        a, b = tracks(10), tracks(10)
+        grouped.append(embedding_distances(a, b, labels, labels, draws=0)["kernel"].value)
+        pooled.append(kernel_distance(a, b))
+    se = np.std(grouped) / np.sqrt(len(grouped))
+    assert abs(np.mean(grouped)) < 3 * se
+    assert np.mean(pooled) > 10 * np.std(pooled) / np.sqrt(len(pooled))  # patches as independent: biased up
+
+
 def test_bootstrap_interval_contains_the_estimate_and_grows_with_groups():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(200, 5, generator=g), torch.randn(200, 5, generator=g) + 0.5

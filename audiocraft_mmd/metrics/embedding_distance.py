@@ -7,10 +7,17 @@ bootstrap confidence intervals.
   polynomial kernel ``k(a, b) = (aᵀb / d + 1)³``. Its mean is exactly 0 when both sets come from
   the same law, at any sample count, so small sets compare fairly; it can be slightly negative.
 
-The confidence intervals resample *groups* (e.g. tracks: patches of one track are correlated, so
-resampling patches would give intervals that are too narrow) with replacement in each set, and
-report percentiles of the recomputed statistic. In the kernel distance, pairs of a resampled
-embedding with its own copy are left out, as the diagonal is in the unbiased estimate.
+**Groups.** Embeddings often come in correlated groups (the 3 s patches of one track). With
+groups given, the kernel distance's within-set averages run over pairs from *different* groups
+only, as its cross-set average does: patches of one track resemble each other more than patches
+of two tracks, and counting those pairs would read two halves of one collection as different
+(mean above 0). The estimate stays unbiased for sets of independently drawn groups.
+
+**Intervals.** The bootstrap resamples whole groups with replacement in each set (resampling
+correlated patches would give intervals too narrow) and recomputes both distances; the interval is
+``value ± z·SD`` of the draws (normal bootstrap interval). Percentiles are not used: a duplicated
+group shrinks the resampled covariance, so the Fréchet draws are biased upwards and their
+percentile interval can miss the estimate itself.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ class Distance:
 
     Attributes:
         value: Estimate on the full sets.
-        ci_low, ci_high: Percentile interval over the bootstrap draws (``level`` coverage).
+        ci_low, ci_high: ``value ± z·SD`` of the bootstrap draws (``level`` coverage).
         level: Coverage of the interval (e.g. 0.95); 0 when no bootstrap was run.
         draws: Number of bootstrap draws.
     """
@@ -79,19 +86,25 @@ def polynomial_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _mmd2_unbiased(k_xx: torch.Tensor, k_yy: torch.Tensor, k_xy: torch.Tensor,
+                   gx: tp.Optional[torch.Tensor] = None, gy: tp.Optional[torch.Tensor] = None,
                    ix: tp.Optional[torch.Tensor] = None, iy: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Unbiased MMD² from Gram matrices, optionally of resampled rows ``ix``/``iy`` of the originals:
-    within-set pairs of the same original row (the diagonal, and copies) are left out."""
-    def within(gram: torch.Tensor, index: tp.Optional[torch.Tensor]) -> torch.Tensor:
-        if index is None:
-            n = gram.shape[0]
-            return (gram.sum() - gram.diagonal().sum()) / (n * (n - 1))
-        sub = gram[index][:, index]
-        keep = index[:, None] != index[None, :]
-        return (sub * keep).sum() / keep.sum().clamp_min(1)
+    """Unbiased MMD² from Gram matrices.
+
+    ``gx``/``gy``: group label per row; within-set pairs of one group are left out (default: each
+    row its own group, i.e. the diagonal). ``ix``/``iy``: resampled rows of the originals.
+    """
+    def within(gram: torch.Tensor, groups: tp.Optional[torch.Tensor], index: tp.Optional[torch.Tensor]) -> torch.Tensor:
+        rows = torch.arange(gram.shape[0]) if index is None else index
+        labels = rows if groups is None else groups[rows]
+        sub = gram if index is None else gram[index][:, index]
+        keep = labels[:, None] != labels[None, :]
+        pairs = keep.sum()
+        if pairs == 0:
+            raise ValueError("the kernel distance needs at least 2 groups per set")
+        return (sub * keep).sum() / pairs
 
     cross = k_xy if ix is None else k_xy[ix][:, iy]
-    return within(k_xx, ix) + within(k_yy, iy) - 2 * cross.mean()
+    return within(k_xx, gx, ix) + within(k_yy, gy, iy) - 2 * cross.mean()
 
 
 def kernel_distance(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -101,21 +114,21 @@ def kernel_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(_mmd2_unbiased(polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)))
 
 
-def _group_index(groups: tp.Optional[tp.Sequence[tp.Hashable]], n: int) -> tp.List[torch.Tensor]:
-    """Row indices of each group (each row its own group by default)."""
+def _group_labels(groups: tp.Optional[tp.Sequence[tp.Hashable]], n: int) -> torch.Tensor:
+    """An integer label per row (each row its own group by default)."""
     if groups is None:
-        return [torch.tensor([i]) for i in range(n)]
+        return torch.arange(n)
     if len(groups) != n:
         raise ValueError(f"{len(groups)} group labels for {n} embeddings")
-    members: tp.Dict[tp.Hashable, tp.List[int]] = {}
-    for row, group in enumerate(groups):
-        members.setdefault(group, []).append(row)
-    return [torch.tensor(rows) for rows in members.values()]
+    codes: tp.Dict[tp.Hashable, int] = {}
+    return torch.tensor([codes.setdefault(group, len(codes)) for group in groups])
 
 
-def _resample(groups: tp.List[torch.Tensor], generator: torch.Generator) -> torch.Tensor:
-    picks = torch.randint(len(groups), (len(groups),), generator=generator)
-    return torch.cat([groups[i] for i in picks.tolist()])
+def _resample(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Rows of groups drawn with replacement, as many draws as groups."""
+    members = [torch.nonzero(labels == g).flatten() for g in range(int(labels.max()) + 1)]
+    picks = torch.randint(len(members), (len(members),), generator=generator)
+    return torch.cat([members[i] for i in picks.tolist()])
 
 
 def embedding_distances(x: torch.Tensor, y: torch.Tensor, groups_x: tp.Optional[tp.Sequence[tp.Hashable]] = None,
@@ -128,37 +141,37 @@ def embedding_distances(x: torch.Tensor, y: torch.Tensor, groups_x: tp.Optional[
         groups_x, groups_y: A label per row (e.g. its track); the bootstrap resamples whole groups.
             Default: every row is its own group.
         draws: Bootstrap draws (0: no interval, ``ci_low = ci_high = value``).
-        level: Coverage of the percentile interval.
+        level: Coverage of the normal interval.
         seed: Seed of the resampling.
 
     Returns:
         ``{"frechet": Distance, "kernel": Distance}``.
 
     Raises:
-        ValueError: On mismatched dimensions, fewer than 2 rows per set or non-finite values.
+        ValueError: On mismatched dimensions, fewer than 2 rows (or groups) per set or non-finite values.
     """
     _check_sets(x, y, 2)
     x, y = x.double(), y.double()
+    gx, gy = _group_labels(groups_x, x.shape[0]), _group_labels(groups_y, y.shape[0])
     k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
-    values = {"frechet": frechet_distance(x, y), "kernel": float(_mmd2_unbiased(k_xx, k_yy, k_xy))}
+    values = {"frechet": frechet_distance(x, y), "kernel": float(_mmd2_unbiased(k_xx, k_yy, k_xy, gx, gy))}
     if draws <= 0:
         return {name: Distance(value, value, value, 0.0, 0) for name, value in values.items()}
     generator = torch.Generator().manual_seed(seed)
-    index_x, index_y = _group_index(groups_x, x.shape[0]), _group_index(groups_y, y.shape[0])
     samples: tp.Dict[str, tp.List[float]] = {"frechet": [], "kernel": []}
     for _ in range(draws):
-        ix, iy = _resample(index_x, generator), _resample(index_y, generator)
-        if len(set(ix.tolist())) < 2 or len(set(iy.tolist())) < 2:
-            continue  # a draw of one distinct row has no covariance nor within-set pair
+        ix, iy = _resample(gx, generator), _resample(gy, generator)
+        if len(set(gx[ix].tolist())) < 2 or len(set(gy[iy].tolist())) < 2:
+            continue  # one distinct group: no pair from two groups
         samples["frechet"].append(frechet_distance(x[ix], y[iy]))
-        samples["kernel"].append(float(_mmd2_unbiased(k_xx, k_yy, k_xy, ix, iy)))
-    tail = (1 - level) / 2
+        samples["kernel"].append(float(_mmd2_unbiased(k_xx, k_yy, k_xy, gx, gy, ix, iy)))
+    z = float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(0.5 + level / 2)))
     result = {}
     for name, value in values.items():
         drawn = torch.tensor(samples[name], dtype=torch.float64)
-        if drawn.numel() == 0:
+        if drawn.numel() < 2:
             result[name] = Distance(value, value, value, 0.0, 0)
             continue
-        low, high = torch.quantile(drawn, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
-        result[name] = Distance(value, low, high, level, int(drawn.numel()))
+        spread = z * float(drawn.std())
+        result[name] = Distance(value, value - spread, value + spread, level, int(drawn.numel()))
     return result
