@@ -112,16 +112,29 @@ def read_clips(files: tp.Sequence[Path]) -> tp.Iterator[tp.Tuple[str, torch.Tens
         yield str(path), wav, rate
 
 
-def embed_source(label: str, files: tp.Sequence[Path], embedder: tp.Any):
-    """Embeds ``files`` with progress lines; bad clips become :class:`AudioDistanceError`."""
+def split_clips(clips: tp.Iterable[tp.Tuple[str, torch.Tensor, int]], seconds: tp.Optional[float],
+                max_pieces: tp.Optional[int] = None) -> tp.Iterator[tp.Tuple[str, torch.Tensor, int]]:
+    """Whole ``seconds``-long pieces of each clip (the tail dropped; a shorter clip is kept as is),
+    at most ``max_pieces`` per clip; pieces keep their clip's name, so they share its bootstrap group.
+    ``seconds=None`` passes the clips through."""
+    for name, wav, rate in clips:
+        size = int(round(seconds * rate)) if seconds else wav.shape[-1]
+        count = max(1, wav.shape[-1] // size)
+        for piece in range(count if max_pieces is None else min(count, max_pieces)):
+            yield name, wav[..., piece * size:(piece + 1) * size], rate
+
+
+def embed_source(label: str, clips: tp.Iterable[tp.Tuple[str, torch.Tensor, int]], total: int, embedder: tp.Any):
+    """Embeds ``(name, wav, rate)`` clips with progress lines (``total``: files, for the count);
+    bad clips become :class:`AudioDistanceError`."""
     from .metrics.music_embedding import AudioInputError
     start = time.time()
 
     def report(index: int, name: str, patches: int) -> None:
-        progress(f"{label} {index + 1}/{len(files)}: {Path(name).name} ({patches} patches, {time.time() - start:.0f} s)")
+        progress(f"{label} {index + 1} ({total} files): {Path(name).name} ({patches} patches, {time.time() - start:.0f} s)")
 
     try:
-        return embedder.embed_many(read_clips(files), report)
+        return embedder.embed_many(clips, report)
     except AudioInputError as error:
         raise AudioDistanceError(f"{label}: {error}") from error
 
@@ -129,12 +142,37 @@ def embed_source(label: str, files: tp.Sequence[Path], embedder: tp.Any):
 def distance_report(reference, candidate, draws: int, seed: int) -> tp.Dict[str, tp.Any]:
     """Fréchet and kernel distances (with intervals) between two :class:`EmbeddingSet`."""
     from .metrics.embedding_distance import embedding_distances
-    if reference.embeddings.shape[0] < 2 or candidate.embeddings.shape[0] < 2:
-        raise AudioDistanceError(f"need at least 2 patches per side, got {reference.embeddings.shape[0]} and "
-                                 f"{candidate.embeddings.shape[0]}: give more or longer clips")
+    if len(reference.names) < 2 or len(candidate.names) < 2:
+        raise AudioDistanceError(f"need at least 2 clips per side, got {len(reference.names)} and "
+                                 f"{len(candidate.names)}")
     distances = embedding_distances(reference.embeddings, candidate.embeddings, reference.groups, candidate.groups,
                                     draws=draws, seed=seed)
     return {name: distance.to_dict() for name, distance in distances.items()}
+
+
+def distance_to_source(clips: tp.Sequence[tp.Tuple[str, torch.Tensor, int]], reference: str, model: str = "MSD_musicnn",
+                       max_pieces: tp.Optional[int] = 8, draws: int = 100, seed: int = 0,
+                       device: tp.Union[str, torch.device] = "cpu") -> tp.Dict[str, float]:
+    """Distances of in-memory clips (e.g. an LM's generations) to a source's audio cut to the same length.
+
+    The reference tracks are cut into pieces as long as the longest clip (at most ``max_pieces``
+    per track), so both sides are embedded alike. Returns ``musicnn_frechet``, ``musicnn_kernel``
+    and their ``_ci_low`` / ``_ci_high``.
+    """
+    from .metrics.music_embedding import MusicEmbedder
+    if not clips:
+        raise AudioDistanceError("no clip to compare")
+    seconds = max(wav.shape[-1] / rate for _, wav, rate in clips)
+    embedder = MusicEmbedder(model, min_seconds=min(1.0, seconds), device=device)
+    candidate = embed_source("generated", clips, len(clips), embedder)
+    files = resolve_source(reference)
+    reference_set = embed_source("reference", split_clips(read_clips(files), seconds, max_pieces), len(files), embedder)
+    distances = distance_report(reference_set, candidate, draws, seed)
+    metrics = {}
+    for name, value in distances.items():
+        metrics[f"musicnn_{name}"] = value["value"]
+        metrics[f"musicnn_{name}_ci_low"], metrics[f"musicnn_{name}_ci_high"] = value["ci_low"], value["ci_high"]
+    return metrics
 
 
 def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace:
@@ -148,6 +186,9 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     parser.add_argument("--model", default="MSD_musicnn", choices=["MSD_musicnn", "MTT_musicnn"])
     parser.add_argument("--max-seconds", type=float, help="embed only the first seconds of each clip")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="shortest clip accepted")
+    parser.add_argument("--segment", type=float,
+                        help="cut every clip into pieces of this many seconds (e.g. the length of the generations)")
+    parser.add_argument("--max-pieces", type=int, help="with --segment: at most this many pieces per clip")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap draws of the intervals (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -164,7 +205,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         from .metrics.music_embedding import MusicEmbedder
         embedder = MusicEmbedder(args.model, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
                                  device=args.device)
-        sets = {label: embed_source(label, files, embedder) for label, files in sources.items()}
+        sets = {label: embed_source(label, split_clips(read_clips(files), args.segment, args.max_pieces), len(files),
+                                    embedder) for label, files in sources.items()}
         progress(f"bootstrap ({args.bootstrap} draws)")
         distances = distance_report(sets["reference"], sets["candidate"], args.bootstrap, args.seed)
     except ConfigError as error:  # AudioDistanceError, MusicnnUnavailable

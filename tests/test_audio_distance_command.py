@@ -33,7 +33,7 @@ def test_report_and_overwrite(folders, tmp_path, capsys):
     out = tmp_path / "report"
     code, stdout, stderr = run(capsys, "--reference", folders / "a", "--candidate", folders / "b", "--out", out)
     assert code == 0, stderr
-    assert "[audio_distance] reference 4/4" in stderr and "candidate 1/4" in stderr  # progress
+    assert "[audio_distance] reference 4 (4 files)" in stderr and "candidate 1 (4 files)" in stderr  # progress
     report = json.loads((out / "report.json").read_text())
     assert report["reference"]["clips"] == 4 and report["reference"]["patches"] == 4  # one 3 s patch per 4 s clip
     for name in ("frechet", "kernel"):
@@ -118,3 +118,18 @@ def test_manifest_and_xp_sources(tiny_egs, tmp_path):
             audio_distance.resolve_source("//sig/nope")
     finally:
         train.main.dora.dir = original
+
+
+def test_segments_and_distance_to_a_source(folders, tmp_path):
+    clips = list(audio_distance.read_clips(sorted((folders / "a").glob("*.wav"))))
+    pieces = list(audio_distance.split_clips(clips, 1.5, max_pieces=2))
+    assert len(pieces) == 8 and all(wav.shape[-1] == 24000 for _, wav, _ in pieces)
+    assert len(list(audio_distance.split_clips(clips, 10.0))) == 4  # shorter clips kept whole
+    # In-memory "generations" (2 s) against a folder cut to the same length, as the LM's generate stage does.
+    generated = [(f"gen{i}", wav[..., :32000], rate) for i, (_, wav, rate) in enumerate(clips)]
+    same = audio_distance.distance_to_source(generated, str(folders / "a"), draws=10)
+    g = torch.Generator().manual_seed(0)
+    noise = [(name, 0.3 * torch.randn(wav.shape, generator=g), rate) for name, wav, rate in generated]
+    other = audio_distance.distance_to_source(noise, str(folders / "a"), draws=10)
+    assert same["musicnn_kernel"] < other["musicnn_kernel"] and same["musicnn_frechet"] < other["musicnn_frechet"]
+    assert other["musicnn_kernel_ci_low"] <= other["musicnn_kernel"] <= other["musicnn_kernel_ci_high"]

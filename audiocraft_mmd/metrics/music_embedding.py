@@ -28,8 +28,8 @@ class EmbeddingSet:
 
     Attributes:
         embeddings: ``[N, 200]``, the patches of every clip, clip after clip.
-        groups: The clip index of each row (the bootstrap resamples whole clips).
-        names: One name per clip (e.g. its path).
+        groups: The group of each row: one per clip name (the bootstrap resamples whole groups).
+        names: The distinct clip names (e.g. paths), in order.
         seconds: Audio seconds embedded.
     """
     embeddings: torch.Tensor
@@ -87,13 +87,18 @@ class MusicEmbedder:
 
     def embed_many(self, clips: tp.Iterable[tp.Tuple[str, torch.Tensor, int]],
                    progress: tp.Optional[tp.Callable[[int, str, int], None]] = None) -> EmbeddingSet:
-        """Embeds ``(name, wav, sample_rate)`` clips; ``progress(index, name, patches)`` after each."""
+        """Embeds ``(name, wav, sample_rate)`` clips; ``progress(index, name, patches)`` after each.
+
+        Clips of the same name (pieces of one track) form one group of the bootstrap.
+        """
         rows, groups, names, seconds = [], [], [], 0.0
+        group_of: tp.Dict[str, int] = {}
         for index, (name, wav, sample_rate) in enumerate(clips):
             embedding = self.embed(wav, sample_rate, name)
             rows.append(embedding)
-            groups += [index] * embedding.shape[0]
-            names.append(name)
+            groups += [group_of.setdefault(name, len(group_of))] * embedding.shape[0]
+            if name not in names:
+                names.append(name)
             seconds += wav.shape[-1] / sample_rate if self.max_seconds is None \
                 else min(wav.shape[-1] / sample_rate, self.max_seconds)
             if progress is not None:
