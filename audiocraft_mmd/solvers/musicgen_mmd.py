@@ -9,6 +9,8 @@ AudioCraft's :class:`MusicGenSolver`, plus what training on this project's codec
   (then logged). Codecs trained with ``mmd.weight=0`` (or without the ``mmd`` section) accept any.
 - **Sizes from the codec.** ``transformer_lm.n_q`` / ``card`` left null are read from the codec.
 - **Sampling.** ``generate.lm.top_k`` above the codebook size is clipped (``torch.topk`` fails).
+- **AudioCraft's FAD / KLD / CLAP** (``evaluate.metrics.*``) from local weights only: the paths in the
+  ``metrics`` section are checked at start (:mod:`audiocraft_mmd.metrics.reference_models`).
 - **Quality of the generations (opt-in).** With ``generate.music_distance.enabled=true`` the generate
   stage also reports the musicnn Fréchet and kernel distances (with bootstrap intervals) of this
   epoch's unprompted generations to the evaluate split, cut to the generations' length
@@ -120,6 +122,8 @@ class MMDMusicGenSolver(MusicGenSolver):
     """
 
     def __init__(self, cfg: omegaconf.DictConfig):
+        from ..metrics.reference_models import check_reference_metrics
+        check_reference_metrics(cfg)  # FAD / KLD / CLAP: local weights or a clear error, before any work
         codec_cfg = read_codec_config(cfg.compression_model_checkpoint)
         fill_lm_sizes(cfg, codec_cfg)
         check_pattern_consistency(cfg, codec_cfg)
