@@ -30,6 +30,7 @@ import argparse
 from pathlib import Path
 import sys
 import tempfile
+import typing as tp
 
 import numpy as np
 
@@ -65,7 +66,21 @@ def test_signals() -> dict:
     return {name: value.astype(np.float32) for name, value in signals.items()}
 
 
-def write_golden(path: Path) -> None:
+def load_signals(audio: tp.Optional[tp.Sequence[str]]) -> dict:
+    """:func:`test_signals`, or the given 16 kHz mono audio files (float32) by file name."""
+    if not audio:
+        return test_signals()
+    import soundfile as sf
+    signals = {}
+    for path in audio:
+        data, rate = sf.read(path, dtype="float32")
+        if rate != SAMPLE_RATE or data.ndim != 1:
+            raise SystemExit(f"{path}: expected 16 kHz mono, got {rate} Hz, shape {data.shape}")
+        signals[Path(path).stem] = data
+    return signals
+
+
+def write_golden(path: Path, audio: tp.Optional[tp.Sequence[str]] = None) -> None:
     import soundfile as sf
     import tensorflow as tf
     from musicnn import configuration
@@ -78,7 +93,7 @@ def write_golden(path: Path) -> None:
 
     arrays = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, signal in test_signals().items():
+        for name, signal in load_signals(audio).items():
             wav = Path(tmp) / f"{name}.wav"
             sf.write(wav, signal, SAMPLE_RATE, subtype="FLOAT")
             for model in MODELS:
@@ -91,13 +106,14 @@ def write_golden(path: Path) -> None:
     arrays["provenance"] = np.array(
         f"musicnn.extractor.extractor(input_length=3, extract_features=True), configuration.BATCH_SIZE=1024, of musicnn "
         f"{getattr(musicnn, '__version__', '0.1.0')}, TensorFlow {tf.__version__}, librosa {librosa.__version__}, "
-        f"numpy {np.__version__}, on scripts/check_musicnn_port.py:test_signals() written as 16 kHz float WAV")
+        f"numpy {np.__version__}, on " + (", ".join(audio) if audio else
+                                               "scripts/check_musicnn_port.py:test_signals() written as 16 kHz float WAV"))
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
     print(f"wrote {path}: {len(arrays) - 1} arrays")
 
 
-def compare(path: Path) -> dict:
+def compare(path: Path, audio: tp.Optional[tp.Sequence[str]] = None) -> dict:
     """Max absolute / relative error of the port per model and output, over every signal and patch."""
     import torch
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -107,7 +123,7 @@ def compare(path: Path) -> dict:
     errors = {}
     for model in MODELS:
         network = load_musicnn(model)
-        for name, signal in test_signals().items():
+        for name, signal in load_signals(audio).items():
             with torch.no_grad():
                 out = network.patch_outputs(torch.from_numpy(signal), SAMPLE_RATE)
             for output in OUTPUTS:
@@ -128,11 +144,13 @@ def main(argv=None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--write-golden", type=Path, help="run the original musicnn (TensorFlow) and store its outputs")
     group.add_argument("--compare", type=Path, help="compare the port with stored outputs")
+    parser.add_argument("--audio", nargs="+", help="16 kHz mono files to use instead of the generated signals "
+                                                   "(give the same files to both halves)")
     args = parser.parse_args(argv)
     if args.write_golden:
-        write_golden(args.write_golden)
+        write_golden(args.write_golden, args.audio)
         return 0
-    for key, (abs_err, rel_err) in compare(args.compare).items():
+    for key, (abs_err, rel_err) in compare(args.compare, args.audio).items():
         print(f"{key:28s} max abs error {abs_err:.3g}   max error / max |original| {rel_err:.3g}")
     return 0
 
