@@ -114,6 +114,7 @@ def test_manifest_and_xp_sources(tiny_egs, tmp_path):
     train.main.dora.dir = tmp_path
     try:
         assert audio_distance.resolve_source("//sig/abc123") == latest
+        assert [f.parent.name for f in audio_distance.resolve_source("//sig/abc123/reference")] == ["reference"] * 2
         with pytest.raises(audio_distance.AudioDistanceError, match="no XP nope"):
             audio_distance.resolve_source("//sig/nope")
     finally:

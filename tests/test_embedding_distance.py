@@ -86,6 +86,24 @@ def test_grouped_kernel_distance_matches_slow_reference_and_is_unbiased_for_clus
     assert np.mean(pooled) > 10 * np.std(pooled) / np.sqrt(len(pooled))  # patches as independent: biased up
 
 
+def test_paired_sets_leave_out_cross_pairs_of_one_unit():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((10, 4))
+    y = x + 0.3 * rng.standard_normal((10, 4))
+    labels = [i // 2 for i in range(10)]
+    paired = embedding_distances(torch.from_numpy(x), torch.from_numpy(y), labels, labels, draws=20, paired=True)
+    d = 4
+    k = lambda a, b: (a @ b / d + 1) ** 3  # noqa: E731
+    def mean_over(a, b, ga, gb):
+        return np.mean([k(a[i], b[j]) for i in range(10) for j in range(10) if ga[i] != gb[j]])
+    expected = mean_over(x, x, labels, labels) + mean_over(y, y, labels, labels) - 2 * mean_over(x, y, labels, labels)
+    assert paired["kernel"].value == pytest.approx(expected, rel=1e-9)
+    same = embedding_distances(torch.from_numpy(x), torch.from_numpy(x), labels, labels, draws=20, paired=True)
+    assert same["kernel"].value == pytest.approx(0, abs=1e-9) and same["kernel"].ci_high == pytest.approx(0, abs=1e-9)
+    with pytest.raises(ValueError, match="same group labels"):
+        embedding_distances(torch.from_numpy(x), torch.from_numpy(y), labels, [9] * 10, paired=True)
+
+
 def test_bootstrap_interval_contains_the_estimate_and_grows_with_groups():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(200, 5, generator=g), torch.randn(200, 5, generator=g) + 0.5

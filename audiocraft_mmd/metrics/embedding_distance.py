@@ -11,7 +11,8 @@ bootstrap confidence intervals.
 groups given, the kernel distance's within-set averages run over pairs from *different* groups
 only, as its cross-set average does: patches of one track resemble each other more than patches
 of two tracks, and counting those pairs would read two halves of one collection as different
-(mean above 0). The estimate stays unbiased for sets of independently drawn groups.
+(mean above 0). The estimate stays unbiased for sets of independently drawn groups. For *paired*
+sets (references and their reconstructions), cross pairs of one unit are left out as well.
 
 **Intervals.** The bootstrap resamples whole groups with replacement in each set (resampling
 correlated patches would give intervals too narrow) and recomputes both distances; the interval is
@@ -87,11 +88,13 @@ def polynomial_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _mmd2_unbiased(k_xx: torch.Tensor, k_yy: torch.Tensor, k_xy: torch.Tensor,
                    gx: tp.Optional[torch.Tensor] = None, gy: tp.Optional[torch.Tensor] = None,
-                   ix: tp.Optional[torch.Tensor] = None, iy: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
+                   ix: tp.Optional[torch.Tensor] = None, iy: tp.Optional[torch.Tensor] = None,
+                   paired: bool = False) -> torch.Tensor:
     """Unbiased MMD² from Gram matrices.
 
     ``gx``/``gy``: group label per row; within-set pairs of one group are left out (default: each
     row its own group, i.e. the diagonal). ``ix``/``iy``: resampled rows of the originals.
+    ``paired``: the labels name the same units in both sets; cross pairs of one unit are left out too.
     """
     def within(gram: torch.Tensor, groups: tp.Optional[torch.Tensor], index: tp.Optional[torch.Tensor]) -> torch.Tensor:
         rows = torch.arange(gram.shape[0]) if index is None else index
@@ -104,7 +107,12 @@ def _mmd2_unbiased(k_xx: torch.Tensor, k_yy: torch.Tensor, k_xy: torch.Tensor,
         return (sub * keep).sum() / pairs
 
     cross = k_xy if ix is None else k_xy[ix][:, iy]
-    return within(k_xx, gx, ix) + within(k_yy, gy, iy) - 2 * cross.mean()
+    if not paired:
+        return within(k_xx, gx, ix) + within(k_yy, gy, iy) - 2 * cross.mean()
+    rows_x = torch.arange(k_xx.shape[0]) if ix is None else ix
+    rows_y = torch.arange(k_yy.shape[0]) if iy is None else iy
+    keep = gx[rows_x][:, None] != gy[rows_y][None, :]
+    return within(k_xx, gx, ix) + within(k_yy, gy, iy) - 2 * (cross * keep).sum() / keep.sum()
 
 
 def kernel_distance(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -114,26 +122,29 @@ def kernel_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(_mmd2_unbiased(polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)))
 
 
-def _group_labels(groups: tp.Optional[tp.Sequence[tp.Hashable]], n: int) -> torch.Tensor:
-    """An integer label per row (each row its own group by default)."""
+def _group_labels(groups: tp.Optional[tp.Sequence[tp.Hashable]], n: int,
+                  codes: tp.Optional[tp.Dict[tp.Hashable, int]] = None) -> torch.Tensor:
+    """An integer label per row (each row its own group by default); ``codes`` shares label numbers."""
     if groups is None:
-        return torch.arange(n)
+        groups = range(n)
     if len(groups) != n:
         raise ValueError(f"{len(groups)} group labels for {n} embeddings")
-    codes: tp.Dict[tp.Hashable, int] = {}
+    codes = {} if codes is None else codes
     return torch.tensor([codes.setdefault(group, len(codes)) for group in groups])
 
 
-def _resample(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Rows of groups drawn with replacement, as many draws as groups."""
-    members = [torch.nonzero(labels == g).flatten() for g in range(int(labels.max()) + 1)]
-    picks = torch.randint(len(members), (len(members),), generator=generator)
+def _members(labels: torch.Tensor, count: int) -> tp.List[torch.Tensor]:
+    return [torch.nonzero(labels == g).flatten() for g in range(count)]
+
+
+def _resample(members: tp.List[torch.Tensor], picks: torch.Tensor) -> torch.Tensor:
+    """Rows of the picked groups (a group absent from this set contributes nothing)."""
     return torch.cat([members[i] for i in picks.tolist()])
 
 
 def embedding_distances(x: torch.Tensor, y: torch.Tensor, groups_x: tp.Optional[tp.Sequence[tp.Hashable]] = None,
                         groups_y: tp.Optional[tp.Sequence[tp.Hashable]] = None, draws: int = 200,
-                        level: float = 0.95, seed: int = 0) -> tp.Dict[str, Distance]:
+                        level: float = 0.95, seed: int = 0, paired: bool = False) -> tp.Dict[str, Distance]:
     """Fréchet and kernel distances between two embedding sets, with group-bootstrap intervals.
 
     Args:
@@ -143,6 +154,10 @@ def embedding_distances(x: torch.Tensor, y: torch.Tensor, groups_x: tp.Optional[
         draws: Bootstrap draws (0: no interval, ``ci_low = ci_high = value``).
         level: Coverage of the normal interval.
         seed: Seed of the resampling.
+        paired: The two sets hold the same units (e.g. references and their reconstructions, with
+            the same group labels): the kernel distance also leaves out cross pairs of one unit,
+            so that a perfect reconstruction reads exactly 0, and the bootstrap draws the same
+            units on both sides.
 
     Returns:
         ``{"frechet": Distance, "kernel": Distance}``.
@@ -152,19 +167,28 @@ def embedding_distances(x: torch.Tensor, y: torch.Tensor, groups_x: tp.Optional[
     """
     _check_sets(x, y, 2)
     x, y = x.double(), y.double()
-    gx, gy = _group_labels(groups_x, x.shape[0]), _group_labels(groups_y, y.shape[0])
+    codes: tp.Dict[tp.Hashable, int] = {}
+    gx = _group_labels(groups_x, x.shape[0], codes)
+    gy = _group_labels(groups_y, y.shape[0], codes if paired else None)
+    if paired and set(gx.tolist()) != set(gy.tolist()):
+        raise ValueError("paired sets must carry the same group labels")
     k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
-    values = {"frechet": frechet_distance(x, y), "kernel": float(_mmd2_unbiased(k_xx, k_yy, k_xy, gx, gy))}
+    values = {"frechet": frechet_distance(x, y),
+              "kernel": float(_mmd2_unbiased(k_xx, k_yy, k_xy, gx, gy, paired=paired))}
     if draws <= 0:
         return {name: Distance(value, value, value, 0.0, 0) for name, value in values.items()}
     generator = torch.Generator().manual_seed(seed)
     samples: tp.Dict[str, tp.List[float]] = {"frechet": [], "kernel": []}
+    count_x, count_y = int(gx.max()) + 1, int(gy.max()) + 1
+    members_x, members_y = _members(gx, count_x), _members(gy, count_y)
     for _ in range(draws):
-        ix, iy = _resample(gx, generator), _resample(gy, generator)
+        picks_x = torch.randint(count_x, (count_x,), generator=generator)
+        picks_y = picks_x if paired else torch.randint(count_y, (count_y,), generator=generator)
+        ix, iy = _resample(members_x, picks_x), _resample(members_y, picks_y)
         if len(set(gx[ix].tolist())) < 2 or len(set(gy[iy].tolist())) < 2:
             continue  # one distinct group: no pair from two groups
         samples["frechet"].append(frechet_distance(x[ix], y[iy]))
-        samples["kernel"].append(float(_mmd2_unbiased(k_xx, k_yy, k_xy, gx, gy, ix, iy)))
+        samples["kernel"].append(float(_mmd2_unbiased(k_xx, k_yy, k_xy, gx, gy, ix, iy, paired)))
     z = float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(0.5 + level / 2)))
     result = {}
     for name, value in values.items():

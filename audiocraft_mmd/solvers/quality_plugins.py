@@ -4,8 +4,8 @@
   loss, which the stage already logs as ``sisnr``) and ``mel_distance`` (AudioCraft's
   ``MelSpectrogramL1Loss`` with the solver's ``mel`` config, the validation stage's ``mel``).
 - ``music_distance``: Fréchet and kernel distances between the musicnn embeddings of the
-  references and of the reconstructions (:mod:`audiocraft_mmd.metrics.embedding_distance`):
-  ``musicnn_frechet``, ``musicnn_kernel``. Options in ``evaluate.music_distance`` (``model``).
+  references and of the reconstructions (:mod:`audiocraft_mmd.metrics.embedding_distance`, paired:
+  a perfect reconstruction reads 0): ``musicnn_frechet``, ``musicnn_kernel``. Options in ``evaluate.music_distance`` (``model``).
 - ``visqol``: ViSQOL v3 in audio mode (MOS-LQO, 1 to 5) through the ``visqol-python`` package,
   which ships its model; both signals are resampled to 48 kHz. Unlike AudioCraft's
   ``evaluate.metrics.visqol``, it needs no compiled ViSQOL binary.
@@ -71,8 +71,9 @@ class MusicDistance(EvaluationPlugin):
         from ..metrics.embedding_distance import embedding_distances
         if len(self.rows["reference"]) < 2:
             return {}
+        # Paired: clip i of both sets is one unit, so a perfect codec reads a kernel distance of 0.
         distances = embedding_distances(torch.cat(self.rows["reference"]), torch.cat(self.rows["reconstruction"]),
-                                        self.groups["reference"], self.groups["reconstruction"], draws=0)
+                                        self.groups["reference"], self.groups["reconstruction"], draws=0, paired=True)
         return {f"musicnn_{name}": distance.value for name, distance in distances.items()}
 
 
