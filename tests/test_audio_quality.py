@@ -54,3 +54,15 @@ def test_distances_see_degradations_on_the_evaluate_split(embedder):
     clips = read_excerpts(files, seconds=60, offset=30)
     results = degradation_distances(clips[0::2], clips[1::2], embedder, draws=20)
     _check_ordering(results)
+
+
+def test_reference_metrics_of_degradations(tmp_path):
+    pytest.importorskip("visqol")
+    from conftest import write_tones
+    from audiocraft_mmd.benchmarks.audio_quality import reference_metrics
+    paths = write_tones(tmp_path, num_files=2, duration=3.0, seed=0)
+    results = reference_metrics(read_excerpts(paths, seconds=3), seconds=3)
+    for snr in (30, 20, 10):
+        assert results[f"noise_{snr}db"]["si_snr_db"] == pytest.approx(snr, abs=0.3)  # noise at that SNR
+    mos = {name: value["visqol_moslqo"] for name, value in results.items()}
+    assert mos["noise_30db"] > mos["noise_20db"] > mos["noise_10db"]

@@ -11,7 +11,10 @@ and stronger ones farther still:
   32 kbit/s), back to the original rate.
 
     python -m audiocraft_mmd.benchmarks.audio_quality --data egs/debian_music_16k_mono/evaluate \\
-        --seconds 60
+        --seconds 60 --visqol-seconds 10
+
+``--visqol-seconds`` adds full-reference figures of each degraded A against clean A: SI-SNR and
+ViSQOL (audio mode), on the first seconds of each track.
 """
 
 from __future__ import annotations
@@ -92,6 +95,27 @@ def degradation_distances(half_a: tp.Sequence[Clip], half_b: tp.Sequence[Clip], 
     return results
 
 
+def reference_metrics(half_a: tp.Sequence[Clip], seconds: float,
+                      log: tp.Callable[[str], None] = lambda message: None) -> tp.Dict[str, tp.Dict[str, float]]:
+    """Full-reference metrics of each degradation of ``half_a`` against its clean version (first
+    ``seconds`` of each clip): SI-SNR (dB), ViSQOL MOS-LQO (audio mode, 48 kHz), averaged over clips."""
+    from audiocraft.losses import SISNR
+    from ..solvers.quality_plugins import visqol_api, visqol_scores
+    api, sisnr = visqol_api(), SISNR()
+    results = {}
+    for name in DEGRADATIONS:
+        generator = torch.Generator().manual_seed(0)
+        snr, mos = [], []
+        for _, wav, rate in half_a:
+            clean = wav[..., :int(seconds * rate)]
+            degraded = DEGRADATIONS[name](clean, rate, generator)
+            snr.append(-float(sisnr(degraded[None], clean[None])))
+            mos += visqol_scores(api, clean[None], degraded[None], rate)
+        results[name] = {"si_snr_db": sum(snr) / len(snr), "visqol_moslqo": sum(mos) / len(mos)}
+        log(f"{name:13s} SI-SNR {results[name]['si_snr_db']:6.2f} dB  ViSQOL {results[name]['visqol_moslqo']:.3f}")
+    return results
+
+
 def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.benchmarks.audio_quality",
                                      description=__doc__.split("\n\n")[0])
@@ -100,6 +124,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--offset", type=float, default=30.0, help="start of the excerpt in each track")
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--visqol-seconds", type=float, default=0.0,
+                        help="also SI-SNR and ViSQOL of each degraded A against clean A, on this many seconds per track")
     args = parser.parse_args(argv)
     from ..audio_distance import resolve_source
     from ..metrics.music_embedding import MusicEmbedder
@@ -112,6 +138,10 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     print(f"{len(half_a)} + {len(half_b)} tracks, {args.seconds:g} s each from {args.offset:g} s", flush=True)
     results = degradation_distances(half_a, half_b, MusicEmbedder(), args.bootstrap,
                                     log=lambda message: print(message, flush=True))
+    if args.visqol_seconds > 0:
+        results = {"distances": results,
+                   "reference_metrics": reference_metrics(half_a, args.visqol_seconds,
+                                                          log=lambda message: print(message, flush=True))}
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)
