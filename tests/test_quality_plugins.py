@@ -41,6 +41,18 @@ def test_evaluate_stage_reports_quality(tiny_solver):
             assert metrics["visqol_moslqo"] < perfect["visqol_moslqo"] - 1
 
 
+@pytest.mark.skipif(importlib.util.find_spec("musicnn") is None or importlib.util.find_spec("visqol") is None,
+                    reason="musicnn or visqol-python not installed")
+def test_silent_evaluate_segments_are_left_out_not_fatal(tiny_solver):
+    batch = next(iter(tiny_solver.dataloaders["evaluate"]))
+    batch[0].zero_()  # a silent segment, as the start of a track can be
+    for name, skipped in (("music_distance", "musicnn_skipped"), ("visqol", "visqol_skipped")):
+        plugin = EVALUATION_PLUGINS.lookup(name)(tiny_solver)
+        plugin.update(EvaluationBatch(batch, batch.clone(), None))
+        metrics = plugin.compute()
+        assert metrics[skipped] == 1 and len(metrics) == (3 if name == "music_distance" else 2), metrics
+
+
 def test_the_solver_runs_the_plugins_in_its_evaluate_stage(tiny_solver, monkeypatch):
     with omegaconf.open_dict(tiny_solver.cfg):
         tiny_solver.cfg.evaluate.plugins = ["reconstruction"]

@@ -5,10 +5,12 @@
   ``MelSpectrogramL1Loss`` with the solver's ``mel`` config, the validation stage's ``mel``).
 - ``music_distance``: Fréchet and kernel distances between the musicnn embeddings of the
   references and of the reconstructions (:mod:`audiocraft_mmd.metrics.embedding_distance`, paired:
-  a perfect reconstruction reads 0): ``musicnn_frechet``, ``musicnn_kernel``. Options in ``evaluate.music_distance`` (``model``).
+  a perfect reconstruction reads 0): ``musicnn_frechet``, ``musicnn_kernel``; ``musicnn_skipped``
+  counts the pairs left out because a clip was silent. Options in ``evaluate.music_distance`` (``model``).
 - ``visqol``: ViSQOL v3 in audio mode (MOS-LQO, 1 to 5) through the ``visqol-python`` package,
   which ships its model; both signals are resampled to 48 kHz. Unlike AudioCraft's
-  ``evaluate.metrics.visqol``, it needs no compiled ViSQOL binary.
+  ``evaluate.metrics.visqol``, it needs no compiled ViSQOL binary. Silent references are left out
+  (``visqol_skipped``).
 """
 
 from __future__ import annotations
@@ -59,22 +61,34 @@ class MusicDistance(EvaluationPlugin):
         self.sample_rate = int(solver.cfg.sample_rate)
         self.rows: tp.Dict[str, tp.List[torch.Tensor]] = {"reference": [], "reconstruction": []}
         self.groups: tp.Dict[str, tp.List[int]] = {"reference": [], "reconstruction": []}
+        self.units, self.skipped = 0, 0
 
     def update(self, batch: EvaluationBatch) -> None:
-        for name, audio in (("reference", batch.audio), ("reconstruction", batch.reconstruction)):
-            for wav in audio.detach().float():
-                embedding = self.embedder.embed(wav, self.sample_rate, f"evaluate {name}")
-                self.groups[name] += [len(set(self.groups[name]))] * embedding.shape[0]
+        from ..metrics.music_embedding import AudioInputError
+        for reference, reconstruction in zip(batch.audio.detach().float(), batch.reconstruction.detach().float()):
+            try:
+                pair = {"reference": self.embedder.embed(reference, self.sample_rate, "evaluate reference"),
+                        "reconstruction": self.embedder.embed(reconstruction, self.sample_rate,
+                                                              "evaluate reconstruction")}
+            except AudioInputError:  # e.g. a silent segment: the pair is left out and counted
+                self.skipped += 1
+                continue
+            unit = self.units
+            self.units += 1
+            for name, embedding in pair.items():
+                self.groups[name] += [unit] * embedding.shape[0]
                 self.rows[name].append(embedding)
 
     def compute(self) -> tp.Dict[str, float]:
         from ..metrics.embedding_distance import embedding_distances
-        if len(self.rows["reference"]) < 2:
-            return {}
+        if self.units < 2:
+            return {"musicnn_skipped": float(self.skipped)}
         # Paired: clip i of both sets is one unit, so a perfect codec reads a kernel distance of 0.
         distances = embedding_distances(torch.cat(self.rows["reference"]), torch.cat(self.rows["reconstruction"]),
                                         self.groups["reference"], self.groups["reconstruction"], draws=0, paired=True)
-        return {f"musicnn_{name}": distance.value for name, distance in distances.items()}
+        metrics = {f"musicnn_{name}": distance.value for name, distance in distances.items()}
+        metrics["musicnn_skipped"] = float(self.skipped)
+        return metrics
 
 
 def visqol_api() -> tp.Any:
@@ -113,9 +127,18 @@ class VisqolQuality(EvaluationPlugin):
         self.api = visqol_api()
         self.sample_rate = int(solver.cfg.sample_rate)
         self.scores: tp.List[float] = []
+        self.skipped = 0
 
     def update(self, batch: EvaluationBatch) -> None:
-        self.scores += visqol_scores(self.api, batch.audio, batch.reconstruction, self.sample_rate)
+        from ..metrics.music_embedding import SILENCE
+        audible = batch.audio.detach().abs().amax(dim=(1, 2)) >= SILENCE  # ViSQOL is undefined on silence
+        self.skipped += int((~audible).sum())
+        if audible.any():
+            self.scores += visqol_scores(self.api, batch.audio[audible], batch.reconstruction[audible],
+                                         self.sample_rate)
 
     def compute(self) -> tp.Dict[str, float]:
-        return {"visqol_moslqo": sum(self.scores) / len(self.scores)} if self.scores else {}
+        metrics = {"visqol_skipped": float(self.skipped)}
+        if self.scores:
+            metrics["visqol_moslqo"] = sum(self.scores) / len(self.scores)
+        return metrics
