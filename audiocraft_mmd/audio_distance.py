@@ -88,7 +88,10 @@ def resolve_source(source: str) -> tp.List[Path]:
             manifest = next((m for m in (path / "data.jsonl", path / "data.jsonl.gz") if m.exists()), None)
         if manifest is not None:
             from audiocraft.data.audio_dataset import load_audio_meta
-            files = [Path(entry.path) for entry in load_audio_meta(manifest)]
+            try:
+                files = [Path(entry.path) for entry in load_audio_meta(manifest)]
+            except (ValueError, KeyError, TypeError, OSError) as error:  # malformed JSON lines, missing fields
+                raise AudioDistanceError(f"manifest {manifest} is malformed: {type(error).__name__}: {error}") from None
         elif path.is_dir() and (path / "samples").is_dir() and (path / "history.json").exists():
             files = _xp_samples(path, reference)
         elif path.is_dir():

@@ -64,6 +64,7 @@ def test_identical_sets_are_closer_than_different_ones(folders, tmp_path, capsys
     ("silent", "silent"),
     ("corrupt", "cannot read audio"),
     ("short", "shorter than the 1 s minimum"),
+    ("manifest", "is malformed"),
 ])
 def test_bad_input_is_one_clear_line(problem, message, folders, tmp_path, capsys):
     bad = tmp_path / "bad"
@@ -74,6 +75,8 @@ def test_bad_input_is_one_clear_line(problem, message, folders, tmp_path, capsys
         (bad / "broken.wav").write_bytes(b"RIFF not really a wav file" * 10)
     elif problem == "short":
         sf.write(bad / "short.wav", 0.1 * np.ones(8000, np.float32), 16000)
+    elif problem == "manifest":
+        (bad / "data.jsonl").write_text('{"path": "x.wav", "dura\n')
     source = tmp_path / "nowhere" if problem == "missing" else bad
     code, _, stderr = run(capsys, "--reference", folders / "a", "--candidate", source, "--out", tmp_path / "out")
     assert code == 2
