@@ -32,7 +32,9 @@ def embedder():
 def test_distances_see_degradations_on_a_little_real_music(embedder):
     from audiocraft_mmd.data import debian_music
     from audiocraft_mmd.data.prepare import cache_dir
-    try:
+    try:  # as fetch_debian_music does: tools, package index (refreshed as root), then the one package
+        debian_music._require_tools()
+        debian_music._ensure_package_index()
         _, files = debian_music._package_audio("warzone2100-music", cache_dir())
     except debian_music.DebianUnavailableError as error:
         pytest.skip(f"Debian music unavailable here: {error}")

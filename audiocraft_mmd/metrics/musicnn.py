@@ -24,6 +24,7 @@ What the original computes, reproduced here (checked against its outputs by
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 import typing as tp
 
@@ -65,11 +66,15 @@ def package_checkpoint(model: str) -> Path:
     return folder
 
 
+@functools.lru_cache(maxsize=1)
+def _mel_filters() -> torch.Tensor:
+    import librosa
+    return torch.from_numpy(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS))
+
+
 def log_mel(audio: torch.Tensor) -> torch.Tensor:
     """musicnn's input: ``[..., frames, 96]`` log-compressed mel spectrogram of 16 kHz audio ``[..., samples]``."""
-    import librosa
-
-    filters = torch.from_numpy(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)).to(audio.device)
+    filters = _mel_filters().to(audio.device)
     shape = audio.shape[:-1]
     flat = audio.reshape(-1, audio.shape[-1]).float()
     window = torch.hann_window(N_FFT, periodic=True, device=audio.device)
