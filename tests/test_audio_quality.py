@@ -68,3 +68,20 @@ def test_reference_metrics_of_degradations(tmp_path):
         assert results[f"noise_{snr}db"]["si_snr_db"] == pytest.approx(snr, abs=0.3)  # noise at that SNR
     mos = {name: value["visqol_moslqo"] for name, value in results.items()}
     assert mos["noise_30db"] > mos["noise_20db"] > mos["noise_10db"]
+
+
+def test_benchmark_command(tmp_path, capsys):
+    pytest.importorskip("visqol")
+    import json
+    from conftest import write_tones
+    from audiocraft_mmd.benchmarks import audio_quality
+    write_tones(tmp_path / "music", num_files=4, duration=3.5, seed=2)
+    out = tmp_path / "results.json"
+    assert audio_quality.main(["--data", str(tmp_path / "music"), "--seconds", "3", "--offset", "0",
+                               "--bootstrap", "0", "--visqol-seconds", "3", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert set(results["distances"]) == {"clean", *audio_quality.DEGRADATIONS}
+    assert results["reference_metrics"]["noise_10db"]["si_snr_db"] == pytest.approx(10, abs=0.3)
+    assert "mulaw4_8khz" in capsys.readouterr().out
+    write_tones(tmp_path / "few", num_files=3, duration=3.5, seed=2)
+    assert audio_quality.main(["--data", str(tmp_path / "few")]) == 2
