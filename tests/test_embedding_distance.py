@@ -142,3 +142,14 @@ def test_kernel_interval_covers_zero_for_two_samples_of_one_law():
         kernel = embedding_distances(tracks(10), tracks(10), labels, labels, draws=50, seed=trial)["kernel"]
         covered += kernel.ci_low <= 0 <= kernel.ci_high
     assert 0.85 <= covered / trials <= 1.0, covered
+
+
+def test_large_sets_are_subsampled_to_max_rows():
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(300, 4, generator=g), torch.randn(250, 4, generator=g) + 1
+    capped = embedding_distances(x, y, [i // 3 for i in range(300)], None, draws=5, max_rows=100)
+    full = embedding_distances(x, y, [i // 3 for i in range(300)], None, draws=0)
+    assert capped["kernel"].rows_x == capped["kernel"].rows_y == 100 and full["kernel"].rows_x == 300
+    assert capped["kernel"].value == pytest.approx(full["kernel"].value, rel=0.3)  # same law, fewer rows
+    paired = embedding_distances(x, x.clone(), list(range(300)), list(range(300)), draws=5, paired=True, max_rows=50)
+    assert paired["kernel"].value == pytest.approx(0, abs=1e-9) and paired["kernel"].rows_x == 50

@@ -38,12 +38,15 @@ class Distance:
         ci_low, ci_high: ``value ± z·SD`` of the bootstrap draws (``level`` coverage).
         level: Coverage of the interval (e.g. 0.95); 0 when no bootstrap was run.
         draws: Number of bootstrap draws.
+        rows_x, rows_y: Embeddings used per set (fewer than given when capped by ``max_rows``).
     """
     value: float
     ci_low: float
     ci_high: float
     level: float
     draws: int
+    rows_x: int = 0
+    rows_y: int = 0
 
     def to_dict(self) -> tp.Dict[str, float]:
         return asdict(self)
@@ -144,7 +147,8 @@ def _resample(members: tp.List[torch.Tensor], picks: torch.Tensor) -> torch.Tens
 
 def embedding_distances(x: torch.Tensor, y: torch.Tensor, groups_x: tp.Optional[tp.Sequence[tp.Hashable]] = None,
                         groups_y: tp.Optional[tp.Sequence[tp.Hashable]] = None, draws: int = 200,
-                        level: float = 0.95, seed: int = 0, paired: bool = False) -> tp.Dict[str, Distance]:
+                        level: float = 0.95, seed: int = 0, paired: bool = False,
+                        max_rows: int = 4000) -> tp.Dict[str, Distance]:
     """Fréchet and kernel distances between two embedding sets, with group-bootstrap intervals.
 
     Args:
@@ -158,6 +162,8 @@ def embedding_distances(x: torch.Tensor, y: torch.Tensor, groups_x: tp.Optional[
             the same group labels): the kernel distance also leaves out cross pairs of one unit,
             so that a perfect reconstruction reads exactly 0, and the bootstrap draws the same
             units on both sides.
+        max_rows: A set of more rows is subsampled to this many (seeded, uniformly) before both
+            distances: the kernel distance holds three Gram matrices of 8·n² bytes.
 
     Returns:
         ``{"frechet": Distance, "kernel": Distance}``.
@@ -172,12 +178,23 @@ def embedding_distances(x: torch.Tensor, y: torch.Tensor, groups_x: tp.Optional[
     gy = _group_labels(groups_y, y.shape[0], codes if paired else None)
     if paired and set(gx.tolist()) != set(gy.tolist()):
         raise ValueError("paired sets must carry the same group labels")
+    generator = torch.Generator().manual_seed(seed)
+    if max(x.shape[0], y.shape[0]) > max_rows:
+        if paired and x.shape[0] != y.shape[0]:
+            raise ValueError("paired sets above max_rows must have as many rows each")
+        keep_x = torch.randperm(x.shape[0], generator=generator)[:max_rows].sort().values
+        keep_y = keep_x if paired else torch.randperm(y.shape[0], generator=generator)[:max_rows].sort().values
+        x, gx, y, gy = x[keep_x], gx[keep_x], y[keep_y], gy[keep_y]
+        # Relabel 0..G-1 (a group may have lost every row); shared numbering when paired.
+        shared: tp.Dict[int, int] = {}
+        gx = _group_labels(gx.tolist(), x.shape[0], shared)
+        gy = _group_labels(gy.tolist(), y.shape[0], shared if paired else None)
+    rows = {"rows_x": int(x.shape[0]), "rows_y": int(y.shape[0])}
     k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
     values = {"frechet": frechet_distance(x, y),
               "kernel": float(_mmd2_unbiased(k_xx, k_yy, k_xy, gx, gy, paired=paired))}
     if draws <= 0:
-        return {name: Distance(value, value, value, 0.0, 0) for name, value in values.items()}
-    generator = torch.Generator().manual_seed(seed)
+        return {name: Distance(value, value, value, 0.0, 0, **rows) for name, value in values.items()}
     samples: tp.Dict[str, tp.List[float]] = {"frechet": [], "kernel": []}
     count_x, count_y = int(gx.max()) + 1, int(gy.max()) + 1
     members_x, members_y = _members(gx, count_x), _members(gy, count_y)
@@ -194,8 +211,8 @@ def embedding_distances(x: torch.Tensor, y: torch.Tensor, groups_x: tp.Optional[
     for name, value in values.items():
         drawn = torch.tensor(samples[name], dtype=torch.float64)
         if drawn.numel() < 2:
-            result[name] = Distance(value, value, value, 0.0, 0)
+            result[name] = Distance(value, value, value, 0.0, 0, **rows)
             continue
         spread = z * float(drawn.std())
-        result[name] = Distance(value, value - spread, value + spread, level, int(drawn.numel()))
+        result[name] = Distance(value, value - spread, value + spread, level, int(drawn.numel()), **rows)
     return result
