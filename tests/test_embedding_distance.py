@@ -117,6 +117,8 @@ def test_bootstrap_interval_contains_the_estimate_and_grows_with_groups():
                                   groups_y=[i // 10 for i in range(200)], draws=100)["kernel"]
     assert grouped.ci_high - grouped.ci_low > 2 * (naive.ci_high - naive.ci_low)
     assert embedding_distances(x, y, draws=0)["frechet"].draws == 0
+    near = embedding_distances(x[:20], x[20:40], draws=100)["frechet"]
+    assert near.ci_low >= 0  # clipped: a Fréchet distance is never negative
 
 
 def test_bad_inputs():

@@ -16,7 +16,8 @@ sets (references and their reconstructions), cross pairs of one unit are left ou
 
 **Intervals.** The bootstrap resamples whole groups with replacement in each set (resampling
 correlated patches would give intervals too narrow) and recomputes both distances; the interval is
-``value ± z·SD`` of the draws (normal bootstrap interval). Percentiles are not used: a duplicated
+``value ± z·SD`` of the draws (normal bootstrap interval; the Fréchet distance's lower bound is
+clipped at 0, its minimum). Percentiles are not used: a duplicated
 group shrinks the resampled covariance, so the Fréchet draws are biased upwards and their
 percentile interval can miss the estimate itself.
 """
@@ -214,5 +215,6 @@ def embedding_distances(x: torch.Tensor, y: torch.Tensor, groups_x: tp.Optional[
             result[name] = Distance(value, value, value, 0.0, 0, **rows)
             continue
         spread = z * float(drawn.std())
-        result[name] = Distance(value, value - spread, value + spread, level, int(drawn.numel()), **rows)
+        low = value - spread if name == "kernel" else max(0.0, value - spread)  # a Fréchet distance is >= 0
+        result[name] = Distance(value, low, value + spread, level, int(drawn.numel()), **rows)
     return result
