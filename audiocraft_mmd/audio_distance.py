@@ -103,12 +103,14 @@ def resolve_source(source: str) -> tp.List[Path]:
     return files
 
 
-def read_clips(files: tp.Sequence[Path]) -> tp.Iterator[tp.Tuple[str, torch.Tensor, int]]:
-    """``(path, wav [C, T], sample_rate)`` of each file; a file that cannot be read is an error."""
+def read_clips(files: tp.Sequence[Path], max_seconds: tp.Optional[float] = None
+               ) -> tp.Iterator[tp.Tuple[str, torch.Tensor, int]]:
+    """``(path, wav [C, T], sample_rate)`` of each file (its first ``max_seconds`` if given); a file
+    that cannot be read is an error."""
     from audiocraft.data.audio import audio_read
     for path in files:
         try:
-            wav, rate = audio_read(path)
+            wav, rate = audio_read(path, duration=max_seconds or -1.0)
         except Exception as error:  # soundfile / ffmpeg report corrupt files in many ways
             raise AudioDistanceError(f"{path}: cannot read audio ({type(error).__name__}: "
                                      f"{str(error).strip().splitlines()[-1] if str(error).strip() else 'no detail'})") from error
@@ -187,7 +189,7 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     parser.add_argument("--out", required=True, help="output folder of report.json")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     parser.add_argument("--model", default="MSD_musicnn", choices=["MSD_musicnn", "MTT_musicnn"])
-    parser.add_argument("--max-seconds", type=float, help="embed only the first seconds of each clip")
+    parser.add_argument("--max-seconds", type=float, help="read only the first seconds of each file")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="shortest clip accepted")
     parser.add_argument("--segment", type=float,
                         help="cut every clip into pieces of this many seconds (e.g. the length of the generations)")
@@ -206,10 +208,11 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
             raise AudioDistanceError(f"{out} already exists: pass --overwrite or another --out")
         sources = {"reference": resolve_source(args.reference), "candidate": resolve_source(args.candidate)}
         from .metrics.music_embedding import MusicEmbedder
-        embedder = MusicEmbedder(args.model, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
-                                 device=args.device)
-        sets = {label: embed_source(label, split_clips(read_clips(files), args.segment, args.max_pieces), len(files),
-                                    embedder) for label, files in sources.items()}
+        embedder = MusicEmbedder(args.model, min_seconds=args.min_seconds, device=args.device)
+        sets = {}
+        for label, files in sources.items():
+            clips = split_clips(read_clips(files, args.max_seconds), args.segment, args.max_pieces)
+            sets[label] = embed_source(label, clips, len(files), embedder)
         progress(f"bootstrap ({args.bootstrap} draws)")
         distances = distance_report(sets["reference"], sets["candidate"], args.bootstrap, args.seed)
     except ConfigError as error:  # AudioDistanceError, MusicnnUnavailable

@@ -137,3 +137,11 @@ def test_segments_and_distance_to_a_source(folders, tmp_path):
     other = audio_distance.distance_to_source(noise, str(folders / "a"), draws=10)
     assert same["musicnn_kernel"] < other["musicnn_kernel"] and same["musicnn_frechet"] < other["musicnn_frechet"]
     assert other["musicnn_kernel_ci_low"] <= other["musicnn_kernel"] <= other["musicnn_kernel_ci_high"]
+
+
+def test_max_seconds_reads_the_start_of_each_file(folders, tmp_path, capsys):
+    code, _, _ = run(capsys, "--reference", folders / "a", "--candidate", folders / "b", "--out", tmp_path / "r",
+                     "--max-seconds", "1.5")
+    assert code == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["candidate"]["seconds"] == 6.0 and report["candidate"]["patches"] == 4  # 4 files x 1.5 s, whole

@@ -44,18 +44,17 @@ class MusicEmbedder:
     Args:
         model: ``MSD_musicnn`` (default, trained on the Million Song Dataset) or ``MTT_musicnn``.
         min_seconds: Shortest clip accepted (shorter than 3 s: embedded as one patch).
-        max_seconds: Only the first ``max_seconds`` of each clip are embedded (None: all).
         batch_size: Patches per forward pass.
         device: Torch device.
     """
 
     dim = Musicnn.units
 
-    def __init__(self, model: str = "MSD_musicnn", min_seconds: float = 1.0, max_seconds: tp.Optional[float] = None,
-                 batch_size: int = 32, device: tp.Union[str, torch.device] = "cpu"):
+    def __init__(self, model: str = "MSD_musicnn", min_seconds: float = 1.0, batch_size: int = 32,
+                 device: tp.Union[str, torch.device] = "cpu"):
         self.model_name = model
         self.network = load_musicnn(model).to(device)
-        self.min_seconds, self.max_seconds = min_seconds, max_seconds
+        self.min_seconds = min_seconds
         self.batch_size, self.device = batch_size, device
 
     @torch.no_grad()
@@ -71,8 +70,6 @@ class MusicEmbedder:
             wav = wav[None]
         if wav.numel() == 0 or not torch.isfinite(wav).all():
             raise AudioInputError(f"{name}: empty or non-finite audio")
-        if self.max_seconds is not None:
-            wav = wav[:, :int(self.max_seconds * sample_rate)]
         mono = convert_audio(wav.float(), int(sample_rate), SAMPLE_RATE, 1)[0].to(self.device)
         if mono.abs().max() < SILENCE:
             raise AudioInputError(f"{name}: silent (peak amplitude below {SILENCE:g})")
@@ -99,8 +96,7 @@ class MusicEmbedder:
             groups += [group_of.setdefault(name, len(group_of))] * embedding.shape[0]
             if name not in names:
                 names.append(name)
-            seconds += wav.shape[-1] / sample_rate if self.max_seconds is None \
-                else min(wav.shape[-1] / sample_rate, self.max_seconds)
+            seconds += wav.shape[-1] / sample_rate
             if progress is not None:
                 progress(index, name, embedding.shape[0])
         if not rows:
