@@ -64,3 +64,19 @@ def test_the_lm_solver_refuses_missing_weights_at_start(tiny_egs, tmp_path):
                 "evaluate.metrics.fad=true"], tmp_path, timeout=300)
     assert run.returncode != 0
     assert "metrics.fad.tf.model_path is not set" in run.stderr
+
+
+def test_clap_needs_roberta_in_the_hugging_face_cache(cfg, tmp_path, monkeypatch):
+    monkeypatch.setattr(reference_models.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
+    checkpoint = tmp_path / "clap.pt"
+    checkpoint.write_bytes(b"weights")
+    cfg.evaluate.metrics.text_consistency = True
+    cfg.metrics.text_consistency.clap.model_path = str(checkpoint)
+    with pytest.raises(ConfigError, match="roberta-base in the Hugging Face cache.*vocab.json.*model.safetensors"):
+        reference_models.check_reference_metrics(cfg)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
+                        lambda repo, name: None if name == "pytorch_model.bin" else str(tmp_path / name))
+    assert reference_models.check_reference_metrics(cfg) == ["text_consistency"]

@@ -8,7 +8,8 @@ AudioCraft's MusicGen solver computes, when ``evaluate.metrics.<name>`` is true:
 - ``kld``: KL divergence of PaSST's AudioSet label distributions (``hear21passt`` package), whose
   weights ``hear21passt`` fetches through ``torch.hub`` unless they are in its cache;
 - ``text_consistency``: CLAP text/audio similarity (``laion_clap`` package) with the checkpoint
-  ``metrics.text_consistency.clap.model_path`` and the ``roberta-base`` tokenizer (Hugging Face).
+  ``metrics.text_consistency.clap.model_path`` and ``roberta-base`` (tokenizer and text encoder,
+  from the Hugging Face cache).
 
 :func:`check_reference_metrics` runs before the solver is built: every file an enabled metric
 needs must exist locally, else one :class:`ConfigError` names the config key and the missing file
@@ -90,9 +91,16 @@ def check_clap(cfg: tp.Any) -> None:
     _existing(cfg.metrics.text_consistency.clap.model_path, "metrics.text_consistency.clap.model_path",
               "the CLAP checkpoint")
     from huggingface_hub import try_to_load_from_cache
-    if not isinstance(try_to_load_from_cache("roberta-base", "vocab.json"), str):
-        raise ConfigError("evaluate.metrics.text_consistency needs the roberta-base tokenizer in the Hugging Face "
-                          "cache (HF_HOME): copy it there from a machine that has it; nothing is downloaded")
+    # CLAP's text branch loads roberta-base (tokenizer and weights) by name from the Hugging Face cache.
+    cached = {name: isinstance(try_to_load_from_cache("roberta-base", name), str)
+              for name in ("vocab.json", "merges.txt", "config.json", "model.safetensors", "pytorch_model.bin")}
+    missing = [name for name in ("vocab.json", "merges.txt", "config.json") if not cached[name]]
+    if not (cached["model.safetensors"] or cached["pytorch_model.bin"]):
+        missing.append("model.safetensors (or pytorch_model.bin)")
+    if missing:
+        raise ConfigError("evaluate.metrics.text_consistency needs roberta-base in the Hugging Face cache (HF_HOME); "
+                          f"missing {', '.join(missing)}: copy it there from a machine that has it; nothing is "
+                          "downloaded")
 
 
 CHECKS = {"fad": check_fad, "kld": check_kld, "text_consistency": check_clap}
