@@ -14,6 +14,9 @@ autoregressive steps per second of audio, and, measured in this run, the wall-cl
 ``--gen-samples`` x ``--gen-duration`` s (LM sampling + decoding, same seed and thread count
 for every cell) and its real-time factor (wall-clock / seconds of audio generated). Writes
 ``comparison.md``, ``comparison.json`` and ``comparison.png`` (cross-entropy against real-time factor).
+The generated clips are also compared with the LM's evaluate split: musicnn kernel and Fréchet
+distances (:func:`audiocraft_mmd.audio_distance.distance_to_source`; ``--no-distance`` skips them).
+With few samples these are noisy: read their intervals in ``comparison.json``, raise ``--gen-samples``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ class Cell:
     gen_seconds: float
     rtf: float
     lm_params: int
+    kernel_distance: tp.Optional[float] = None
+    frechet_distance: tp.Optional[float] = None
+    distances: tp.Optional[tp.Dict[str, float]] = None
 
 
 def lm_overrides(codec: str, pattern: str, extra: tp.Sequence[str]) -> tp.List[str]:
@@ -89,16 +95,16 @@ def load_lm(xp_folder: Path, device: str = "cpu"):
 
 
 @torch.no_grad()
-def time_generation(lm, codec, num_samples: int, duration: float, seed: int) -> float:
-    """Wall-clock (s) of sampling ``num_samples`` x ``duration`` s and decoding them."""
+def time_generation(lm, codec, num_samples: int, duration: float, seed: int) -> tp.Tuple[float, torch.Tensor]:
+    """Wall-clock (s) of sampling ``num_samples`` x ``duration`` s and decoding them, and the audio."""
     from audiocraft.modules.conditioners import ConditioningAttributes
     torch.manual_seed(seed)
     frames = int(round(duration * codec.frame_rate))
     attributes = [ConditioningAttributes(text={"description": None}) for _ in range(num_samples)]
     start = time.perf_counter()
     tokens = lm.generate(None, attributes, max_gen_len=frames, use_sampling=True, top_k=250)
-    codec.decode(tokens, None)
-    return time.perf_counter() - start
+    audio = codec.decode(tokens, None)
+    return time.perf_counter() - start, audio
 
 
 def measure(codec: str, pattern: str, xp, args) -> Cell:
@@ -110,25 +116,39 @@ def measure(codec: str, pattern: str, xp, args) -> Cell:
     compression = CompressionSolver.model_from_checkpoint(codec, device="cpu")
     frames = int(round(args.gen_duration * compression.frame_rate))
     steps = sequence_steps(lm.pattern_provider, frames)
-    wall = time_generation(lm, compression, args.gen_samples, args.gen_duration, args.seed)
+    wall, audio = time_generation(lm, compression, args.gen_samples, args.gen_duration, args.seed)
     num_q = int(cfg.transformer_lm.n_q)
+    distances = None
+    if args.no_distance or args.gen_samples < 2:
+        logger.info("No distance of the generations to the evaluate split (--no-distance, or --gen-samples < 2).")
+    else:
+        from .audio_distance import AudioDistanceError, distance_to_source
+        clips = [(f"{xp.sig}_{i}", wav.cpu(), int(compression.sample_rate)) for i, wav in enumerate(audio)]
+        try:
+            distances = distance_to_source(clips, str(cfg.datasource.evaluate), draws=100)
+        except AudioDistanceError as error:  # e.g. a silent generation: the table says "-"
+            logger.warning("%s %s: no distance to the evaluate split: %s", codec, pattern, error)
     return Cell(codec=codec, pattern=pattern, sig=xp.sig,
                 consistent="pattern_consistency.allow_mismatch=true" not in xp.argv,
                 valid_ce=float(valid["ce"]), valid_ce_per_codebook=[float(valid[f"ce_q{k + 1}"]) for k in range(num_q)],
                 steps_per_second=steps / args.gen_duration, gen_seconds=wall,
                 rtf=wall / (args.gen_samples * args.gen_duration),
-                lm_params=sum(p.numel() for p in lm.parameters()))
+                lm_params=sum(p.numel() for p in lm.parameters()),
+                kernel_distance=distances["musicnn_kernel"] if distances else None,
+                frechet_distance=distances["musicnn_frechet"] if distances else None, distances=distances)
 
 
 def markdown(cells: tp.List[Cell], budget: str) -> str:
     num_q = max(len(c.valid_ce_per_codebook) for c in cells)
     header = ["codec", "pattern", "LM XP", "matches codec alignment", "valid CE",
-              *[f"CE q{k + 1}" for k in range(num_q)], "AR steps / s audio", "generation (s)", "RTF"]
+              *[f"CE q{k + 1}" for k in range(num_q)], "AR steps / s audio", "generation (s)", "RTF",
+              "kernel distance", "Fréchet distance"]
     lines = [budget, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for c in cells:
         row = [c.codec, c.pattern, c.sig, "yes" if c.consistent else "no", f"{c.valid_ce:.3f}",
                *[f"{v:.3f}" for v in c.valid_ce_per_codebook], f"{c.steps_per_second:.0f}",
-               f"{c.gen_seconds:.2f}", f"{c.rtf:.2f}"]
+               f"{c.gen_seconds:.2f}", f"{c.rtf:.2f}",
+               *["-" if v is None else f"{v:.3g}" for v in (c.kernel_distance, c.frechet_distance)]]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -165,6 +185,8 @@ def main(argv: tp.Optional[tp.List[str]] = None) -> tp.List[Cell]:
     parser.add_argument("--seed", type=int, default=2036, help="generation seed (training uses the XP's)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads while timing generation")
     parser.add_argument("--no-train", action="store_true", help="only use finished XPs; list missing ones")
+    parser.add_argument("--no-distance", action="store_true",
+                        help="skip the musicnn distances of the generations to the evaluate split")
     parser.add_argument("overrides", nargs="*", help="Dora overrides shared by every LM XP (after --)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)

@@ -140,3 +140,7 @@ class CodebookDependence(EvaluationPlugin):
         metrics["mi_frames_per_cell"] = min(pair.frames_per_effective_cell
                                             for alignment in report.alignments.values() for pair in alignment.pairs)
         return metrics
+
+
+# Audio-quality plugins register themselves on import (they import this module's registry).
+from . import quality_plugins  # noqa: E402,F401

@@ -9,6 +9,12 @@ AudioCraft's :class:`MusicGenSolver`, plus what training on this project's codec
   (then logged). Codecs trained with ``mmd.weight=0`` (or without the ``mmd`` section) accept any.
 - **Sizes from the codec.** ``transformer_lm.n_q`` / ``card`` left null are read from the codec.
 - **Sampling.** ``generate.lm.top_k`` above the codebook size is clipped (``torch.topk`` fails).
+- **AudioCraft's FAD / KLD / CLAP** (``evaluate.metrics.*``) from local weights only: the paths in the
+  ``metrics`` section are checked at start (:mod:`audiocraft_mmd.metrics.reference_models`).
+- **Quality of the generations (opt-in).** With ``generate.music_distance.enabled=true`` the generate
+  stage also reports the musicnn Fréchet and kernel distances (with bootstrap intervals) of this
+  epoch's unprompted generations to the evaluate split, cut to the generations' length
+  (:func:`audiocraft_mmd.audio_distance.distance_to_source`; offline, no download).
 """
 
 from __future__ import annotations
@@ -116,6 +122,8 @@ class MMDMusicGenSolver(MusicGenSolver):
     """
 
     def __init__(self, cfg: omegaconf.DictConfig):
+        from ..metrics.reference_models import check_reference_metrics
+        check_reference_metrics(cfg)  # FAD / KLD / CLAP: local weights or a clear error, before any work
         codec_cfg = read_codec_config(cfg.compression_model_checkpoint)
         fill_lm_sizes(cfg, codec_cfg)
         check_pattern_consistency(cfg, codec_cfg)
@@ -125,8 +133,37 @@ class MMDMusicGenSolver(MusicGenSolver):
         xp_lm = self.xp.cfg.transformer_lm
         if xp_lm is not cfg.transformer_lm:
             xp_lm.n_q, xp_lm.card = cfg.transformer_lm.n_q, cfg.transformer_lm.card
+        options = self.cfg.generate.get("music_distance") or {}
+        if options.get("enabled"):
+            from ..metrics.musicnn import package_checkpoint
+            package_checkpoint(str(options.get("model", "MSD_musicnn")))  # fail now, not after an epoch
         card = int(self.cfg.transformer_lm.card)
         if self.generation_params["top_k"] > card:
             self.logger.info("generate.lm.top_k=%d clipped to the codebook size %d.",
                              self.generation_params["top_k"], card)
             self.generation_params["top_k"] = card
+
+    def generate_audio(self) -> dict:
+        """AudioCraft's generate stage, plus the distance of the generations to the evaluate split."""
+        metrics = super().generate_audio()
+        options = self.cfg.generate.get("music_distance") or {}
+        if options.get("enabled"):
+            from ..audio_distance import AudioDistanceError
+            try:
+                metrics.update(self.generation_distance(options))
+            except AudioDistanceError as error:  # e.g. a silent generation of an untrained LM
+                self.logger.warning("No distance of the generations to the evaluate split: %s", error)
+        return metrics
+
+    def generation_distance(self, options: tp.Any) -> tp.Dict[str, float]:
+        """musicnn distances of this epoch's unprompted samples (all samples if none) to the evaluate split."""
+        from audiocraft.utils.samples.manager import SampleManager
+        from ..audio_distance import distance_to_source
+        samples = SampleManager(self.xp).get_samples(epoch=self.epoch, exclude_prompted=True) \
+            or SampleManager(self.xp).get_samples(epoch=self.epoch)
+        clips = [(sample.path, *sample.audio()) for sample in sorted(samples, key=lambda sample: sample.path)]
+        reference = options.get("reference") or self.cfg.datasource.evaluate
+        self.logger.info("Distance of %d generations to %s (musicnn)", len(clips), reference)
+        return distance_to_source(clips, str(reference), model=str(options.get("model", "MSD_musicnn")),
+                                  max_pieces=int(options.get("max_pieces", 8)),
+                                  draws=int(options.get("bootstrap", 100)), device=self.device)
