@@ -21,27 +21,24 @@ and use fixed bandwidths (a data-dependent scale would change the cached sums).
 from __future__ import annotations
 
 import collections
-import math
 import typing as tp
 
 import torch
+
+from .hsic import codebook_distances, kernel_exponent_floor
 
 ACCUMULATE = torch.float64
 
 
 def _distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-codebook squared distances ``[K, n, m]`` between rows ``x [n, K, D]`` and ``y [m, K, D]``."""
-    xt, yt = x.transpose(0, 1), y.transpose(0, 1)  # [K, n, D], [K, m, D]
-    return torch.baddbmm(xt.pow(2).sum(-1, keepdim=True) + yt.pow(2).sum(-1)[:, None, :], xt, yt.transpose(1, 2),
-                         alpha=-2).clamp_min(0)
+    return codebook_distances(x.transpose(0, 1), y.transpose(0, 1))
 
 
 def _kernels(dists: torch.Tensor, bandwidth: float) -> tp.Tuple[torch.Tensor, torch.Tensor]:
-    """Per-codebook kernels ``[K, n, m]`` and the joint kernel ``[n, m]`` from per-codebook distances.
-
-    Values are kept above the float's subnormal range, as in :mod:`.hsic` (the CPU's slow path).
-    """
-    floor = math.log(torch.finfo(dists.dtype).tiny) + 8
+    """Per-codebook kernels ``[K, n, m]`` and the joint kernel ``[n, m]`` from per-codebook distances,
+    kept above the subnormal range as in :mod:`.hsic`."""
+    floor = kernel_exponent_floor(dists.dtype)
     factor = -0.5 / bandwidth
     return (dists * factor).clamp_min(floor).exp(), (dists.sum(0) * factor).clamp_min(floor).exp()
 

@@ -85,12 +85,31 @@ def kernel_schedule(bandwidths: tp.Sequence[float]) -> tp.List[tp.Tuple[int, tp.
     return schedule
 
 
+def codebook_distances(x: torch.Tensor, y: torch.Tensor, x_sq: tp.Optional[torch.Tensor] = None,
+                       y_sq: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per-codebook squared distances ``[K, n, m]`` between ``x [K, n, D]`` and ``y [K, m, D]``.
+
+    ``x_sq``, ``y_sq``: the rows' squared norms ``[K, n]``, ``[K, m]`` when already known.
+    """
+    x_sq = x.pow(2).sum(-1) if x_sq is None else x_sq
+    y_sq = y.pow(2).sum(-1) if y_sq is None else y_sq
+    dists = torch.baddbmm(x_sq[:, :, None] + y_sq[:, None, :], x, y.transpose(1, 2), alpha=-2)
+    return dists.clamp_min_(0)  # the expansion can round slightly below 0
+
+
+def kernel_exponent_floor(dtype: torch.dtype) -> float:
+    """The lowest exponent given to ``exp``: kernel values stay a little above the smallest normal float.
+
+    exp() near underflow and products that underflow into subnormals run on a slow path of the CPU
+    (measured: a squaring that underflows is 75x slower; 5x slower overall with the paper's
+    bandwidths at 512 dimensions), and values this small (< 1e-34 in float32) weigh nothing in the sums.
+    """
+    return math.log(torch.finfo(dtype).tiny) + 8
+
+
 def _block_distances(x: torch.Tensor, sq_norms: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """Per-codebook squared distances ``[K, stop - start, N]`` between rows start..stop and all rows."""
-    block = x[:, start:stop]
-    dists = torch.baddbmm(sq_norms[:, start:stop, None] + sq_norms[:, None, :], block, x.transpose(1, 2),
-                          alpha=-2)
-    return dists.clamp_min_(0)  # the expansion can round slightly below 0
+    return codebook_distances(x[:, start:stop], x, sq_norms[:, start:stop], sq_norms)
 
 
 def _block_kernels(dists: torch.Tensor, bandwidths: tp.Sequence[float], start: int
@@ -104,12 +123,9 @@ def _block_kernels(dists: torch.Tensor, bandwidths: tp.Sequence[float], start: i
     schedule = kernel_schedule(bandwidths)
     last_use = {index: max([pos for pos, (_, source, _) in enumerate(schedule) if source == index], default=-1)
                 for index, _, _ in schedule}
-    # Kernel values are kept a little above the smallest normal float: exp() near underflow and
-    # products that underflow into subnormals run on a slow path of the CPU (measured: a squaring that
-    # underflows is 75x slower; 5x slower overall with the paper's bandwidths at 512 dimensions),
-    # and values this small (< 1e-34 in float32) weigh nothing in the sums.
+    # Kernel values are kept above the subnormal range (see kernel_exponent_floor).
     tiny = torch.finfo(dists.dtype).tiny
-    min_exponent, min_squared = math.log(tiny) + 8, math.sqrt(tiny) * 16
+    min_exponent, min_squared = kernel_exponent_floor(dists.dtype), math.sqrt(tiny) * 16
     joint_dists = dists.sum(0)
     kept: tp.Dict[int, tp.Tuple[torch.Tensor, torch.Tensor]] = {}
     for position, (index, source, squarings) in enumerate(schedule):
