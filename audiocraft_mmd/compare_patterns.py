@@ -55,11 +55,11 @@ class Cell:
     distances: tp.Optional[tp.Dict[str, float]] = None
 
 
-def lm_overrides(codec: str, pattern: str, extra: tp.Sequence[str]) -> tp.List[str]:
+def lm_overrides(codec: str, pattern: str, extra: tp.Sequence[str], solver: str = "musicgen/mmd") -> tp.List[str]:
     """The Dora overrides of one cell's LM XP (see module docstring)."""
     from .patterns import build_pattern_provider, pattern_alignment_delays
     from .solvers.musicgen_mmd import codec_loss_delays, codec_num_codebooks, read_codec_config
-    overrides = ["solver=musicgen/mmd", f"compression_model_checkpoint={codec}",
+    overrides = [f"solver={solver}", f"compression_model_checkpoint={codec}",
                  f"codebooks_pattern.modeling={pattern}", *extra]
     codec_cfg = read_codec_config(codec)
     if codec_cfg is not None:

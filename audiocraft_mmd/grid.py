@@ -4,7 +4,8 @@
     python -m audiocraft_mmd.grid status mmd_sweep_cpu   # each XP's state; exit 1 if one failed
 
 ``local`` creates the grid's XPs (as ``dora grid NAME --dry_run --init`` does), then runs each
-unfinished one with ``dora run -f SIG``, printing its epoch summaries. Run it again after an
+unfinished one with ``dora run -f SIG``, printing its epoch summaries (``--jobs N``: N at a time, the
+cores split between them). Run it again after an
 interruption: finished XPs are skipped and an unfinished one resumes from its last checkpoint. A
 failing XP does not stop the others; its output is kept in ``<xp folder>/local_run.log``. At the end it
 prints the grid's Dora table and exits 1 if any XP failed.
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
 from dataclasses import dataclass
 import importlib
 import json
+import os
 from pathlib import Path
 import sys
 import time
@@ -116,8 +119,11 @@ def report(statuses: tp.List[XPStatus]) -> int:
     return 1 if failed else 0
 
 
-def run_locally(sheep, index: int, total: int) -> str:
-    """Runs one XP with ``dora run -f SIG``, echoing its progress; returns COMPLETED or FAILED."""
+def run_locally(sheep, index: int, total: int, threads: tp.Optional[int] = None) -> str:
+    """Runs one XP with ``dora run -f SIG``, echoing its progress; returns COMPLETED or FAILED.
+
+    ``threads`` sets its ``num_threads`` (outside the XP's signature); None keeps the config's.
+    """
     from .xps import is_finished, run_xp
     xp = sheep.xp
     prefix = f"[{index}/{total} {xp.sig}]"
@@ -131,7 +137,7 @@ def run_locally(sheep, index: int, total: int) -> str:
                 log.write(line + "\n")
                 if any(marker in line for marker in PROGRESS_MARKERS):
                     print(f"{prefix} {line.strip()}", flush=True)
-            code = run_xp(["-f", xp.sig], on_line=on_line)
+            code = run_xp(["-f", xp.sig, *([f"num_threads={threads}"] if threads else [])], on_line=on_line)
         state = "COMPLETED" if code == 0 and is_finished(xp) else "FAILED"
     finally:
         seconds = time.time() - start
@@ -140,21 +146,33 @@ def run_locally(sheep, index: int, total: int) -> str:
     return state
 
 
-def local(name: str, patterns: tp.Sequence[str] = ()) -> int:
+def local(name: str, patterns: tp.Sequence[str] = (), jobs: int = 1) -> int:
+    """Runs the grid's unfinished XPs here, ``jobs`` at a time (each then gets cores / jobs threads)."""
     from .xps import is_finished
+    if jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {jobs}")
     sheeps = grid_sheeps(name, patterns)
     if not sheeps:
         raise SystemExit(f"No XP of grid {name} matches {' '.join(patterns)!r}.")
-    print(f"Grid {name}: {len(sheeps)} XPs, run here one after another "
+    print(f"Grid {name}: {len(sheeps)} XPs, run here {'one after another' if jobs == 1 else f'{jobs} at a time'} "
           f"(interrupt at will: running this again resumes).", flush=True)
+    pending = []
     for index, sheep in enumerate(sheeps, 1):
         status = xp_status(sheep)
         if is_finished(sheep.xp):
             print(f"[{index}/{len(sheeps)} {status.sig}] already finished: {status.name}", flush=True)
             continue
-        print(f"[{index}/{len(sheeps)} {status.sig}] running (epoch {status.epochs[0]}/{status.epochs[1]} done): "
+        print(f"[{index}/{len(sheeps)} {status.sig}] to run (epoch {status.epochs[0]}/{status.epochs[1]} done): "
               f"{status.name}", flush=True)
-        run_locally(sheep, index, len(sheeps))
+        pending.append((sheep, index))
+    if jobs == 1:
+        for sheep, index in pending:
+            run_locally(sheep, index, len(sheeps))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            for future in [pool.submit(run_locally, sheep, index, len(sheeps), threads) for sheep, index in pending]:
+                future.result()
     grid_sheeps(name, patterns, show_table=True)
     return report([xp_status(sheep) for sheep in sheeps])
 
@@ -169,8 +187,11 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("action", choices=["local", "status"])
     parser.add_argument("grid", help="a grid of audiocraft_mmd/grids, e.g. mmd_sweep_cpu")
     parser.add_argument("patterns", nargs="*", help="only the XPs whose name matches all of them (as dora grid)")
+    parser.add_argument("--jobs", type=int, default=1, help="local: XPs run at once (threads split between them)")
     args = parser.parse_args(argv)
-    return {"local": local, "status": status}[args.action](args.grid, args.patterns)
+    if args.action == "local":
+        return local(args.grid, args.patterns, jobs=args.jobs)
+    return status(args.grid, args.patterns)
 
 
 if __name__ == "__main__":

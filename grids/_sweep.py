@@ -3,6 +3,7 @@
 The leading underscore keeps this module out of Dora's list of grids.
 """
 
+import os
 from pathlib import Path
 import shutil
 import sys
@@ -24,6 +25,7 @@ BANDWIDTH_CHOICES: tp.Dict[str, dict] = {
 }
 ALIGNMENTS = ("parallel", "delay")
 LOCAL_RUNNER = "python -m audiocraft_mmd.grid local"
+SPLITS = ("train", "valid", "evaluate", "generate")
 
 
 def dry_run_requested(argv: tp.Sequence[str]) -> bool:
@@ -49,11 +51,29 @@ def check_slurm_available(argv: tp.Optional[tp.Sequence[str]] = None) -> None:
                  f"or create them without running: dora grid {grid} --dry_run --init")
 
 
+def check_data_overrides() -> tp.Dict[str, tp.Any]:
+    """Overrides training the check grids on ``$AUDIOCRAFT_MMD_CHECK_EGS/{train,valid,evaluate,generate}``
+    (no automatic preparation) when that variable is set, else none (the default data)."""
+    egs = os.environ.get("AUDIOCRAFT_MMD_CHECK_EGS")
+    if not egs:
+        return {}
+    return {"prepare_data.source": None, **{f"datasource.{split}": os.path.join(egs, split) for split in SPLITS}}
+
+
 def team_partition() -> tp.Optional[str]:
     """The team file's Slurm partitions (``partitions.team`` then ``partitions.global``), or None."""
     partitions = AudioCraftEnvironment.instance()._get_cluster_config().get("partitions") or {}
     names = [partitions.get(kind) for kind in ("team", "global")]
     return ",".join(name for name in names if name) or None
+
+
+def prepare_launcher(launcher: Launcher) -> None:
+    """What every grid of this project does first: stop without Slurm, and take the team's partition."""
+    check_slurm_available()
+    partition = team_partition()
+    # The config's slurm.partition wins over the team file's (Dora has no public getter).
+    if partition is not None and launcher._slurm.partition is None:
+        launcher.slurm_(partition=partition)
 
 
 class MMDExplorer(CompressionExplorer):
@@ -65,11 +85,7 @@ class MMDExplorer(CompressionExplorer):
     """
 
     def __call__(self, launcher: Launcher) -> None:
-        check_slurm_available()
-        partition = team_partition()
-        # The config's slurm.partition wins over the team file's (Dora has no public getter).
-        if partition is not None and launcher._slurm.partition is None:
-            launcher.slurm_(partition=partition)
+        prepare_launcher(launcher)
         super().__call__(launcher)
 
     def get_grid_metrics(self):

@@ -8,18 +8,12 @@ with exactly one failure). The data is the default set, or the manifests in
 are part of each XP's signature).
 """
 
-import os
-
-from ._sweep import MMDExplorer
+from ._sweep import MMDExplorer, check_data_overrides
 from .mmd_sweep_cpu import cpu_sweep
-
-SPLITS = ("train", "valid", "evaluate", "generate")
 
 
 @MMDExplorer
 def explorer(launcher):
-    egs = os.environ.get("AUDIOCRAFT_MMD_CHECK_EGS")
-    if egs:
-        launcher.bind_({"prepare_data.source": None, **{f"datasource.{s}": os.path.join(egs, s) for s in SPLITS}})
+    launcher.bind_(check_data_overrides())
     cpu_sweep(launcher)
     launcher({"mmd.weight": -1., "label": "must_fail"})

@@ -1,0 +1,298 @@
+"""The small-scale reproduction study: run it, and write ``docs/RESULTS.md`` from its XPs.
+
+    python -m audiocraft_mmd.study run [--jobs 2]   # stage 1 (codecs), stage 2 (LMs, twice), report
+    python -m audiocraft_mmd.study report           # the report alone, from whatever has finished
+
+``run`` runs the grids ``study_codecs`` then ``study_lms`` here with :mod:`audiocraft_mmd.grid`'s local
+runner (interrupt at will: running it again resumes), then ``report``. On a Slurm cluster run the
+grids with ``dora grid`` instead (``study_lms`` twice: LMs on the second seed's best codec wait for
+it), then ``report``; ``--scale paper`` reads the paper-scale grids (``study_codecs_paper``,
+``study_lms_paper``).
+
+``report`` measures what the training logs do not, caching it in each XP's folder: pairwise MI of
+every codec on the whole evaluate split with jackknife intervals (:mod:`audiocraft_mmd.dependence`,
+``study_dependence/report.json``), and for every LM its generation wall-clock and the musicnn kernel
+distance of its generations to the evaluate split (:func:`audiocraft_mmd.compare_patterns.measure`,
+``study_lm.json``). It then writes the markdown report and its figures, and checks the study's
+targets against the measurements. A hand-written discussion (``--discussion``, default
+``docs/study_discussion.md``) is copied in at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from pathlib import Path
+import statistics
+import sys
+import typing as tp
+
+from .xps import is_finished
+
+REPO = Path(__file__).resolve().parents[1]
+DEPENDENCE_FOLDER = "study_dependence"
+LM_MEASURES = "study_lm.json"
+ALIGNMENT_NAMES = ("parallel", "delay")
+# Targets of the study (issue #11), reported against, never assumed.
+TARGET_MI_REDUCTION = 0.5
+TARGET_MAX_SISNR_LOSS_DB = 0.5
+TARGET_GAP_CLOSED = 0.3
+
+
+def progress(message: str) -> None:
+    print(f"[study] {message}", file=sys.stderr, flush=True)
+
+
+def load_scale(name: str):
+    from .grids import _study
+    return {"small": _study.SMALL, "paper": _study.PAPER, "smoke": _study.SMOKE}[name]
+
+
+@dataclasses.dataclass
+class CodecResult:
+    """One codec's figures: reconstruction and per-codebook usage from its evaluate stage, pairwise MI
+    (mean over pairs, bits, with a 95 % interval) measured on the whole evaluate split."""
+    spec: tp.Any
+    sig: str
+    si_snr_db: float
+    mel_distance: float
+    entropy: tp.List[float]
+    usage: tp.List[float]
+    mi: tp.Dict[str, tp.Tuple[float, float, float]]
+    normalized_mi: tp.Dict[str, float]
+    frames: int
+    minutes: float
+
+    @property
+    def entropy_mean(self) -> float:
+        return sum(self.entropy) / len(self.entropy)
+
+
+@dataclasses.dataclass
+class LMResult:
+    """One LM: its codec, pattern and seed, and :class:`audiocraft_mmd.compare_patterns.Cell`'s figures."""
+    codec: tp.Any
+    pattern: str
+    sig: str
+    cell: tp.Dict[str, tp.Any]
+
+
+def measure_dependence(xp, data: str, segment: float) -> tp.Dict[str, tp.Any]:
+    """The dependence report of a finished codec on ``data`` (cached in the XP folder)."""
+    from . import dependence
+    out = xp.folder / DEPENDENCE_FOLDER
+    report = out / dependence.REPORT_NAME
+    if not report.exists():
+        progress(f"codec {xp.sig}: measuring dependence on {data}")
+        code = dependence.main(["--checkpoint", f"//sig/{xp.sig}", "--data", data, "--out", str(out),
+                                "--segment", str(segment), "--permutations", "20", "--kernel-rows", "256"])
+        if code != 0:
+            raise SystemExit(f"python -m audiocraft_mmd.dependence failed on codec {xp.sig} (exit code {code})")
+    return json.loads(report.read_text())["codecs"][0]
+
+
+def mean_mi_interval(alignment: tp.Dict[str, tp.Any]) -> tp.Tuple[float, float, float]:
+    """Mean pairwise MI and a conservative 95 % interval: the pairs' half-widths averaged (as if their
+    errors were perfectly correlated; they share frames)."""
+    pairs = alignment["pairs"]
+    half = [(p["ci_high"] - p["ci_low"]) / 2 for p in pairs if p.get("ci_low") is not None]
+    mean = alignment["mean_mi"]
+    width = sum(half) / len(half) if half else float("nan")
+    return mean, mean - width, mean + width
+
+
+def codec_result(scale, spec) -> tp.Optional[CodecResult]:
+    """The figures of a finished codec, None when it has not finished."""
+    from .grids._study import codec_xp, last_stage_metrics
+    xp = codec_xp(scale, spec)
+    evaluate = last_stage_metrics(xp, "evaluate")
+    if not is_finished(xp) or "si_snr_db" not in evaluate:
+        return None
+    report = measure_dependence(xp, str(xp.cfg.datasource.evaluate), scale.dependence_segment)
+    alignments = report["alignments"]
+    history = json.loads((xp.folder / "history.json").read_text())
+    minutes = sum(entry.get("train", {}).get("duration", 0.) + entry.get("valid", {}).get("duration", 0.)
+                  + entry.get("evaluate", {}).get("duration", 0.) for entry in history) / 60
+    return CodecResult(
+        spec=spec, sig=xp.sig, si_snr_db=evaluate["si_snr_db"], mel_distance=evaluate["mel_distance"],
+        entropy=list(report["usage"]["entropy"]), usage=list(report["usage"]["usage"]),
+        mi={name: mean_mi_interval(alignments[name]) for name in ALIGNMENT_NAMES},
+        normalized_mi={name: alignments[name]["mean_normalized"] for name in ALIGNMENT_NAMES},
+        frames=alignments["delay"]["frames"], minutes=minutes)
+
+
+def lm_result(scale, codec_sig: str, codec_spec, pattern: str, gen_samples: int,
+              gen_duration: float) -> tp.Optional[LMResult]:
+    """The figures of a finished LM (generation timed and compared once, then cached), None otherwise."""
+    from .compare_patterns import measure
+    from .grids._study import lm_xp
+    xp = lm_xp(scale, codec_sig, pattern, codec_spec.seed)
+    if not is_finished(xp):
+        return None
+    cache = xp.folder / LM_MEASURES
+    if cache.exists():
+        cell = json.loads(cache.read_text())
+    else:
+        progress(f"LM {xp.sig} ({pattern} on {codec_spec.name}): timing generation and measuring distances")
+        args = argparse.Namespace(gen_samples=gen_samples, gen_duration=gen_duration, seed=codec_spec.seed,
+                                  no_distance=False)
+        cell = dataclasses.asdict(measure(f"//sig/{codec_sig}", pattern, xp, args))
+        cache.write_text(json.dumps(cell, indent=2))
+    return LMResult(codec=codec_spec, pattern=pattern, sig=xp.sig, cell=cell)
+
+
+@dataclasses.dataclass
+class StudyResults:
+    """Everything the report shows."""
+    scale_name: str
+    codecs: tp.List[CodecResult]
+    missing_codecs: tp.List[str]
+    selection: tp.Any
+    lms: tp.List[LMResult]
+    missing_lms: tp.List[str]
+
+
+def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResults:
+    from .grids._study import codec_xp, finished_evaluation, select_best
+    scale = load_scale(scale_name)
+    results: tp.Dict[tp.Any, CodecResult] = {}
+    missing = []
+    for spec in scale.stage1():
+        result = codec_result(scale, spec)
+        if result is None:
+            missing.append(f"{spec.name} ({codec_xp(scale, spec).sig})")
+        else:
+            results[spec] = result
+
+    selection, lms, missing_lms = None, [], []
+    try:  # from the evaluate stages, as stage 2's grid selected it
+        selection = select_best(scale, finished_evaluation(scale))
+    except SystemExit as unfinished:
+        progress(f"no best codec, no LM: {unfinished}")
+    if selection is not None:
+        for seed in scale.seeds:
+            for spec in (scale.baseline(seed), selection.best.with_seed(seed)):
+                result = results.get(spec) or codec_result(scale, spec)
+                if result is None:
+                    missing.append(f"{spec.name} ({codec_xp(scale, spec).sig})")
+                    missing_lms.extend(f"{pattern} on {spec.name}" for pattern in scale.patterns)
+                    continue
+                results[spec] = result
+                for pattern in scale.patterns:
+                    lm = lm_result(scale, result.sig, spec, pattern, gen_samples, gen_duration)
+                    if lm is None:
+                        missing_lms.append(f"{pattern} on {spec.name}")
+                    else:
+                        lms.append(lm)
+    return StudyResults(scale_name=scale_name, codecs=list(results.values()), missing_codecs=missing,
+                        selection=selection, lms=lms, missing_lms=missing_lms)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Comparisons against the targets.
+
+def _mean(values: tp.Iterable[float]) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _spread(values: tp.Sequence[float]) -> str:
+    """``mean ± half-range`` over seeds (the range, not a standard error: two seeds)."""
+    if len(values) < 2:
+        return f"{values[0]:.3f}" if values else "-"
+    return f"{statistics.fmean(values):.3f} ± {(max(values) - min(values)) / 2:.3f}"
+
+
+def main_comparison(results: StudyResults) -> tp.Dict[str, tp.Any]:
+    """Baseline vs the best MMD codec at every seed: MI reduction at (about) equal entropy, SI-SNR loss,
+    and the share of the parallel / delay LMs' cross-entropy gap to the unroll LM that the codec closes."""
+    if results.selection is None:
+        return {}
+    best = results.selection.best.variant()
+    by_seed: tp.Dict[int, tp.Dict[str, CodecResult]] = {}
+    for codec in results.codecs:
+        kind = "baseline" if codec.spec.is_baseline else "mmd" if codec.spec.variant() == best else None
+        if kind:
+            by_seed.setdefault(codec.spec.seed, {})[kind] = codec
+    seeds = sorted(seed for seed, pair in by_seed.items() if len(pair) == 2)
+    comparison: tp.Dict[str, tp.Any] = {"seeds": seeds, "per_seed": {}}
+    for seed in seeds:
+        base, mmd = by_seed[seed]["baseline"], by_seed[seed]["mmd"]
+        row = {
+            "mi_reduction_delay": 1 - mmd.mi["delay"][0] / base.mi["delay"][0],
+            "mi_reduction_parallel": 1 - mmd.mi["parallel"][0] / base.mi["parallel"][0],
+            "nmi_reduction_delay": 1 - mmd.normalized_mi["delay"] / base.normalized_mi["delay"],
+            "entropy_change_bits": mmd.entropy_mean - base.entropy_mean,
+            "sisnr_loss_db": base.si_snr_db - mmd.si_snr_db,
+            "mel_change": mmd.mel_distance - base.mel_distance,
+        }
+        ce = {(lm.codec.is_baseline, lm.pattern): lm.cell["valid_ce"] for lm in results.lms if lm.codec.seed == seed}
+        for pattern in ("parallel", "delay"):
+            keys = [(True, pattern), (True, "unroll"), (False, pattern), (False, "unroll")]
+            if all(key in ce for key in keys):
+                gap_base = ce[(True, pattern)] - ce[(True, "unroll")]
+                gap_mmd = ce[(False, pattern)] - ce[(False, "unroll")]
+                row[f"gap_{pattern}_baseline"] = gap_base
+                row[f"gap_{pattern}_mmd"] = gap_mmd
+                row[f"gap_closed_{pattern}"] = 1 - gap_mmd / gap_base if gap_base > 0 else float("nan")
+        comparison["per_seed"][seed] = row
+    return comparison
+
+
+def target_lines(comparison: tp.Dict[str, tp.Any]) -> tp.List[str]:
+    """One line per target: the measured values per seed, and whether every seed meets it."""
+    rows = list(comparison.get("per_seed", {}).values())
+    if not rows:
+        return ["- No seed has both the baseline and the best MMD codec finished: no target can be checked."]
+
+    def check(key: str, label: str, ok: tp.Callable[[float], bool], fmt: str) -> str:
+        values = [row[key] for row in rows if key in row and not math.isnan(row[key])]
+        if not values:
+            return f"- {label}: not measured (LMs missing)."
+        verdict = "met at every seed" if all(ok(v) for v in values) else \
+            "not met" if not any(ok(v) for v in values) else "met at some seeds only"
+        return f"- {label}: {', '.join(format(v, fmt) for v in values)} (per seed): **{verdict}**."
+
+    entropy = ", ".join(f"{row['entropy_change_bits']:+.2f}" for row in rows)
+    return [
+        check("mi_reduction_delay", f"Delay-aligned mean pairwise MI reduced by ≥ {TARGET_MI_REDUCTION:.0%} vs λ = 0 "
+              f"(mean codebook entropy changed by {entropy} bit)", lambda v: v >= TARGET_MI_REDUCTION, ".1%"),
+        check("sisnr_loss_db", f"SI-SNR loss ≤ {TARGET_MAX_SISNR_LOSS_DB} dB", lambda v: v <= TARGET_MAX_SISNR_LOSS_DB,
+              ".2f"),
+        check("gap_closed_parallel", f"Parallel LM closes ≥ {TARGET_GAP_CLOSED:.0%} of its cross-entropy gap to unroll",
+              lambda v: v >= TARGET_GAP_CLOSED, ".1%"),
+        check("gap_closed_delay", f"Delay LM closes ≥ {TARGET_GAP_CLOSED:.0%} of its cross-entropy gap to unroll",
+              lambda v: v >= TARGET_GAP_CLOSED, ".1%"),
+    ]
+
+
+def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.study", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("action", choices=["run", "report"])
+    parser.add_argument("--scale", choices=["small", "paper", "smoke"], default="small")
+    parser.add_argument("--jobs", type=int, default=1, help="XPs run at once by `run` (threads split between them)")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "RESULTS.md")
+    parser.add_argument("--figures", type=Path, default=None, help="default: figures/ beside --out")
+    parser.add_argument("--discussion", type=Path, default=REPO / "docs" / "study_discussion.md")
+    parser.add_argument("--gen-samples", type=int, default=8, help="clips generated per LM (timing, distance)")
+    parser.add_argument("--gen-duration", type=float, default=3., help="seconds per clip (musicnn patches are 3 s)")
+    args = parser.parse_args(argv)
+    scale = load_scale(args.scale)
+    if args.action == "run":
+        from .grid import local
+        for grid in (scale.codec_grid, scale.lm_grid, scale.lm_grid):
+            if local(grid, jobs=args.jobs) != 0:
+                raise SystemExit(f"Some XPs of grid {grid} failed (see above); fix them and run this again.")
+    from .study_report import write_report
+    results = collect(args.scale, args.gen_samples, args.gen_duration)
+    figures = args.figures or args.out.parent / "figures"
+    write_report(results, main_comparison(results), args.out, figures, args.discussion)
+    print(f"wrote {args.out} and its figures in {figures}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""``docs/RESULTS.md`` and its figures from the study's measurements (:mod:`audiocraft_mmd.study`)."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+import typing as tp
+
+from .study import ALIGNMENT_NAMES, StudyResults, _spread, load_scale, target_lines
+
+FIGURE_NAMES = {
+    "dependence": "dependence_vs_lambda.png",
+    "reconstruction": "reconstruction_vs_lambda.png",
+    "lm": "lm_quality_vs_speed.png",
+}
+
+
+def _table(header: tp.Sequence[str], rows: tp.Iterable[tp.Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _interval(value: tp.Tuple[float, float, float]) -> str:
+    return f"{value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}]"
+
+
+def codec_table(results: StudyResults) -> str:
+    rows = []
+    for c in sorted(results.codecs, key=lambda c: (c.spec.weight, c.spec.alignment, c.spec.bandwidth, c.spec.seed)):
+        rows.append([
+            c.spec.name, c.sig, f"{c.si_snr_db:.2f}", f"{c.mel_distance:.3f}",
+            f"{c.entropy_mean:.2f}", f"{min(c.entropy):.2f}", f"{min(c.usage):.2f}",
+            *[_interval(c.mi[name]) for name in ALIGNMENT_NAMES], f"{c.normalized_mi['delay']:.4f}",
+            f"{c.minutes:.1f}"])
+    return _table(["codec", "XP", "SI-SNR (dB)", "mel distance", "entropy mean (bit)", "entropy min", "usage min",
+                   "MI parallel (bit) [95 %]", "MI delay (bit) [95 %]", "normalised MI delay", "train min"], rows)
+
+
+def entropy_table(results: StudyResults) -> str:
+    num_q = max(len(c.entropy) for c in results.codecs)
+    rows = [[c.spec.name, *[f"{h:.2f} / {u:.2f}" for h, u in zip(c.entropy, c.usage)]]
+            for c in sorted(results.codecs, key=lambda c: (c.spec.weight, c.spec.alignment, c.spec.bandwidth,
+                                                            c.spec.seed))]
+    return _table(["codec", *[f"q{k + 1} entropy / usage" for k in range(num_q)]], rows)
+
+
+def lm_table(results: StudyResults) -> str:
+    rows = []
+    for lm in sorted(results.lms, key=lambda lm: (lm.codec.seed, not lm.codec.is_baseline, lm.pattern)):
+        cell = lm.cell
+        kernel = "-" if cell.get("kernel_distance") is None else (
+            f"{cell['kernel_distance']:.3g} [{cell['distances']['musicnn_kernel_ci_low']:.3g}, "
+            f"{cell['distances']['musicnn_kernel_ci_high']:.3g}]")
+        rows.append([lm.codec.name, lm.pattern, lm.sig, f"{cell['valid_ce']:.3f}",
+                     " / ".join(f"{v:.3f}" for v in cell["valid_ce_per_codebook"]),
+                     f"{cell['steps_per_second']:.0f}", f"{cell['gen_seconds']:.2f}", f"{cell['rtf']:.3f}", kernel])
+    return _table(["codec", "pattern", "XP", "valid CE (nats)", "CE per codebook", "AR steps / s audio",
+                   "generation (s)", "RTF", "kernel distance to evaluate [95 %]"], rows)
+
+
+def comparison_table(comparison: tp.Dict[str, tp.Any]) -> str:
+    per_seed = comparison.get("per_seed", {})
+    if not per_seed:
+        return "(no seed has both codecs)"
+    keys = [("mi_reduction_delay", "MI reduction, delay alignment"),
+            ("mi_reduction_parallel", "MI reduction, parallel alignment"),
+            ("nmi_reduction_delay", "normalised MI reduction, delay"),
+            ("entropy_change_bits", "mean entropy change (bit)"),
+            ("sisnr_loss_db", "SI-SNR loss (dB)"), ("mel_change", "mel distance change"),
+            ("gap_parallel_baseline", "CE gap parallel − unroll, baseline"),
+            ("gap_parallel_mmd", "CE gap parallel − unroll, MMD"),
+            ("gap_closed_parallel", "share of the parallel gap closed"),
+            ("gap_delay_baseline", "CE gap delay − unroll, baseline"),
+            ("gap_delay_mmd", "CE gap delay − unroll, MMD"),
+            ("gap_closed_delay", "share of the delay gap closed")]
+    seeds = sorted(per_seed)
+    rows = []
+    for key, label in keys:
+        values = [per_seed[seed].get(key) for seed in seeds]
+        present = [v for v in values if v is not None]
+        rows.append([label, *["-" if v is None else f"{v:.3f}" for v in values], _spread(present) if present else "-"])
+    return _table(["", *[f"seed {seed}" for seed in seeds], "mean ± half-range"], rows)
+
+
+def plot_figures(results: StudyResults, folder: Path) -> tp.Dict[str, Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {key: folder / name for key, name in FIGURE_NAMES.items()}
+    first_seed = min((c.spec.seed for c in results.codecs), default=None)
+    sweep = [c for c in results.codecs if c.spec.seed == first_seed]
+    baseline = [c for c in sweep if c.spec.is_baseline]
+    variants = sorted({(c.spec.alignment, c.spec.bandwidth) for c in sweep if not c.spec.is_baseline})
+    weights = sorted({c.spec.weight for c in sweep if not c.spec.is_baseline})
+    # λ on a log axis, the baseline drawn one decade below the smallest λ.
+    zero_at = weights[0] / 10 if weights else 0.1
+
+    def x_of(codec) -> float:
+        return zero_at if codec.spec.is_baseline else codec.spec.weight
+
+    def lines(ax, value, error=None):
+        for alignment, bandwidth in variants:
+            mine = sorted(baseline + [c for c in sweep if (c.spec.alignment, c.spec.bandwidth) == (alignment, bandwidth)
+                                      and not c.spec.is_baseline], key=x_of)
+            ys = [value(c) for c in mine]
+            if error is None:
+                ax.plot([x_of(c) for c in mine], ys, marker="o", label=f"loss {alignment}, {bandwidth}")
+            else:
+                lows, highs = zip(*[error(c) for c in mine])
+                ax.errorbar([x_of(c) for c in mine], ys, yerr=[[y - lo for y, lo in zip(ys, lows)],
+                                                                [hi - y for y, hi in zip(ys, highs)]],
+                            marker="o", capsize=3, label=f"loss {alignment}, {bandwidth}")
+        ax.set_xscale("log")
+        ax.set_xticks([zero_at, *weights], ["0", *[f"{w:g}" for w in weights]])
+        ax.set_xlabel("λ")
+
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, name in zip(axes, ALIGNMENT_NAMES):
+        lines(ax, lambda c: c.mi[name][0], lambda c: c.mi[name][1:])
+        ax.set_ylabel(f"mean pairwise MI, {name} alignment (bit)")
+        ax.set_title(f"Dependence under the {name} alignment")
+    lines(axes[2], lambda c: c.entropy_mean)
+    axes[2].set_ylabel("mean codebook entropy (bit)")
+    axes[2].set_title("Codebook entropy")
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(paths["dependence"], dpi=110)
+    plt.close(figure)
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    lines(axes[0], lambda c: c.si_snr_db)
+    axes[0].set_ylabel("SI-SNR on the evaluate split (dB)")
+    lines(axes[1], lambda c: c.mel_distance)
+    axes[1].set_ylabel("mel distance on the evaluate split")
+    axes[0].legend(fontsize=8)
+    figure.suptitle("Reconstruction against λ")
+    figure.tight_layout()
+    figure.savefig(paths["reconstruction"], dpi=110)
+    plt.close(figure)
+
+    figure, ax = plt.subplots(figsize=(6.5, 4.5))
+    for lm in results.lms:
+        label = "baseline" if lm.codec.is_baseline else "MMD"
+        ax.scatter(lm.cell["rtf"], lm.cell["valid_ce"], marker="o" if lm.codec.is_baseline else "s",
+                   color={"parallel": "C0", "delay": "C1", "unroll": "C2"}.get(lm.pattern, "C3"))
+        ax.annotate(f"{lm.pattern} {label} s{lm.codec.seed} ({lm.cell['steps_per_second']:.0f} steps/s)",
+                    (lm.cell["rtf"], lm.cell["valid_ce"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("measured real-time factor of generation (lower is faster)")
+    ax.set_ylabel("validation cross-entropy (nats, mean over codebooks)")
+    ax.set_title("LM quality against speed\n(circles: baseline codec, squares: MMD codec)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(paths["lm"], dpi=110)
+    plt.close(figure)
+    return paths
+
+
+def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: Path, figures: Path,
+                 discussion: tp.Optional[Path]) -> None:
+    """Writes the markdown report to ``out`` and the figures to ``figures`` (replacing earlier ones)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    option = "" if results.scale_name == "small" else f" --scale {results.scale_name}"
+    scale = load_scale(results.scale_name)
+    parts = [
+        "# Reproduction study: does the independence loss deliver what the paper claims?",
+        "",
+        f"Generated by `python -m audiocraft_mmd.study report{option}` on {datetime.date.today().isoformat()} "
+        f"from the XPs of the grids `{scale.codec_grid}` and `{scale.lm_grid}` (run them all with "
+        f"`python -m audiocraft_mmd.study run{option}`). "
+        "Every number below is measured; nothing is edited by hand except the discussion at the end.",
+        "",
+    ]
+    if results.missing_codecs or results.missing_lms:
+        parts += ["**Incomplete:** not finished yet: " + "; ".join(results.missing_codecs + results.missing_lms) + ".",
+                  ""]
+    if results.codecs:
+        paths = plot_figures(results, figures)
+        rel = {key: Path(path).relative_to(out.parent) if Path(path).is_relative_to(out.parent) else path
+               for key, path in paths.items()}
+        parts += [
+            "## Codecs",
+            "",
+            "SI-SNR and mel distance: the evaluate stage (`reconstruction` plugin) on the evaluate split. "
+            "Entropy, usage and mean pairwise MI: `python -m audiocraft_mmd.dependence` on the whole evaluate "
+            "split (bias-corrected MI; the interval averages the pairs' jackknife half-widths).",
+            "",
+            codec_table(results),
+            "",
+            "Per codebook (entropy in bits of 8 / share of the 256 codes used):",
+            "",
+            entropy_table(results),
+            "",
+            f"![dependence against λ]({rel['dependence']})",
+            "",
+            f"![reconstruction against λ]({rel['reconstruction']})",
+            "",
+        ]
+    if results.selection is not None:
+        parts += ["## The best MMD codec", "",
+                  f"**{results.selection.best.name}**: {results.selection.reason} (the evaluate stage's figures, "
+                  f"as `{scale.lm_grid}` selected it; the LMs are trained on its tokens).", ""]
+    if results.lms:
+        parts += [
+            "## Language models",
+            "",
+            "Cross-entropy: the last validation epoch (nats per token, mean over codebooks). Steps per second: "
+            "the pattern's autoregressive steps per second of audio. Generation: wall-clock of sampling and "
+            "decoding the clips, timed in the report's run; RTF = that / seconds generated. Kernel distance: "
+            "musicnn embeddings of the generations against the evaluate split (lower is closer).",
+            "",
+            lm_table(results),
+            "",
+            f"![LM quality against speed]({rel['lm']})",
+            "",
+        ]
+    parts += ["## Main comparison: baseline vs best MMD codec, per seed", "", comparison_table(comparison), "",
+              "## Targets", "", *target_lines(comparison), ""]
+    if discussion is not None and discussion.exists():
+        parts += [discussion.read_text().rstrip(), ""]
+    out.write_text("\n".join(parts))

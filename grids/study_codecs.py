@@ -1,0 +1,14 @@
+"""``dora grid study_codecs``: stage 1 of the reproduction study on a CPU (docs/RESULTS.md).
+
+The λ = 0 baseline codec at both seeds, and the codecs with the independence loss at the first seed:
+alignment ∈ {parallel, delay} × λ ∈ {1, 10} × bandwidths ∈ {dim, median}: 10 XPs of
+``solver=compression/study`` (500 updates, about 6 minutes each on 2 cores). Then ``study_lms``.
+Everything, locally and resumably: ``python -m audiocraft_mmd.study run``.
+"""
+
+from ._study import SMALL, StudyCodecExplorer, stage1
+
+
+@StudyCodecExplorer
+def explorer(launcher):
+    stage1(SMALL, launcher)

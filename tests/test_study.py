@@ -1,0 +1,151 @@
+"""The reproduction study: its grids, the best-codec selection, the target checks, and the whole pipeline
+(``python -m audiocraft_mmd.study run --scale smoke``) on tiny data."""
+
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+
+from audiocraft_mmd import grid as grid_command
+from audiocraft_mmd import study
+from audiocraft_mmd.grids import _study
+from audiocraft_mmd.solvers.compression_mmd import validate_mmd_config
+
+from test_grids import dora_dir, slurm_requests  # noqa: F401  (fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_codec_grid_is_the_designed_sweep(dora_dir):  # noqa: F811
+    sheeps = grid_command.grid_sheeps("study_codecs")
+    cfgs = [sheep.xp.cfg for sheep in sheeps]
+    assert len({sheep.xp.sig for sheep in sheeps}) == len(sheeps) == 10
+    assert sorted(cfg.seed for cfg in cfgs if cfg.mmd.weight == 0) == [2036, 2037]
+    cells = {(cfg.mmd.alignment, cfg.mmd.weight, cfg.mmd.bandwidth_scale) for cfg in cfgs if cfg.mmd.weight > 0}
+    assert cells == {(a, w, b) for a in ("parallel", "delay") for w in (1., 10.) for b in ("dim", "median")}
+    requests = slurm_requests("study_codecs")
+    for sheep in sheeps:
+        cfg = sheep.xp.cfg
+        assert cfg.sample_rate == 8000 and cfg.optim.epochs * cfg.optim.updates_per_epoch == 500
+        assert cfg.seed == 2036 or cfg.mmd.weight == 0  # the sweep runs at the first seed
+        assert "reconstruction" in cfg.evaluate.plugins and "dependence" in cfg.evaluate.plugins
+        assert requests[sheep.xp.sig].gpus == 0
+        validate_mmd_config(cfg)
+
+
+def test_paper_scale_codec_grid_uses_the_paper_recipe(dora_dir):  # noqa: F811
+    cfgs = [sheep.xp.cfg for sheep in grid_command.grid_sheeps("study_codecs_paper")]
+    assert len(cfgs) == 2 + 2 * 2 * 2
+    assert {cfg.sample_rate for cfg in cfgs} == {32000}
+    assert 1000 * 47 ** 2 in {cfg.mmd.weight for cfg in cfgs}
+    for cfg in cfgs:
+        validate_mmd_config(cfg)
+
+
+def test_lm_grid_waits_for_stage_one(dora_dir):  # noqa: F811
+    with pytest.raises(SystemExit, match="stage 1 has not finished.*study_codecs"):
+        grid_command.grid_sheeps("study_lms")
+
+
+def fake_evaluation(figures):
+    """``select_best``'s ``evaluate`` from {(weight, alignment, bandwidth): (SI-SNR, entropy, MI, NMI)}."""
+    def evaluate(spec):
+        si_snr, entropy, mi, nmi = figures[spec.variant()]
+        return {"si_snr_db": si_snr, "entropy_mean": entropy, "mi_delay": mi, "nmi_delay": nmi}
+    return evaluate
+
+
+def small_figures():
+    """Every codec of the small study's first seed: the baseline, and MMD codecs that change nothing."""
+    figures = {(0., "delay", "dim"): (5., 7.5, 0.4, 0.05)}
+    for spec in _study.SMALL.stage1():
+        if not spec.is_baseline:
+            figures[spec.variant()] = (4.9, 7.5, 0.39, 0.05)
+    return figures
+
+
+def test_selection_takes_the_lowest_mi_among_codecs_that_pass_the_gates():
+    best = (10., "parallel", "median")
+    collapsed = (10., "delay", "dim")  # lower MI, but it lost a bit of entropy
+    noisy = (1., "delay", "median")  # lower MI, but it lost 2 dB
+    figures = small_figures()
+    figures.update({best: (4.5, 7.4, 0.2, 0.03), collapsed: (5., 6.0, 0.05, 0.008), noisy: (3., 7.5, 0.1, 0.01)})
+    selection = _study.select_best(_study.SMALL, fake_evaluation(figures))
+    assert selection.best.variant() == best and selection.qualified
+    assert selection.best.seed == _study.SMALL.seeds[0]
+    assert {tuple(c["spec"].variant()) for c in selection.candidates if not c["qualified"]} == {collapsed, noisy}
+
+
+def test_selection_without_a_qualified_codec_says_so_and_uses_normalised_mi():
+    figures = {variant: (0., 7.5, mi, nmi) for variant, (_, _, mi, nmi) in small_figures().items()}
+    figures[(0., "delay", "dim")] = (5., 7.5, 0.4, 0.05)
+    figures[(1., "parallel", "dim")] = (0., 7.5, 0.39, 0.01)
+    selection = _study.select_best(_study.SMALL, fake_evaluation(figures))
+    assert not selection.qualified and "no codec within" in selection.reason
+    assert selection.best.variant() == (1., "parallel", "dim")
+
+
+def codec_result(weight, seed, si_snr, entropy, mi_delay):
+    spec = _study.CodecSpec(weight, "delay", "dim", seed)
+    return study.CodecResult(spec=spec, sig=f"s{weight}{seed}", si_snr_db=si_snr, mel_distance=1.,
+                             entropy=[entropy] * 4, usage=[1.] * 4,
+                             mi={"parallel": (mi_delay, mi_delay, mi_delay), "delay": (mi_delay, mi_delay, mi_delay)},
+                             normalized_mi={"parallel": mi_delay / entropy, "delay": mi_delay / entropy},
+                             frames=1000, minutes=1.)
+
+
+def test_targets_are_computed_per_seed_and_judged_honestly():
+    codecs = [codec_result(0., 1, 5., 7., 0.4), codec_result(10., 1, 4.8, 7., 0.1),
+              codec_result(0., 2, 5., 7., 0.4), codec_result(10., 2, 3.0, 7., 0.3)]
+    ce = {(0., 1, "parallel"): 5.0, (0., 1, "unroll"): 4.0, (10., 1, "parallel"): 4.5, (10., 1, "unroll"): 4.0,
+          (0., 2, "parallel"): 5.0, (0., 2, "unroll"): 4.0, (10., 2, "parallel"): 4.9, (10., 2, "unroll"): 4.0}
+    lms = [study.LMResult(codec=next(c.spec for c in codecs if (c.spec.weight, c.spec.seed) == (w, s)),
+                          pattern=p, sig="lm", cell={"valid_ce": value}) for (w, s, p), value in ce.items()]
+    selection = _study.Selection(best=codecs[1].spec, qualified=True, reason="", candidates=[])
+    results = study.StudyResults("small", codecs, [], selection, lms, [])
+    comparison = study.main_comparison(results)
+    assert comparison["seeds"] == [1, 2]
+    assert comparison["per_seed"][1]["mi_reduction_delay"] == pytest.approx(0.75)
+    assert comparison["per_seed"][2]["sisnr_loss_db"] == pytest.approx(2.)
+    assert comparison["per_seed"][1]["gap_closed_parallel"] == pytest.approx(0.5)
+    assert comparison["per_seed"][2]["gap_closed_parallel"] == pytest.approx(0.1)
+    lines = "\n".join(study.target_lines(comparison))
+    assert "75.0%, 25.0% (per seed): **met at some seeds only**" in lines
+    assert "SI-SNR loss ≤ 0.5 dB: 0.20, 2.00 (per seed): **met at some seeds only**" in lines
+    assert "Delay LM closes ≥ 30% of its cross-entropy gap to unroll: not measured" in lines
+
+
+def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "AUDIOCRAFT_DORA_DIR": str(tmp_path / "dora"),
+           "AUDIOCRAFT_MMD_CHECK_EGS": str(tiny_egs)}
+    out = tmp_path / "docs" / "RESULTS.md"
+    command = [sys.executable, "-m", "audiocraft_mmd.study", "--scale", "smoke", "--out", str(out),
+               "--discussion", str(tmp_path / "none.md"), "--gen-samples", "2", "--gen-duration", "1"]
+    run = subprocess.run([*command[:3], "run", *command[3:]], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=1200)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Best MMD codec: λ=10 delay dim seed=2036" in run.stdout
+    report = out.read_text()
+    for figure in study_report_figures():
+        assert (out.parent / "figures" / figure).stat().st_size > 0 and f"figures/{figure}" in report
+    assert "Incomplete" not in report
+    codec_rows = [line for line in report.splitlines() if line.startswith("| baseline seed=2036 |")]
+    assert len(codec_rows) == 4  # codec table, entropy table, two LMs
+    lm_rows = [line for line in report.splitlines() if "| parallel |" in line or "| unroll |" in line]
+    assert len(lm_rows) == 4 and all("| 100 |" in row or "| 400 |" in row for row in lm_rows)
+    assert "Delay-aligned mean pairwise MI reduced by ≥ 50%" in report and "(per seed): **" in report
+    # A second report reuses every measurement cached in the XP folders, and trains nothing.
+    again = subprocess.run([*command[:3], "report", *command[3:]], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "measuring" not in again.stderr and "timing generation" not in again.stderr
+    cached = list((tmp_path / "dora" / "xps").glob(f"*/{study.LM_MEASURES}"))
+    assert len(cached) == 4 and all("valid_ce" in json.loads(p.read_text()) for p in cached)
+
+
+def study_report_figures():
+    from audiocraft_mmd.study_report import FIGURE_NAMES
+    return FIGURE_NAMES.values()
