@@ -77,6 +77,14 @@ class LMResult:
     pattern: str
     sig: str
     cell: tp.Dict[str, tp.Any]
+    minutes: float = float("nan")
+
+
+def xp_minutes(xp) -> float:
+    """Minutes an XP spent in its stages (from its history; wall-clock, so inflated by other jobs)."""
+    history = json.loads((xp.folder / "history.json").read_text())
+    return sum(stage.get("duration", 0.) for entry in history for stage in entry.values()
+               if isinstance(stage, dict)) / 60
 
 
 def measure_dependence(xp, data: str, segment: float) -> tp.Dict[str, tp.Any]:
@@ -112,15 +120,12 @@ def codec_result(scale, spec) -> tp.Optional[CodecResult]:
         return None
     report = measure_dependence(xp, str(xp.cfg.datasource.evaluate), scale.dependence_segment)
     alignments = report["alignments"]
-    history = json.loads((xp.folder / "history.json").read_text())
-    minutes = sum(entry.get("train", {}).get("duration", 0.) + entry.get("valid", {}).get("duration", 0.)
-                  + entry.get("evaluate", {}).get("duration", 0.) for entry in history) / 60
     return CodecResult(
         spec=spec, sig=xp.sig, si_snr_db=evaluate["si_snr_db"], mel_distance=evaluate["mel_distance"],
         entropy=list(report["usage"]["entropy"]), usage=list(report["usage"]["usage"]),
         mi={name: mean_mi_interval(alignments[name]) for name in ALIGNMENT_NAMES},
         normalized_mi={name: alignments[name]["mean_normalized"] for name in ALIGNMENT_NAMES},
-        frames=alignments["delay"]["frames"], minutes=minutes)
+        frames=alignments["delay"]["frames"], minutes=xp_minutes(xp))
 
 
 def lm_result(scale, codec_sig: str, codec_spec, pattern: str, gen_samples: int,
@@ -140,7 +145,7 @@ def lm_result(scale, codec_sig: str, codec_spec, pattern: str, gen_samples: int,
                                   no_distance=False)
         cell = dataclasses.asdict(measure(f"//sig/{codec_sig}", pattern, xp, args))
         cache.write_text(json.dumps(cell, indent=2))
-    return LMResult(codec=codec_spec, pattern=pattern, sig=xp.sig, cell=cell)
+    return LMResult(codec=codec_spec, pattern=pattern, sig=xp.sig, cell=cell, minutes=xp_minutes(xp))
 
 
 @dataclasses.dataclass
@@ -152,6 +157,7 @@ class StudyResults:
     selection: tp.Any
     lms: tp.List[LMResult]
     missing_lms: tp.List[str]
+    probes: tp.List[tp.Tuple[tp.Any, CodecResult, CodecResult]] = dataclasses.field(default_factory=list)
 
 
 def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResults:
@@ -186,8 +192,15 @@ def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResu
                         missing_lms.append(f"{pattern} on {spec.name}")
                     else:
                         lms.append(lm)
-    return StudyResults(scale_name=scale_name, codecs=list(results.values()), missing_codecs=missing,
-                        selection=selection, lms=lms, missing_lms=missing_lms)
+    probes = []
+    for probe in scale.probes:  # reported once the probe and its reference have finished
+        pair = [results.get(spec) or codec_result(scale, spec) for spec in (probe.spec, probe.reference)]
+        if all(pair):
+            probes.append((probe, *pair))
+    main_specs = set(scale.stage1()) | ({selection.best.with_seed(seed) for seed in scale.seeds} if selection else set())
+    return StudyResults(scale_name=scale_name, codecs=[r for spec, r in results.items() if spec in main_specs],
+                        missing_codecs=missing, selection=selection, lms=lms, missing_lms=missing_lms,
+                        probes=probes)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -54,9 +54,22 @@ def lm_table(results: StudyResults) -> str:
             f"{cell['distances']['musicnn_kernel_ci_high']:.3g}]")
         rows.append([lm.codec.name, lm.pattern, lm.sig, f"{cell['valid_ce']:.3f}",
                      " / ".join(f"{v:.3f}" for v in cell["valid_ce_per_codebook"]),
-                     f"{cell['steps_per_second']:.0f}", f"{cell['gen_seconds']:.2f}", f"{cell['rtf']:.3f}", kernel])
+                     f"{cell['steps_per_second']:.0f}", f"{cell['gen_seconds']:.2f}", f"{cell['rtf']:.3f}", kernel,
+                     f"{lm.minutes:.1f}"])
     return _table(["codec", "pattern", "XP", "valid CE (nats)", "CE per codebook", "AR steps / s audio",
-                   "generation (s)", "RTF", "kernel distance to evaluate [95 %]"], rows)
+                   "generation (s)", "RTF", "kernel distance to evaluate [95 %]", "train min"], rows)
+
+
+def probe_table(results: StudyResults) -> str:
+    rows = []
+    for probe, codec, reference in results.probes:
+        change = 1 - codec.mi["delay"][0] / reference.mi["delay"][0]
+        rows.append([probe.question, codec.spec.name, codec.sig, reference.spec.name, f"{codec.si_snr_db:.2f}",
+                     f"{codec.si_snr_db - reference.si_snr_db:+.2f}", f"{codec.entropy_mean:.2f}",
+                     f"{codec.entropy_mean - reference.entropy_mean:+.2f}", _interval(codec.mi["delay"]),
+                     _interval(reference.mi["delay"]), f"{change:.1%}"])
+    return _table(["question", "codec", "XP", "compared with", "SI-SNR (dB)", "Δ SI-SNR", "entropy mean",
+                   "Δ entropy", "MI delay [95 %]", "reference MI delay", "MI reduction"], rows)
 
 
 def comparison_table(comparison: tp.Dict[str, tp.Any]) -> str:
@@ -173,6 +186,11 @@ def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: P
         "Every number below is measured; nothing is edited by hand except the discussion at the end.",
         "",
     ]
+    minutes = [c.minutes for c in results.codecs] + [lm.minutes for lm in results.lms]
+    probe_minutes = [p[1].minutes for p in results.probes if p[1] not in results.codecs]
+    parts += [f"Compute: {sum(minutes):.0f} min of training and evaluation for the {len(results.codecs)} codecs and "
+              f"{len(results.lms)} LMs of the study (the XPs' stage durations: wall-clock, longer when XPs share the cores), "
+              f"plus {sum(probe_minutes):.0f} min for the probes.", ""]
     if results.missing_codecs or results.missing_lms:
         parts += ["**Incomplete:** not finished yet: " + "; ".join(results.missing_codecs + results.missing_lms) + ".",
                   ""]
@@ -216,6 +234,10 @@ def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: P
             f"![LM quality against speed]({rel['lm']})",
             "",
         ]
+    if results.probes:
+        parts += ["## Probes: why (not)?", "",
+                  "One change at a time (grid `study_probes`), each compared with the codec it changes; figures "
+                  "measured as in the codec table.", "", probe_table(results), ""]
     parts += ["## Main comparison: baseline vs best MMD codec, per seed", "", comparison_table(comparison), "",
               "## Targets", "", *target_lines(comparison), ""]
     if discussion is not None and discussion.exists():

@@ -31,11 +31,13 @@ MAX_ENTROPY_LOSS_BITS = 0.25
 
 @dataclass(frozen=True)
 class CodecSpec:
-    """One codec of the study: the loss's weight, alignment and bandwidth choice, and the seed."""
+    """One codec of the study: the loss's weight, alignment and bandwidth choice, the seed, and any
+    other overrides (the probes')."""
     weight: float
     alignment: str
     bandwidth: str
     seed: int
+    extra: tp.Tuple[tp.Tuple[str, tp.Any], ...] = ()
 
     @property
     def is_baseline(self) -> bool:
@@ -43,16 +45,23 @@ class CodecSpec:
 
     @property
     def name(self) -> str:
-        if self.is_baseline:
-            return f"baseline seed={self.seed}"
-        return f"λ={self.weight:g} {self.alignment} {self.bandwidth} seed={self.seed}"
+        name = "baseline" if self.is_baseline else f"λ={self.weight:g} {self.alignment} {self.bandwidth}"
+        return " ".join([name, *(f"{key}={value}" for key, value in self.extra), f"seed={self.seed}"])
 
-    def variant(self) -> tp.Tuple[float, str, str]:
+    def variant(self) -> tp.Tuple[tp.Any, ...]:
         """What the codec is, whatever its seed."""
-        return self.weight, self.alignment, self.bandwidth
+        return (self.weight, self.alignment, self.bandwidth, *self.extra)
 
     def with_seed(self, seed: int) -> "CodecSpec":
-        return CodecSpec(self.weight, self.alignment, self.bandwidth, seed)
+        return CodecSpec(self.weight, self.alignment, self.bandwidth, seed, self.extra)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A codec trained to find out why the loss does (not) reduce dependence, and what to compare it with."""
+    question: str
+    spec: CodecSpec
+    reference: CodecSpec
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class StudyScale:
         slurm: Slurm request of every XP (Dora's ``launcher.slurm_`` keywords).
         codec_extra: Extra overrides of every codec XP.
         lm_overrides: Extra overrides of every LM XP.
+        probes: Codecs of the ``study_probes`` grid (:class:`Probe`).
         dependence_segment: Seconds per segment when the report measures dependence on the evaluate split.
         grid_suffix: Ends the names of the scale's two grids (``study_codecs<suffix>``, ``study_lms<suffix>``).
     """
@@ -84,6 +94,7 @@ class StudyScale:
     lm_overrides: tp.Tuple[str, ...] = ()
     grid_suffix: str = ""
     dependence_segment: float = 10.
+    probes: tp.Tuple[Probe, ...] = ()
 
     @property
     def codec_grid(self) -> str:
@@ -111,6 +122,7 @@ class StudyScale:
         if not spec.is_baseline:
             overrides["mmd.alignment"] = spec.alignment
             overrides.update(BANDWIDTH_CHOICES[spec.bandwidth])
+        overrides.update(dict(spec.extra))
         return overrides
 
     def lm_argv(self, codec_sig: str, pattern: str, seed: int) -> tp.List[str]:
@@ -210,6 +222,14 @@ def stage1(scale: StudyScale, launcher) -> None:
         launcher(scale.codec_overrides(spec))
 
 
+def probes(scale: StudyScale, launcher) -> None:
+    """Schedules the probes (and their references that are not stage 1 codecs)."""
+    launcher.slurm_(**scale.slurm)
+    for probe in scale.probes:
+        for spec in (probe.spec, probe.reference):
+            launcher(scale.codec_overrides(spec))
+
+
 def stage2(scale: StudyScale, launcher) -> tp.List[str]:
     """Schedules stage 2 on ``launcher``; returns what waits (LMs whose codec has not finished yet)."""
     from audiocraft_mmd.xps import is_finished
@@ -234,9 +254,29 @@ def stage2(scale: StudyScale, launcher) -> tp.List[str]:
 # Every XP asks for 2 CPU cores and no GPU (the CPU study), or the config's GPUs (paper scale).
 CPU_SLURM = {"gpus": 0, "cpus_per_task": 2, "mem_per_gpu": 4, "time": 30}
 
+
+def _probes(weight: float, seed: int) -> tp.Tuple[Probe, ...]:
+    """Why does the loss (not) reduce dependence? One change at a time to the delay-aligned, dim-scaled
+    codec at ``weight``: λ, the number of rows N, the stream the loss sees, the codebook size."""
+    def codec(w: float = weight, **extra: tp.Any) -> CodecSpec:
+        return CodecSpec(w, "delay", "dim", seed, tuple(extra.items()))
+    base, reference = codec(0.), codec()
+    return (
+        Probe("λ ten times larger", codec(10 * weight), base),
+        Probe("N eight times larger: the loss on this batch's rows and the last 7 batches' (row bank)",
+              codec(**{"mmd.bank": 8}), reference),
+        Probe("the loss on the residuals after each stage instead of the quantized vectors",
+              codec(**{"mmd.source": "residual"}), reference),
+        Probe("codebooks of 64 codes instead of 256 (baseline)", codec(0., **{"rvq.bins": 64}), base),
+        Probe("codebooks of 64 codes instead of 256 (with the loss)", codec(**{"rvq.bins": 64}),
+              codec(0., **{"rvq.bins": 64})),
+    )
+
+
 SMALL = StudyScale(
     codec_solver="compression/study", lm_solver="musicgen/study",
-    weights=(1., 10.), bandwidths=("dim", "median"), seeds=(2036, 2037), slurm=CPU_SLURM)
+    weights=(1., 10.), bandwidths=("dim", "median"), seeds=(2036, 2037), slurm=CPU_SLURM,
+    probes=_probes(10., 2036))
 
 # The same study at the paper's scale, for a GPU cluster: the paper's codec recipe, λ around the
 # paper's 1000 in our normalisation (λ·47², PAPER.md), its bandwidths beside the dimension-scaled ones,
