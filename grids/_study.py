@@ -270,6 +270,13 @@ def _probes(weight: float, seed: int) -> tp.Tuple[Probe, ...]:
         Probe("codebooks of 64 codes instead of 256 (baseline)", codec(0., **{"rvq.bins": 64}), base),
         Probe("codebooks of 64 codes instead of 256 (with the loss)", codec(**{"rvq.bins": 64}),
               codec(0., **{"rvq.bins": 64})),
+        # In an RVQ every stage's straight-through stream has the same Jacobian (the identity) with
+        # respect to the encoder output, so the encoder only sees the sum of the loss's per-stream
+        # gradients; a grouped quantizer's streams come from separate slices of the latent.
+        Probe("a grouped quantizer (4 slices of the latent, separate gradient paths) instead of the RVQ "
+              "(baseline)", codec(0., model="encodec/small_grouped"), base),
+        Probe("a grouped quantizer instead of the RVQ (with the loss)", codec(model="encodec/small_grouped"),
+              codec(0., model="encodec/small_grouped")),
     )
 
 
