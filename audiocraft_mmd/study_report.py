@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 from pathlib import Path
 import typing as tp
 
@@ -92,7 +93,9 @@ def comparison_table(comparison: tp.Dict[str, tp.Any]) -> str:
     for key, label in keys:
         values = [per_seed[seed].get(key) for seed in seeds]
         present = [v for v in values if v is not None]
-        rows.append([label, *["-" if v is None else f"{v:.3f}" for v in values], _spread(present) if present else "-"])
+        present = [v for v in present if not math.isnan(v)]
+        rows.append([label, *["-" if v is None else "undefined" if math.isnan(v) else f"{v:.3f}" for v in values],
+                     _spread(present) if present else "-"])
     return _table(["", *[f"seed {seed}" for seed in seeds], "mean ± half-range"], rows)
 
 
@@ -188,9 +191,10 @@ def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: P
     ]
     minutes = [c.minutes for c in results.codecs] + [lm.minutes for lm in results.lms]
     probe_minutes = [p[1].minutes for p in results.probes if p[1] not in results.codecs]
-    parts += [f"Compute: {sum(minutes):.0f} min of training and evaluation for the {len(results.codecs)} codecs and "
-              f"{len(results.lms)} LMs of the study (the XPs' stage durations: wall-clock, longer when XPs share the cores), "
-              f"plus {sum(probe_minutes):.0f} min for the probes.", ""]
+    parts += [f"Compute: {sum(minutes):.0f} XP-minutes of training and evaluation for the {len(results.codecs)} codecs "
+              f"and {len(results.lms)} LMs of the study, plus {sum(probe_minutes):.0f} for the probes (the sum of the "
+              "XPs' stage durations, each XP's own wall-clock: `study run --jobs 2` runs two at a time, one core each).",
+              ""]
     if results.missing_codecs or results.missing_lms:
         parts += ["**Incomplete:** not finished yet: " + "; ".join(results.missing_codecs + results.missing_lms) + ".",
                   ""]

@@ -129,6 +129,12 @@ def test_targets_are_computed_per_seed_and_judged_honestly():
     assert "75.0%, 25.0% (per seed): **met at some seeds only**" in lines
     assert "SI-SNR loss ≤ 0.5 dB: 0.20, 2.00 (per seed): **met at some seeds only**" in lines
     assert "Delay LM closes ≥ 30% of its cross-entropy gap to unroll: not measured" in lines
+    # When unroll does not beat parallel on the baseline's tokens there is no gap to close: said, not hidden.
+    for row in comparison["per_seed"].values():
+        row.update(gap_parallel_baseline=-0.1, gap_closed_parallel=float("nan"))
+    lines = "\n".join(study.target_lines(comparison))
+    assert "to unroll: undefined: on the baseline's tokens the unroll LM is not better than the parallel LM " \
+           "(cross-entropy parallel − unroll: -0.100, -0.100 nats per seed)" in lines
 
 
 def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
