@@ -25,7 +25,6 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-import statistics
 import sys
 import typing as tp
 
@@ -205,18 +204,6 @@ def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResu
 
 # ----------------------------------------------------------------------------------------------------
 # Comparisons against the targets.
-
-def _mean(values: tp.Iterable[float]) -> float:
-    values = list(values)
-    return sum(values) / len(values) if values else float("nan")
-
-
-def _spread(values: tp.Sequence[float]) -> str:
-    """``mean ± half-range`` over seeds (the range, not a standard error: two seeds)."""
-    if len(values) < 2:
-        return f"{values[0]:.3f}" if values else "-"
-    return f"{statistics.fmean(values):.3f} ± {(max(values) - min(values)) / 2:.3f}"
-
 
 def main_comparison(results: StudyResults) -> tp.Dict[str, tp.Any]:
     """Baseline vs the best MMD codec at every seed: MI reduction at (about) equal entropy, SI-SNR loss,

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import datetime
 import math
+import statistics
 from pathlib import Path
 import typing as tp
 
-from .study import ALIGNMENT_NAMES, StudyResults, _spread, load_scale, target_lines
+from .study import ALIGNMENT_NAMES, StudyResults, load_scale, target_lines
 
 FIGURE_NAMES = {
     "dependence": "dependence_vs_lambda.png",
     "reconstruction": "reconstruction_vs_lambda.png",
     "lm": "lm_quality_vs_speed.png",
 }
+
+
+def _spread(values: tp.Sequence[float]) -> str:
+    """``mean ± half-range`` over seeds (the range, not a standard error: two seeds)."""
+    if len(values) < 2:
+        return f"{values[0]:.3f}" if values else "-"
+    return f"{statistics.fmean(values):.3f} ± {(max(values) - min(values)) / 2:.3f}"
+
+
+def _codecs_in_order(results: StudyResults) -> tp.List[tp.Any]:
+    return sorted(results.codecs, key=lambda c: (c.spec.weight, c.spec.alignment, c.spec.bandwidth, c.spec.seed))
 
 
 def _table(header: tp.Sequence[str], rows: tp.Iterable[tp.Sequence[str]]) -> str:
@@ -28,7 +40,7 @@ def _interval(value: tp.Tuple[float, float, float]) -> str:
 
 def codec_table(results: StudyResults) -> str:
     rows = []
-    for c in sorted(results.codecs, key=lambda c: (c.spec.weight, c.spec.alignment, c.spec.bandwidth, c.spec.seed)):
+    for c in _codecs_in_order(results):
         rows.append([
             c.spec.name, c.sig, f"{c.si_snr_db:.2f}", f"{c.mel_distance:.3f}",
             f"{c.entropy_mean:.2f}", f"{min(c.entropy):.2f}", f"{min(c.usage):.2f}",
@@ -41,8 +53,7 @@ def codec_table(results: StudyResults) -> str:
 def entropy_table(results: StudyResults) -> str:
     num_q = max(len(c.entropy) for c in results.codecs)
     rows = [[c.spec.name, *[f"{h:.2f} / {u:.2f}" for h, u in zip(c.entropy, c.usage)]]
-            for c in sorted(results.codecs, key=lambda c: (c.spec.weight, c.spec.alignment, c.spec.bandwidth,
-                                                            c.spec.seed))]
+            for c in _codecs_in_order(results)]
     return _table(["codec", *[f"q{k + 1} entropy / usage" for k in range(num_q)]], rows)
 
 
