@@ -51,8 +51,9 @@ def load_scale(name: str):
 
 @dataclasses.dataclass
 class CodecResult:
-    """One codec's figures: reconstruction and per-codebook usage from its evaluate stage, pairwise MI
-    (mean over pairs, bits, with a 95 % interval) measured on the whole evaluate split."""
+    """One codec's figures: reconstruction, per-codebook usage and the loss's own statistic (unclamped,
+    ``kernel_statistic``) from its evaluate stage; pairwise MI (mean over pairs, bits, with a 95 %
+    interval) measured on the whole evaluate split."""
     spec: tp.Any
     sig: str
     si_snr_db: float
@@ -63,6 +64,7 @@ class CodecResult:
     normalized_mi: tp.Dict[str, float]
     frames: int
     minutes: float
+    kernel_statistic: float = float("nan")
 
     @property
     def entropy_mean(self) -> float:
@@ -124,7 +126,8 @@ def codec_result(scale, spec) -> tp.Optional[CodecResult]:
         entropy=list(report["usage"]["entropy"]), usage=list(report["usage"]["usage"]),
         mi={name: mean_mi_interval(alignments[name]) for name in ALIGNMENT_NAMES},
         normalized_mi={name: alignments[name]["mean_normalized"] for name in ALIGNMENT_NAMES},
-        frames=alignments["delay"]["frames"], minutes=xp_minutes(xp))
+        frames=alignments["delay"]["frames"], minutes=xp_minutes(xp),
+        kernel_statistic=evaluate.get("mmd_estimate", float("nan")))
 
 
 def lm_result(scale, codec_sig: str, codec_spec, pattern: str, gen_samples: int,

@@ -45,9 +45,10 @@ def codec_table(results: StudyResults) -> str:
             c.spec.name, c.sig, f"{c.si_snr_db:.2f}", f"{c.mel_distance:.3f}",
             f"{c.entropy_mean:.2f}", f"{min(c.entropy):.2f}", f"{min(c.usage):.2f}",
             *[_interval(c.mi[name]) for name in ALIGNMENT_NAMES], f"{c.normalized_mi['delay']:.4f}",
-            f"{c.minutes:.1f}"])
+            f"{c.kernel_statistic:.4f}", f"{c.minutes:.1f}"])
     return _table(["codec", "XP", "SI-SNR (dB)", "mel distance", "entropy mean (bit)", "entropy min", "usage min",
-                   "MI parallel (bit) [95 %]", "MI delay (bit) [95 %]", "normalised MI delay", "train min"], rows)
+                   "MI parallel (bit) [95 %]", "MI delay (bit) [95 %]", "normalised MI delay", "loss statistic",
+                   "train min"], rows)
 
 
 def entropy_table(results: StudyResults) -> str:
@@ -79,9 +80,11 @@ def probe_table(results: StudyResults) -> str:
         rows.append([probe.question, codec.spec.name, codec.sig, reference.spec.name, f"{codec.si_snr_db:.2f}",
                      f"{codec.si_snr_db - reference.si_snr_db:+.2f}", f"{codec.entropy_mean:.2f}",
                      f"{codec.entropy_mean - reference.entropy_mean:+.2f}", _interval(codec.mi["delay"]),
-                     _interval(reference.mi["delay"]), f"{change:.1%}"])
+                     _interval(reference.mi["delay"]), f"{change:.1%}",
+                     f"{codec.kernel_statistic:.4f} / {reference.kernel_statistic:.4f}"])
     return _table(["question", "codec", "XP", "compared with", "SI-SNR (dB)", "Δ SI-SNR", "entropy mean",
-                   "Δ entropy", "MI delay [95 %]", "reference MI delay", "MI reduction"], rows)
+                   "Δ entropy", "MI delay [95 %]", "reference MI delay", "MI reduction",
+                   "loss statistic / reference's"], rows)
 
 
 def comparison_table(comparison: tp.Dict[str, tp.Any]) -> str:
@@ -218,7 +221,9 @@ def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: P
             "",
             "SI-SNR and mel distance: the evaluate stage (`reconstruction` plugin) on the evaluate split. "
             "Entropy, usage and mean pairwise MI: `python -m audiocraft_mmd.dependence` on the whole evaluate "
-            "split (bias-corrected MI; the interval averages the pairs' jackknife half-widths).",
+            "split (bias-corrected MI; the interval averages the pairs' jackknife half-widths). Loss statistic: "
+            "the loss's unclamped MMD² estimate in the evaluate stage, with the codec's own loss options "
+            "(alignment, bandwidths; the baseline's: delay, dim).",
             "",
             codec_table(results),
             "",
