@@ -165,14 +165,11 @@ def local(name: str, patterns: tp.Sequence[str] = (), jobs: int = 1) -> int:
         print(f"[{index}/{len(sheeps)} {status.sig}] to run (epoch {status.epochs[0]}/{status.epochs[1]} done): "
               f"{status.name}", flush=True)
         pending.append((sheep, index))
-    if jobs == 1:
-        for sheep, index in pending:
-            run_locally(sheep, index, len(sheeps))
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            for future in [pool.submit(run_locally, sheep, index, len(sheeps), threads) for sheep, index in pending]:
-                future.result()
+    # One job keeps the config's threads; more split the cores between them. Either way, in grid order.
+    threads = None if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in [pool.submit(run_locally, sheep, index, len(sheeps), threads) for sheep, index in pending]:
+            future.result()
     grid_sheeps(name, patterns, show_table=True)
     return report([xp_status(sheep) for sheep in sheeps])
 
