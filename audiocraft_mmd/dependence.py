@@ -5,8 +5,9 @@ a model exported with ``audiocraft.utils.export``, or the standalone ``encodec``
 ``encodec:24khz[:random|:<dir>|:<state dict>]``), encodes the audio of an AudioCraft manifest
 in fixed-length segments, and measures on the codes: per-codebook entropy and usage, bias-corrected
 pairwise mutual information under the parallel and delay alignments (with jackknife intervals),
-total correlation where estimable, and the training criterion's permutation test on the continuous
-streams (:mod:`audiocraft_mmd.metrics`). Writes ``report.json`` and ``dependence.png`` to ``--out``,
+total correlation where estimable, the training criterion's permutation test on the continuous
+streams (:mod:`audiocraft_mmd.metrics`), and with ``--lags`` how the MI between codebooks decays
+with the time between them (:mod:`audiocraft_mmd.metrics.lagged`). Writes ``report.json`` and ``dependence.png`` to ``--out``,
 never over an existing report unless ``--overwrite``.
 
 Example::
@@ -18,7 +19,7 @@ Example::
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 import json
 import math
 from pathlib import Path
@@ -32,7 +33,8 @@ from .errors import ConfigError
 from .losses.mmd import DEFAULT_BANDWIDTHS, DEFAULT_ESTIMATOR
 from .quantization import StreamAdapter, adapter_for, capture_streams
 from .quantization.encodec_package import is_encodec_reference, load_encodec_package
-from .metrics import DependenceReport, aligned_rows, dependence_report, kernel_independence_test, standard_alignments
+from .metrics import (DependenceReport, LagDependence, aligned_rows, dependence_report, kernel_independence_test,
+                      lagged_mutual_information, standard_alignments)
 
 REPORT_NAME = "report.json"
 FIGURE_NAME = "dependence.png"
@@ -252,6 +254,11 @@ def summary(label: str, report: DependenceReport) -> str:
     return "\n".join(lines)
 
 
+def lag_summary(lagged: tp.Sequence[LagDependence]) -> str:
+    return "  lagged MI (bits), lag frames: cross / auto: " + ", ".join(
+        f"{r.lag}: {r.cross_mi:.3f} / {'-' if r.auto_mi is None else format(r.auto_mi, '.3f')}" for r in lagged)
+
+
 def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.dependence", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -272,6 +279,8 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     parser.add_argument("--ci-blocks", type=int, default=20, help="jackknife blocks of the MI intervals (0: none)")
     parser.add_argument("--permutations", type=int, default=100, help="null draws of the kernel test")
     parser.add_argument("--kernel-rows", type=int, default=512, help="rows of the kernel test")
+    parser.add_argument("--lags", help="comma-separated lags in frames (e.g. 0,1,4,16,64): MI between codebook i "
+                        "at frame t and j at t - lag, inside segments")
     return parser.parse_args(argv)
 
 
@@ -295,6 +304,12 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
             raise DependenceError(f"{', '.join(map(str, existing))} already exist(s): pass --overwrite or another --out")
         if args.max_frames < 2:
             raise DependenceError(f"--max-frames must be >= 2, got {args.max_frames}")
+        lags: tp.List[int] = []
+        if args.lags:
+            try:
+                lags = [int(value) for value in args.lags.split(",")]
+            except ValueError:
+                raise DependenceError(f"--lags must be comma-separated ints, got {args.lags!r}") from None
         delays = None
         if args.delays:
             try:
@@ -319,7 +334,14 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
             progress(f"{reference}: {encoded.codes.shape[0]} segments of {encoded.codes.shape[-1]} frames from "
                      f"{encoded.tracks} tracks; measuring")
             report = measure(codec, encoded, args.ci_blocks, args.shifts, args.permutations, args.kernel_rows, delays)
-            results.append((codec, encoded, report))
+            lagged = []
+            if lags:
+                progress(f"{reference}: MI at lags {lags}")
+                try:
+                    lagged = lagged_mutual_information(encoded.codes, codec.adapter.bins, lags, shifts=args.shifts)
+                except ValueError as error:
+                    raise DependenceError(f"--lags: {error}; raise --segment for longer lags") from error
+            results.append((codec, encoded, report, lagged))
     except (DependenceError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -338,12 +360,15 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
             "segments": encoded.codes.shape[0],
             "tracks": encoded.tracks,
             **report.to_dict(),
-        } for codec, encoded, report in results],
+            **({"lagged": [asdict(r) for r in lagged]} if lagged else {}),
+        } for codec, encoded, report, lagged in results],
     }
     (out / REPORT_NAME).write_text(json.dumps(document, indent=2, allow_nan=False))
-    plot_dependence([(_short(codec.reference), report) for codec, _, report in results], out / FIGURE_NAME)
-    for codec, _, report in results:
+    plot_dependence([(_short(codec.reference), report) for codec, _, report, _ in results], out / FIGURE_NAME)
+    for codec, _, report, lagged in results:
         print(summary(codec.reference, report))
+        if lagged:
+            print(lag_summary(lagged))
     print(f"wrote {out / REPORT_NAME} and {out / FIGURE_NAME}")
     return 0
 

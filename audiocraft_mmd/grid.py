@@ -96,8 +96,9 @@ def xp_status(sheep) -> XPStatus:
         state, log = sheep.state() or "UNKNOWN", sheep.log
     elif local.exists():
         state, log = json.loads(local.read_text())["state"], xp.folder / LOCAL_LOG
-    else:
-        state, log = "NOT_STARTED", None
+    else:  # never run by this command nor on Slurm, but maybe by a plain `dora run`
+        from .xps import is_finished
+        state, log = ("COMPLETED" if is_finished(xp) else "NOT_STARTED"), None
     return XPStatus(sig=xp.sig, name=main.get_name(xp), state=state, epochs=epochs(xp), log=log)
 
 

@@ -1,6 +1,7 @@
 """The small-scale reproduction study: run it, and write ``docs/RESULTS.md`` from its XPs.
 
     python -m audiocraft_mmd.study run [--jobs 2]   # stage 1 (codecs), stage 2 (LMs, twice), report
+    python -m audiocraft_mmd.study run --probes     # also the probes: study_probes, study_lm_probes
     python -m audiocraft_mmd.study report           # the report alone, from whatever has finished
 
 ``run`` runs the grids ``study_codecs`` then ``study_lms`` here with :mod:`audiocraft_mmd.grid`'s local
@@ -13,7 +14,8 @@ it), then ``report``; ``--scale paper`` reads the paper-scale grids (``study_cod
 every codec on the whole evaluate split with jackknife intervals (:mod:`audiocraft_mmd.dependence`,
 ``study_dependence/report.json``), and for every LM its generation wall-clock and the musicnn kernel
 distance of its generations to the evaluate split (:func:`audiocraft_mmd.compare_patterns.measure`,
-``study_lm.json``). It then writes the markdown report and its figures, and checks the study's
+``study_lm.json``), and the MI between codebooks at growing lags for the baseline and the best codec
+(``study_lagged/report.json``). It then writes the markdown report and its figures, and checks the study's
 targets against the measurements. A hand-written discussion (``--discussion``, default
 ``docs/study_discussion.md``) is copied in at the end.
 """
@@ -32,6 +34,7 @@ from .xps import is_finished
 
 REPO = Path(__file__).resolve().parents[1]
 DEPENDENCE_FOLDER = "study_dependence"
+LAGGED_FOLDER = "study_lagged"
 LM_MEASURES = "study_lm.json"
 ALIGNMENT_NAMES = ("parallel", "delay")
 # Targets of the study (issue #11), reported against, never assumed.
@@ -79,6 +82,7 @@ class LMResult:
     sig: str
     cell: tp.Dict[str, tp.Any]
     minutes: float = float("nan")
+    probe: tp.Any = None
 
 
 def xp_minutes(xp) -> float:
@@ -88,18 +92,30 @@ def xp_minutes(xp) -> float:
                if isinstance(stage, dict)) / 60
 
 
-def measure_dependence(xp, data: str, segment: float) -> tp.Dict[str, tp.Any]:
-    """The dependence report of a finished codec on ``data`` (cached in the XP folder)."""
+def measure_dependence(xp, data: str, segment: float, folder: str = DEPENDENCE_FOLDER,
+                       options: tp.Sequence[str] = ("--permutations", "20", "--kernel-rows", "256")
+                       ) -> tp.Dict[str, tp.Any]:
+    """The dependence command's report of a finished codec on ``data`` (cached in ``<xp>/<folder>``)."""
     from . import dependence
-    out = xp.folder / DEPENDENCE_FOLDER
+    out = xp.folder / folder
     report = out / dependence.REPORT_NAME
     if not report.exists():
-        progress(f"codec {xp.sig}: measuring dependence on {data}")
+        progress(f"codec {xp.sig}: measuring dependence on {data} ({' '.join(options)})")
         code = dependence.main(["--checkpoint", f"//sig/{xp.sig}", "--data", data, "--out", str(out),
-                                "--segment", str(segment), "--permutations", "20", "--kernel-rows", "256"])
+                                "--segment", str(segment), *options])
         if code != 0:
             raise SystemExit(f"python -m audiocraft_mmd.dependence failed on codec {xp.sig} (exit code {code})")
     return json.loads(report.read_text())["codecs"][0]
+
+
+def measure_lagged(scale, spec) -> tp.Dict[str, tp.Any]:
+    """The dependence command's report with MI between codebooks ``scale.lags`` frames apart (``lagged``)
+    for a finished codec (no intervals; cached in ``<xp>/study_lagged``)."""
+    from .grids._study import codec_xp
+    xp = codec_xp(scale, spec)
+    lags = ",".join(map(str, scale.lags))
+    return measure_dependence(xp, str(xp.cfg.datasource.evaluate), scale.dependence_segment, LAGGED_FOLDER,
+                              ("--lags", lags, "--ci-blocks", "0", "--permutations", "1", "--kernel-rows", "64"))
 
 
 def mean_mi_interval(alignment: tp.Dict[str, tp.Any]) -> tp.Tuple[float, float, float]:
@@ -160,6 +176,27 @@ class StudyResults:
     lms: tp.List[LMResult]
     missing_lms: tp.List[str]
     probes: tp.List[tp.Tuple[tp.Any, CodecResult, CodecResult]] = dataclasses.field(default_factory=list)
+    lm_probes: tp.List[LMResult] = dataclasses.field(default_factory=list)
+    lagged: tp.List[tp.Tuple[tp.Any, tp.Dict[str, tp.Any]]] = dataclasses.field(default_factory=list)
+
+
+def lm_probe_results(scale, selection) -> tp.List[LMResult]:
+    """The finished LMs of ``scale.lm_probes`` (their validation cross-entropy; no generation)."""
+    from .grids._study import codec_xp, last_stage_metrics, lm_xp
+    seed = scale.seeds[0]
+    found = []
+    for spec in (scale.baseline(seed), selection.best):
+        codec_sig = codec_xp(scale, spec).sig
+        for probe in scale.lm_probes:
+            for pattern in scale.patterns:
+                xp = lm_xp(scale, codec_sig, pattern, seed, probe.overrides)
+                valid = last_stage_metrics(xp, "valid")
+                if is_finished(xp) and valid:
+                    num_q = sum(1 for key in valid if key.startswith("ce_q"))
+                    cell = {"valid_ce": valid["ce"], "valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
+                    found.append(LMResult(codec=spec, pattern=pattern, sig=xp.sig, cell=cell, minutes=xp_minutes(xp),
+                                          probe=probe))
+    return found
 
 
 def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResults:
@@ -199,10 +236,14 @@ def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResu
         pair = [results.get(spec) or codec_result(scale, spec) for spec in (probe.spec, probe.reference)]
         if all(pair):
             probes.append((probe, *pair))
+    compared = [spec for seed in scale.seeds for spec in (scale.baseline(seed), selection.best.with_seed(seed))
+                if spec in results] if selection else []
+    lagged = [(spec, measure_lagged(scale, spec)) for spec in compared]
     main_specs = set(scale.stage1()) | ({selection.best.with_seed(seed) for seed in scale.seeds} if selection else set())
     return StudyResults(scale_name=scale_name, codecs=[r for spec, r in results.items() if spec in main_specs],
                         missing_codecs=missing, selection=selection, lms=lms, missing_lms=missing_lms,
-                        probes=probes)
+                        probes=probes, lm_probes=lm_probe_results(scale, selection) if selection else [],
+                        lagged=lagged)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -231,17 +272,26 @@ def main_comparison(results: StudyResults) -> tp.Dict[str, tp.Any]:
             "sisnr_loss_db": base.si_snr_db - mmd.si_snr_db,
             "mel_change": mmd.mel_distance - base.mel_distance,
         }
-        ce = {(lm.codec.is_baseline, lm.pattern): lm.cell["valid_ce"] for lm in results.lms if lm.codec.seed == seed}
-        for pattern in ("parallel", "delay"):
-            keys = [(True, pattern), (True, "unroll"), (False, pattern), (False, "unroll")]
-            if all(key in ce for key in keys):
-                gap_base = ce[(True, pattern)] - ce[(True, "unroll")]
-                gap_mmd = ce[(False, pattern)] - ce[(False, "unroll")]
-                row[f"gap_{pattern}_baseline"] = gap_base
-                row[f"gap_{pattern}_mmd"] = gap_mmd
-                row[f"gap_closed_{pattern}"] = 1 - gap_mmd / gap_base if gap_base > 0 else float("nan")
+        row.update(gap_closure([lm for lm in results.lms if lm.codec.seed == seed]))
         comparison["per_seed"][seed] = row
     return comparison
+
+
+def gap_closure(lms: tp.Sequence[LMResult]) -> tp.Dict[str, float]:
+    """For parallel and delay, when ``lms`` (one set of LMs on the baseline and the MMD codec) has it and
+    unroll: the cross-entropy gap to unroll on each codec's tokens, and the share of the baseline's gap
+    the MMD codec closes (NaN when unroll is not better on the baseline's tokens: no gap to close)."""
+    ce = {(lm.codec.is_baseline, lm.pattern): lm.cell["valid_ce"] for lm in lms}
+    row = {}
+    for pattern in ("parallel", "delay"):
+        keys = [(True, pattern), (True, "unroll"), (False, pattern), (False, "unroll")]
+        if all(key in ce for key in keys):
+            gap_base = ce[(True, pattern)] - ce[(True, "unroll")]
+            gap_mmd = ce[(False, pattern)] - ce[(False, "unroll")]
+            row[f"gap_{pattern}_baseline"] = gap_base
+            row[f"gap_{pattern}_mmd"] = gap_mmd
+            row[f"gap_closed_{pattern}"] = 1 - gap_mmd / gap_base if gap_base > 0 else float("nan")
+    return row
 
 
 def target_lines(comparison: tp.Dict[str, tp.Any]) -> tp.List[str]:
@@ -282,6 +332,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("action", choices=["run", "report"])
     parser.add_argument("--scale", choices=["small", "paper", "smoke"], default="small")
     parser.add_argument("--jobs", type=int, default=1, help="XPs run at once by `run` (threads split between them)")
+    parser.add_argument("--probes", action="store_true", help="`run` also runs the scale's probe grids, after stage 2")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "RESULTS.md")
     parser.add_argument("--figures", type=Path, default=None, help="default: figures/ beside --out")
     parser.add_argument("--discussion", type=Path, default=REPO / "docs" / "study_discussion.md")
@@ -291,7 +342,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     scale = load_scale(args.scale)
     if args.action == "run":
         from .grid import local
-        for grid in (scale.codec_grid, scale.lm_grid, scale.lm_grid):
+        for grid in (scale.codec_grid, scale.lm_grid, scale.lm_grid, *(scale.probe_grids if args.probes else [])):
             if local(grid, jobs=args.jobs) != 0:
                 raise SystemExit(f"Some XPs of grid {grid} failed (see above); fix them and run this again.")
     from .study_report import write_report

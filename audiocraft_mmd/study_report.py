@@ -8,12 +8,13 @@ import statistics
 from pathlib import Path
 import typing as tp
 
-from .study import ALIGNMENT_NAMES, StudyResults, load_scale, target_lines
+from .study import ALIGNMENT_NAMES, StudyResults, gap_closure, load_scale, target_lines
 
 FIGURE_NAMES = {
     "dependence": "dependence_vs_lambda.png",
     "reconstruction": "reconstruction_vs_lambda.png",
     "lm": "lm_quality_vs_speed.png",
+    "lag": "dependence_vs_lag.png",
 }
 
 
@@ -85,6 +86,34 @@ def probe_table(results: StudyResults) -> str:
     return _table(["question", "codec", "XP", "compared with", "SI-SNR (dB)", "Δ SI-SNR", "entropy mean",
                    "Δ entropy", "MI delay [95 %]", "reference MI delay", "MI reduction",
                    "loss statistic / reference's"], rows)
+
+
+def lm_probe_tables(results: StudyResults) -> tp.Tuple[str, str]:
+    """The probes' LMs, then per probe the cross-entropy gaps to unroll and the share the MMD codec closes."""
+    rows = [[lm.probe.question, lm.codec.name, lm.pattern, lm.sig, f"{lm.cell['valid_ce']:.3f}",
+             " / ".join(f"{v:.3f}" for v in lm.cell["valid_ce_per_codebook"]), f"{lm.minutes:.1f}"]
+            for lm in results.lm_probes]
+    lms = _table(["LM probe", "codec", "pattern", "XP", "valid CE (nats)", "CE per codebook", "train min"], rows)
+    gap_rows = []
+    for probe in dict.fromkeys(lm.probe for lm in results.lm_probes):
+        gaps = gap_closure([lm for lm in results.lm_probes if lm.probe == probe])
+        for pattern in ("parallel", "delay"):
+            if f"gap_{pattern}_baseline" in gaps:
+                closed = gaps[f"gap_closed_{pattern}"]
+                gap_rows.append([probe.question, pattern, f"{gaps[f'gap_{pattern}_baseline']:+.3f}",
+                                 f"{gaps[f'gap_{pattern}_mmd']:+.3f}",
+                                 "undefined (no gap)" if math.isnan(closed) else f"{closed:.1%}"])
+    gaps = _table(["LM probe", "pattern", "CE gap to unroll, baseline", "CE gap to unroll, MMD",
+                   "share of the gap closed"], gap_rows)
+    return lms, gaps
+
+
+def lag_table(results: StudyResults) -> str:
+    lags = [entry["lag"] for entry in results.lagged[0][1]["lagged"]]
+    rows = [[spec.name, *[f"{e['cross_mi']:.3f} / {'-' if e['auto_mi'] is None else format(e['auto_mi'], '.3f')}"
+                          for e in report["lagged"]]] for spec, report in results.lagged]
+    rate = results.lagged[0][1]["frame_rate"]
+    return _table(["codec", *[f"lag {lag} ({lag / rate:g} s)" for lag in lags]], rows)
 
 
 def comparison_table(comparison: tp.Dict[str, tp.Any]) -> str:
@@ -171,6 +200,29 @@ def plot_figures(results: StudyResults, folder: Path) -> tp.Dict[str, Path]:
     figure.savefig(paths["reconstruction"], dpi=110)
     plt.close(figure)
 
+    if results.lagged:
+        figure, ax = plt.subplots(figsize=(7, 4.5))
+        for index, (spec, report) in enumerate(results.lagged):
+            rate = report["frame_rate"]
+            # lag 0 drawn at half a frame, on the log axis
+            lags = [max(e["lag"], 0.5) / rate for e in report["lagged"]]
+            style = "-" if spec.is_baseline else "--"
+            ax.plot(lags, [e["cross_mi"] for e in report["lagged"]], style, marker="o", color=f"C{index}",
+                    label=f"{spec.name}: across codebooks")
+            auto = [(x, e["auto_mi"]) for x, e in zip(lags, report["lagged"]) if e["auto_mi"] is not None]
+            ax.plot(*zip(*auto), style, marker="x", color=f"C{index}", alpha=0.5,
+                    label=f"{spec.name}: same codebook")
+        ax.set_xscale("log")
+        ax.set_xlabel("time between the two codes (s; lag 0 drawn at half a frame)")
+        ax.set_ylabel("mean MI (bit)")
+        ax.set_title("Dependence against the time between codes", fontsize=10)
+        ax.legend(fontsize=6)
+        figure.tight_layout()
+        figure.savefig(paths["lag"], dpi=110)
+        plt.close(figure)
+    else:
+        paths.pop("lag")
+
     figure, ax = plt.subplots(figsize=(6.5, 4.5))
     for lm in results.lms:
         label = "baseline" if lm.codec.is_baseline else "MMD"
@@ -254,6 +306,19 @@ def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: P
             f"![LM quality against speed]({rel['lm']})",
             "",
         ]
+    if results.lagged:
+        parts += ["## Dependence across time", "",
+                  "Mean MI (bit) between codebook i at frame t and codebook j at frame t − lag, inside "
+                  f"{scale.dependence_segment:g}-second segments of the evaluate split (`python -m audiocraft_mmd.dependence --lags ...`, bias-corrected as "
+                  "above, no interval): across codebooks (i ≠ j) / same codebook (i = j). Lag 0 across codebooks is "
+                  "the parallel-aligned MI. Dependence that survives lags of seconds comes from what the piece is "
+                  "(instruments, loudness): an LM knows it from earlier frames, whatever its pattern.", "",
+                  lag_table(results), "", f"![dependence against the lag]({rel['lag']})", ""]
+    if results.lm_probes:
+        lms, gaps = lm_probe_tables(results)
+        parts += ["## LM probes: does the LM comparison depend on the LM's budget?", "",
+                  "LMs on the first seed's baseline and best MMD codec with other training overrides (grid "
+                  "`study_lm_probes`); cross-entropy of the last validation epoch.", "", lms, "", gaps, ""]
     if results.probes:
         parts += ["## Probes: why (not)?", "",
                   "One change at a time (grid `study_probes`), each compared with the codec it changes; figures "

@@ -65,6 +65,14 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class LMProbe:
+    """LMs of every pattern trained with other overrides on the first seed's baseline and best MMD
+    codec: does the LM comparison change with the LM's own budget?"""
+    question: str
+    overrides: tp.Tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StudyScale:
     """A size of the study: the solvers, the axes and the Slurm request of its XPs.
 
@@ -79,8 +87,11 @@ class StudyScale:
         codec_extra: Extra overrides of every codec XP.
         lm_overrides: Extra overrides of every LM XP.
         probes: Codecs of the ``study_probes`` grid (:class:`Probe`).
+        lm_probes: LMs of the ``study_lm_probes`` grid (:class:`LMProbe`).
         dependence_segment: Seconds per segment when the report measures dependence on the evaluate split.
-        grid_suffix: Ends the names of the scale's two grids (``study_codecs<suffix>``, ``study_lms<suffix>``).
+        lags: Frames between the codes of the report's lagged MI (baseline and best codec; within a segment).
+        grid_suffix: Ends the names of the scale's grids (``study_codecs<suffix>``, ``study_lms<suffix>``,
+            and its probe grids).
     """
     codec_solver: str
     lm_solver: str
@@ -94,7 +105,9 @@ class StudyScale:
     lm_overrides: tp.Tuple[str, ...] = ()
     grid_suffix: str = ""
     dependence_segment: float = 10.
+    lags: tp.Tuple[int, ...] = (0, 1, 2, 4, 8, 16, 50, 200)
     probes: tp.Tuple[Probe, ...] = ()
+    lm_probes: tp.Tuple[LMProbe, ...] = ()
 
     @property
     def codec_grid(self) -> str:
@@ -103,6 +116,12 @@ class StudyScale:
     @property
     def lm_grid(self) -> str:
         return f"study_lms{self.grid_suffix}"
+
+    @property
+    def probe_grids(self) -> tp.List[str]:
+        """The probe grids of this scale (``study_probes<suffix>``, ``study_lm_probes<suffix>``), if it has probes."""
+        return ([f"study_probes{self.grid_suffix}"] if self.probes else []) + \
+            ([f"study_lm_probes{self.grid_suffix}"] if self.lm_probes else [])
 
     def baseline(self, seed: int) -> CodecSpec:
         return CodecSpec(0., "delay", "dim", seed)
@@ -125,10 +144,11 @@ class StudyScale:
         overrides.update(dict(spec.extra))
         return overrides
 
-    def lm_argv(self, codec_sig: str, pattern: str, seed: int) -> tp.List[str]:
-        """The LM XP's overrides (pattern consistency handled as in ``compare_patterns``)."""
+    def lm_argv(self, codec_sig: str, pattern: str, seed: int, extra: tp.Sequence[str] = ()) -> tp.List[str]:
+        """The LM XP's overrides (pattern consistency handled as in ``compare_patterns``); ``extra``: a
+        probe's."""
         from audiocraft_mmd.compare_patterns import lm_overrides
-        return lm_overrides(f"//sig/{codec_sig}", pattern, [f"seed={seed}", *self.lm_overrides],
+        return lm_overrides(f"//sig/{codec_sig}", pattern, [f"seed={seed}", *self.lm_overrides, *extra],
                             solver=self.lm_solver)
 
 
@@ -138,9 +158,9 @@ def codec_xp(scale: StudyScale, spec: CodecSpec):
     return main.get_xp(main.value_to_argv(scale.codec_overrides(spec)))
 
 
-def lm_xp(scale: StudyScale, codec_sig: str, pattern: str, seed: int):
+def lm_xp(scale: StudyScale, codec_sig: str, pattern: str, seed: int, extra: tp.Sequence[str] = ()):
     from audiocraft_mmd.train import main
-    return main.get_xp(scale.lm_argv(codec_sig, pattern, seed))
+    return main.get_xp(scale.lm_argv(codec_sig, pattern, seed, extra))
 
 
 def last_stage_metrics(xp, stage: str) -> tp.Dict[str, float]:
@@ -230,6 +250,18 @@ def probes(scale: StudyScale, launcher) -> None:
             launcher(scale.codec_overrides(spec))
 
 
+def lm_probes(scale: StudyScale, launcher) -> None:
+    """Schedules the LM probes on the tokens of the first seed's baseline and best MMD codec (stage 1 codecs)."""
+    launcher.slurm_(**scale.slurm)
+    seed = scale.seeds[0]
+    best = select_best(scale, finished_evaluation(scale)).best
+    for spec in (scale.baseline(seed), best):
+        codec_sig = codec_xp(scale, spec).sig
+        for probe in scale.lm_probes:
+            for pattern in scale.patterns:
+                launcher(scale.lm_argv(codec_sig, pattern, seed, probe.overrides))
+
+
 def stage2(scale: StudyScale, launcher) -> tp.List[str]:
     """Schedules stage 2 on ``launcher``; returns what waits (LMs whose codec has not finished yet)."""
     from audiocraft_mmd.xps import is_finished
@@ -259,9 +291,11 @@ def _probes(weight: float, seed: int) -> tp.Tuple[Probe, ...]:
     """Why does the loss (not) reduce dependence? One change at a time to the delay-aligned, dim-scaled
     codec at ``weight``: λ, the stream the loss sees, the codebook size, the quantizer.
 
-    Not here: more rows N through the row bank (``mmd.bank=8``, 12.4k rows): on this small model the
-    bank's O(n·N) kernels dominate the step (40-80 s per update measured while other jobs shared the
-    cores), far beyond the study's 6-minute codec budget.
+    More rows N and the paper's schedule come through the macro-batch (the loss every M steps on the
+    last M batches, re-encoded): M = 5 multiplies N by 5 (7760 rows) and costs about 7 s per loss
+    step on one core, 3 times the codec's budget. Not here: the row bank (``mmd.bank=8``, 12.4k rows
+    each step), whose O(n·N) kernels dominate the step on this small model (40-80 s per update
+    measured while other jobs shared the cores).
     """
     def codec(w: float = weight, **extra: tp.Any) -> CodecSpec:
         return CodecSpec(w, "delay", "dim", seed, tuple(extra.items()))
@@ -270,6 +304,8 @@ def _probes(weight: float, seed: int) -> tp.Tuple[Probe, ...]:
         Probe("λ ten times larger", codec(10 * weight), base),
         Probe("the loss on the residuals after each stage instead of the quantized vectors",
               codec(**{"mmd.source": "residual"}), reference),
+        Probe("the paper's macro-batch schedule: every 5 steps, the loss on the last 5 batches (5 times the rows)",
+              codec(**{"mmd.macro_batch": 5}), reference),
         Probe("codebooks of 64 codes instead of 256 (baseline)", codec(0., **{"rvq.bins": 64}), base),
         Probe("codebooks of 64 codes instead of 256 (with the loss)", codec(**{"rvq.bins": 64}),
               codec(0., **{"rvq.bins": 64})),
@@ -283,10 +319,17 @@ def _probes(weight: float, seed: int) -> tp.Tuple[Probe, ...]:
     )
 
 
+# At the study's LM budget (100 updates at lr 1e-3) the unroll LM is worse than the parallel one on
+# the baseline's tokens, which leaves the LM target undefined: is that the budget?
+_LM_PROBES = (
+    LMProbe("4 times the updates (400)", ("optim.updates_per_epoch=100",)),
+    LMProbe("4 times the updates (400) at lr 3e-3", ("optim.updates_per_epoch=100", "optim.lr=3e-3")),
+)
+
 SMALL = StudyScale(
     codec_solver="compression/study", lm_solver="musicgen/study",
     weights=(1., 10.), bandwidths=("dim", "median"), seeds=(2036, 2037), slurm=CPU_SLURM,
-    probes=_probes(10., 2036))
+    probes=_probes(10., 2036), lm_probes=_LM_PROBES)
 
 # The same study at the paper's scale, for a GPU cluster: the paper's codec recipe, λ around the
 # paper's 1000 in our normalisation (λ·47², PAPER.md), its bandwidths beside the dimension-scaled ones,
@@ -337,4 +380,5 @@ SMOKE = StudyScale(
     codec_extra={**_SMOKE_CODEC, **check_data_overrides()},
     lm_overrides=tuple(f"{key}={'null' if value is None else value}"
                        for key, value in {**_SMOKE_LM, **check_data_overrides()}.items()),
-    grid_suffix="_smoke", dependence_segment=2.)
+    lm_probes=(LMProbe("twice the updates", ("optim.updates_per_epoch=8",)),),
+    grid_suffix="_smoke", dependence_segment=2., lags=(0, 1, 50))

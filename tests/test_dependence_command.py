@@ -52,8 +52,9 @@ FAST = ["--segment", "2", "--permutations", "5", "--ci-blocks", "3", "--kernel-r
 def test_command_writes_report_and_figure_and_refuses_to_overwrite(codec_checkpoint, tiny_egs, tmp_path, capsys):
     out = tmp_path / "report"
     code, stdout, stderr = run(capsys, "--checkpoint", codec_checkpoint, "--data", tiny_egs / "evaluate",
-                               "--out", out, "--delays", "0,2,1,3", *FAST)
+                               "--out", out, "--delays", "0,2,1,3", "--lags", "0,1,50", *FAST)
     assert code == 0, stderr
+    assert "lagged MI" in stdout
     assert "track 2/2" in stderr  # progress
     report = json.loads((out / "report.json").read_text())
     (codec,) = report["codecs"]
@@ -66,6 +67,8 @@ def test_command_writes_report_and_figure_and_refuses_to_overwrite(codec_checkpo
     assert codec["alignments"]["custom"]["delays"] == [0, 2, 1, 3]
     assert 0 < codec["kernel_tests"]["delay"]["p_value"] <= 1
     assert len(codec["usage"]["entropy"]) == 4
+    assert [lag["lag"] for lag in codec["lagged"]] == [0, 1, 50]
+    assert codec["lagged"][0]["auto_mi"] is None and codec["lagged"][2]["frames"] == 6 * (100 - 50)
     assert (out / "dependence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     before = (out / "report.json").read_bytes()
@@ -86,6 +89,13 @@ def test_wrong_length_delays_are_refused(codec_checkpoint, tiny_egs, tmp_path, c
     code, _, stderr = run(capsys, "--checkpoint", codec_checkpoint, "--data", tiny_egs / "evaluate",
                           "--out", tmp_path / "out", "--delays", "0,1", *FAST)
     assert code == 2 and "--delays has 2 values" in stderr
+
+
+def test_lags_beyond_the_segment_are_refused(codec_checkpoint, tiny_egs, tmp_path, capsys):
+    code, _, stderr = run(capsys, "--checkpoint", codec_checkpoint, "--data", tiny_egs / "evaluate",
+                          "--out", tmp_path / "out", "--lags", "0,100", *FAST)
+    assert code == 2 and "--lags" in stderr and "--segment" in stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_and_empty_manifests_fail_clearly(tmp_path):

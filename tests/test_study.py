@@ -48,19 +48,21 @@ def test_paper_scale_codec_grid_uses_the_paper_recipe(dora_dir):  # noqa: F811
 def test_probes_change_one_thing_each_and_share_stage_one_references(dora_dir):  # noqa: F811
     sheeps = grid_command.grid_sheeps("study_probes")
     stage1 = {sheep.xp.sig for sheep in grid_command.grid_sheeps("study_codecs")}
-    assert len(sheeps) == 8 and len([s for s in sheeps if s.xp.sig in stage1]) == 2  # baseline, λ = 10
-    changed = {(s.xp.cfg.mmd.weight, s.xp.cfg.mmd.bank, s.xp.cfg.mmd.source, s.xp.cfg.rvq.bins,
+    assert len(sheeps) == 9 and len([s for s in sheeps if s.xp.sig in stage1]) == 2  # baseline, λ = 10
+    changed = {(s.xp.cfg.mmd.weight, s.xp.cfg.mmd.macro_batch, s.xp.cfg.mmd.source, s.xp.cfg.rvq.bins,
                 s.xp.cfg.encodec.quantizer) for s in sheeps if s.xp.sig not in stage1}
     assert changed == {(100., 0, "quantized", 256, "rvq"), (10., 0, "residual", 256, "rvq"),
+                       (10., 5, "quantized", 256, "rvq"),
                        (0., 0, "quantized", 64, "rvq"), (10., 0, "quantized", 64, "rvq"),
                        (0., 0, "quantized", 256, "grouped"), (10., 0, "quantized", 256, "grouped")}
     for sheep in sheeps:
         validate_mmd_config(sheep.xp.cfg)
 
 
-def test_lm_grid_waits_for_stage_one(dora_dir):  # noqa: F811
+@pytest.mark.parametrize("grid", ["study_lms", "study_lm_probes"])
+def test_lm_grids_wait_for_stage_one(dora_dir, grid):  # noqa: F811
     with pytest.raises(SystemExit, match="stage 1 has not finished.*study_codecs"):
-        grid_command.grid_sheeps("study_lms")
+        grid_command.grid_sheeps(grid)
 
 
 def fake_evaluation(figures):
@@ -143,7 +145,7 @@ def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
     out = tmp_path / "docs" / "RESULTS.md"
     command = [sys.executable, "-m", "audiocraft_mmd.study", "--scale", "smoke", "--out", str(out),
                "--discussion", str(tmp_path / "none.md"), "--gen-samples", "2", "--gen-duration", "1"]
-    run = subprocess.run([*command[:3], "run", *command[3:]], cwd=tmp_path, env=env, capture_output=True, text=True,
+    run = subprocess.run([*command[:3], "run", "--probes", *command[3:]], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=1200)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Best MMD codec: λ=10 delay dim seed=2036" in run.stdout
@@ -152,9 +154,13 @@ def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
         assert (out.parent / "figures" / figure).stat().st_size > 0 and f"figures/{figure}" in report
     assert "Incomplete" not in report
     codec_rows = [line for line in report.splitlines() if line.startswith("| baseline seed=2036 |")]
-    assert len(codec_rows) == 4  # codec table, entropy table, two LMs
-    lm_rows = [line for line in report.splitlines() if "| parallel |" in line or "| unroll |" in line]
+    assert len(codec_rows) == 5  # codec table, entropy table, two LMs, lag table
+    lm_rows = [line for line in report.splitlines() if ("| parallel |" in line or "| unroll |" in line)
+               and not line.startswith("| twice the updates |")]  # the LM probes' rows
     assert len(lm_rows) == 4 and all("| 100 |" in row or "| 400 |" in row for row in lm_rows)
+    assert "| lag 50 (0.5 s) |" in report
+    probe_rows = [line for line in report.splitlines() if line.startswith("| twice the updates |")]
+    assert len(probe_rows) == 4 + 1  # 2 patterns x 2 codecs, then the parallel gap to unroll
     assert "Delay-aligned mean pairwise MI reduced by ≥ 50%" in report and "(per seed): **" in report
     # A second report reuses every measurement cached in the XP folders, and trains nothing.
     again = subprocess.run([*command[:3], "report", *command[3:]], cwd=tmp_path, env=env, capture_output=True,
@@ -163,6 +169,8 @@ def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
     assert "measuring" not in again.stderr and "timing generation" not in again.stderr
     cached = list((tmp_path / "dora" / "xps").glob(f"*/{study.LM_MEASURES}"))
     assert len(cached) == 4 and all("valid_ce" in json.loads(p.read_text()) for p in cached)
+    lagged = list((tmp_path / "dora" / "xps").glob(f"*/{study.LAGGED_FOLDER}/report.json"))
+    assert len(lagged) == 2  # baseline and best codec
 
 
 def study_report_figures():

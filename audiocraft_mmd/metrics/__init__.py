@@ -4,11 +4,12 @@ from .dependence import (AlignmentDependence, DependenceReport, KernelTest, Pair
                          align_codes, dependence_report, pairwise_mutual_information, standard_alignments)
 from .information import ENTROPY_ESTIMATORS, register_entropy_estimator
 from .kernel_test import aligned_rows, kernel_independence_test
+from .lagged import LagDependence, lagged_mutual_information
 from .usage import CodebookUsage, check_codes, code_histograms, codebook_usage, histogram_stats
 
 __all__ = [
-    "AlignmentDependence", "CodebookUsage", "DependenceReport", "ENTROPY_ESTIMATORS", "KernelTest", "PairMI",
+    "AlignmentDependence", "CodebookUsage", "DependenceReport", "ENTROPY_ESTIMATORS", "KernelTest", "LagDependence", "PairMI",
     "TotalCorrelation", "align_codes", "aligned_rows", "check_codes", "code_histograms", "codebook_usage",
-    "dependence_report", "histogram_stats", "kernel_independence_test", "pairwise_mutual_information",
+    "dependence_report", "histogram_stats", "kernel_independence_test", "lagged_mutual_information", "pairwise_mutual_information",
     "register_entropy_estimator", "standard_alignments",
 ]
