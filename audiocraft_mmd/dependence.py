@@ -7,8 +7,8 @@ in fixed-length segments, and measures on the codes: per-codebook entropy and us
 pairwise mutual information under the parallel and delay alignments (with jackknife intervals),
 total correlation where estimable, the training criterion's permutation test on the continuous
 streams (:mod:`audiocraft_mmd.metrics`), and with ``--lags`` how the MI between codebooks decays
-with the time between them (:mod:`audiocraft_mmd.metrics.lagged`). Writes ``report.json`` and ``dependence.png`` to ``--out``,
-never over an existing report unless ``--overwrite``.
+with the time between them (:mod:`audiocraft_mmd.metrics.lagged`). Writes ``report.json`` and
+``dependence.png`` to ``--out``, never over an existing report unless ``--overwrite``.
 
 Example::
 

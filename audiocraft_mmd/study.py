@@ -15,8 +15,8 @@ every codec on the whole evaluate split with jackknife intervals (:mod:`audiocra
 ``study_dependence/report.json``), and for every LM its generation wall-clock and the musicnn kernel
 distance of its generations to the evaluate split (:func:`audiocraft_mmd.compare_patterns.measure`,
 ``study_lm.json``), and the MI between codebooks at growing lags for the baseline and the best codec
-(``study_lagged/report.json``). It then writes the markdown report and its figures, and checks the study's
-targets against the measurements. A hand-written discussion (``--discussion``, default
+(``study_lagged/report.json``). It then writes the markdown report and its figures, and checks the
+study's targets against the measurements. A hand-written discussion (``--discussion``, default
 ``docs/study_discussion.md``) is copied in at the end.
 """
 
@@ -193,7 +193,8 @@ def lm_probe_results(scale, selection) -> tp.List[LMResult]:
                 valid = last_stage_metrics(xp, "valid")
                 if is_finished(xp) and valid:
                     num_q = sum(1 for key in valid if key.startswith("ce_q"))
-                    cell = {"valid_ce": valid["ce"], "valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
+                    cell = {"valid_ce": valid["ce"],
+                            "valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
                     found.append(LMResult(codec=spec, pattern=pattern, sig=xp.sig, cell=cell, minutes=xp_minutes(xp),
                                           probe=probe))
     return found

@@ -309,8 +309,9 @@ def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: P
     if results.lagged:
         parts += ["## Dependence across time", "",
                   "Mean MI (bit) between codebook i at frame t and codebook j at frame t − lag, inside "
-                  f"{scale.dependence_segment:g}-second segments of the evaluate split (`python -m audiocraft_mmd.dependence --lags ...`, bias-corrected as "
-                  "above, no interval): across codebooks (i ≠ j) / same codebook (i = j). Lag 0 across codebooks is "
+                  f"{scale.dependence_segment:g}-second segments of the evaluate split "
+                  "(`python -m audiocraft_mmd.dependence --lags ...`, bias-corrected as above, no interval): "
+                  "across codebooks (i ≠ j) / same codebook (i = j). Lag 0 across codebooks is "
                   "the parallel-aligned MI. Dependence that survives lags of seconds comes from what the piece is "
                   "(instruments, loudness): an LM knows it from earlier frames, whatever its pattern.", "",
                   lag_table(results), "", f"![dependence against the lag]({rel['lag']})", ""]
