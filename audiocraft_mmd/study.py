@@ -183,9 +183,9 @@ class StudyResults:
 def lm_probe_results(scale, selection) -> tp.List[LMResult]:
     """The finished LMs of ``scale.lm_probes`` (their validation cross-entropy; no generation)."""
     from .grids._study import codec_xp, last_stage_metrics, lm_xp
-    seed = scale.seeds[0]
     found = []
-    for spec in (scale.baseline(seed), selection.best):
+    for seed, spec in [(seed, spec) for seed in scale.seeds
+                       for spec in (scale.baseline(seed), selection.best.with_seed(seed))]:
         codec_sig = codec_xp(scale, spec).sig
         for probe in scale.lm_probes:
             for pattern in scale.patterns:

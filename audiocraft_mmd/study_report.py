@@ -95,15 +95,15 @@ def lm_probe_tables(results: StudyResults) -> tp.Tuple[str, str]:
             for lm in results.lm_probes]
     lms = _table(["LM probe", "codec", "pattern", "XP", "valid CE (nats)", "CE per codebook", "train min"], rows)
     gap_rows = []
-    for probe in dict.fromkeys(lm.probe for lm in results.lm_probes):
-        gaps = gap_closure([lm for lm in results.lm_probes if lm.probe == probe])
+    for probe, seed in dict.fromkeys((lm.probe, lm.codec.seed) for lm in results.lm_probes):
+        gaps = gap_closure([lm for lm in results.lm_probes if (lm.probe, lm.codec.seed) == (probe, seed)])
         for pattern in ("parallel", "delay"):
             if f"gap_{pattern}_baseline" in gaps:
                 closed = gaps[f"gap_closed_{pattern}"]
-                gap_rows.append([probe.question, pattern, f"{gaps[f'gap_{pattern}_baseline']:+.3f}",
+                gap_rows.append([probe.question, str(seed), pattern, f"{gaps[f'gap_{pattern}_baseline']:+.3f}",
                                  f"{gaps[f'gap_{pattern}_mmd']:+.3f}",
                                  "undefined (no gap)" if math.isnan(closed) else f"{closed:.1%}"])
-    gaps = _table(["LM probe", "pattern", "CE gap to unroll, baseline", "CE gap to unroll, MMD",
+    gaps = _table(["LM probe", "seed", "pattern", "CE gap to unroll, baseline", "CE gap to unroll, MMD",
                    "share of the gap closed"], gap_rows)
     return lms, gaps
 
@@ -318,7 +318,7 @@ def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: P
     if results.lm_probes:
         lms, gaps = lm_probe_tables(results)
         parts += ["## LM probes: does the LM comparison depend on the LM's budget?", "",
-                  "LMs on the first seed's baseline and best MMD codec with other training overrides (grid "
+                  "LMs on each seed's baseline and best MMD codec with other training overrides (grid "
                   "`study_lm_probes`); cross-entropy of the last validation epoch.", "", lms, "", gaps, ""]
     if results.probes:
         parts += ["## Probes: why (not)?", "",

@@ -66,8 +66,8 @@ class Probe:
 
 @dataclass(frozen=True)
 class LMProbe:
-    """LMs of every pattern trained with other overrides on the first seed's baseline and best MMD
-    codec: does the LM comparison change with the LM's own budget?"""
+    """LMs of every pattern trained with other overrides on each seed's baseline and best MMD codec:
+    does the LM comparison change with the LM's own budget?"""
     question: str
     overrides: tp.Tuple[str, ...]
 
@@ -250,16 +250,25 @@ def probes(scale: StudyScale, launcher) -> None:
             launcher(scale.codec_overrides(spec))
 
 
-def lm_probes(scale: StudyScale, launcher) -> None:
-    """Schedules the LM probes on the tokens of the first seed's baseline and best MMD codec (stage 1 codecs)."""
+def lm_probes(scale: StudyScale, launcher) -> tp.List[str]:
+    """Schedules the LM probes on the tokens of each seed's baseline and best MMD codec; returns the
+    codecs that have not finished (stage 2 trains the best one at the other seeds)."""
+    from audiocraft_mmd.xps import is_finished
     launcher.slurm_(**scale.slurm)
-    seed = scale.seeds[0]
     best = select_best(scale, finished_evaluation(scale)).best
-    for spec in (scale.baseline(seed), best):
-        codec_sig = codec_xp(scale, spec).sig
-        for probe in scale.lm_probes:
-            for pattern in scale.patterns:
-                launcher(scale.lm_argv(codec_sig, pattern, seed, probe.overrides))
+    waiting = []
+    for seed in scale.seeds:
+        for spec in (scale.baseline(seed), best.with_seed(seed)):
+            xp = codec_xp(scale, spec)
+            if not is_finished(xp):
+                waiting.append(f"codec {xp.sig} ({spec.name})")
+                continue
+            for probe in scale.lm_probes:
+                for pattern in scale.patterns:
+                    launcher(scale.lm_argv(xp.sig, pattern, seed, probe.overrides))
+    for line in waiting:
+        print(f"Waiting: the LM probes on {line}; run {scale.lm_grid}, then this grid again.")
+    return waiting
 
 
 def stage2(scale: StudyScale, launcher) -> tp.List[str]:
