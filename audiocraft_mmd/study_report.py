@@ -258,9 +258,10 @@ def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: P
     minutes = [c.minutes for c in results.codecs] + [lm.minutes for lm in results.lms]
     probe_minutes = [p[1].minutes for p in results.probes if p[1] not in results.codecs]
     parts += [f"Compute: {sum(minutes):.0f} XP-minutes of training and evaluation for the {len(results.codecs)} codecs "
-              f"and {len(results.lms)} LMs of the study, plus {sum(probe_minutes):.0f} for the probes (the sum of the "
-              "XPs' stage durations, each XP's own wall-clock: `study run --jobs 2` runs two at a time, one core each).",
-              ""]
+              f"and {len(results.lms)} LMs of the study, plus {sum(probe_minutes):.0f} for the codec probes and "
+              f"{sum(lm.minutes for lm in results.lm_probes):.0f} for the {len(results.lm_probes)} LM probes "
+              "(the sum of the XPs' stage durations, each XP's own wall-clock: `study run --jobs 2` runs two at a "
+              "time, one core each).", ""]
     if results.missing_codecs or results.missing_lms:
         parts += ["**Incomplete:** not finished yet: " + "; ".join(results.missing_codecs + results.missing_lms) + ".",
                   ""]
