@@ -284,6 +284,16 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     return parser.parse_args(argv)
 
 
+def int_list(option: str, value: tp.Optional[str]) -> tp.Optional[tp.List[int]]:
+    """A comma-separated option's ints (None when unset); DependenceError naming the option otherwise."""
+    if not value:
+        return None
+    try:
+        return [int(item) for item in value.split(",")]
+    except ValueError:
+        raise DependenceError(f"{option} must be comma-separated ints, got {value!r}") from None
+
+
 def _short(reference: str) -> str:
     """A figure title: ``//sig/SIG`` as is, a path as its last two components."""
     if reference.startswith("//"):
@@ -304,18 +314,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
             raise DependenceError(f"{', '.join(map(str, existing))} already exist(s): pass --overwrite or another --out")
         if args.max_frames < 2:
             raise DependenceError(f"--max-frames must be >= 2, got {args.max_frames}")
-        lags: tp.List[int] = []
-        if args.lags:
-            try:
-                lags = [int(value) for value in args.lags.split(",")]
-            except ValueError:
-                raise DependenceError(f"--lags must be comma-separated ints, got {args.lags!r}") from None
-        delays = None
-        if args.delays:
-            try:
-                delays = [int(value) for value in args.delays.split(",")]
-            except ValueError:
-                raise DependenceError(f"--delays must be comma-separated ints, got {args.delays!r}") from None
+        lags = int_list("--lags", args.lags) or []
+        delays = int_list("--delays", args.delays)
         entries = read_manifest(args.data)
         references = [args.checkpoint] + ([args.compare] if args.compare else [])
         results = []

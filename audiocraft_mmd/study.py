@@ -184,12 +184,11 @@ def lm_probe_results(scale, selection) -> tp.List[LMResult]:
     """The finished LMs of ``scale.lm_probes`` (their validation cross-entropy; no generation)."""
     from .grids._study import codec_xp, last_stage_metrics, lm_xp
     found = []
-    for seed, spec in [(seed, spec) for seed in scale.seeds
-                       for spec in (scale.baseline(seed), selection.best.with_seed(seed))]:
+    for spec in scale.compared(selection.best):
         codec_sig = codec_xp(scale, spec).sig
         for probe in scale.lm_probes:
             for pattern in scale.patterns:
-                xp = lm_xp(scale, codec_sig, pattern, seed, probe.overrides)
+                xp = lm_xp(scale, codec_sig, pattern, spec.seed, probe.overrides)
                 valid = last_stage_metrics(xp, "valid")
                 if is_finished(xp) and valid:
                     num_q = sum(1 for key in valid if key.startswith("ce_q"))
@@ -218,29 +217,27 @@ def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResu
     except SystemExit as unfinished:
         progress(f"no best codec, no LM: {unfinished}")
     if selection is not None:
-        for seed in scale.seeds:
-            for spec in (scale.baseline(seed), selection.best.with_seed(seed)):
-                result = results.get(spec) or codec_result(scale, spec)
-                if result is None:
-                    missing.append(f"{spec.name} ({codec_xp(scale, spec).sig})")
-                    missing_lms.extend(f"{pattern} on {spec.name}" for pattern in scale.patterns)
-                    continue
-                results[spec] = result
-                for pattern in scale.patterns:
-                    lm = lm_result(scale, result.sig, spec, pattern, gen_samples, gen_duration)
-                    if lm is None:
-                        missing_lms.append(f"{pattern} on {spec.name}")
-                    else:
-                        lms.append(lm)
+        for spec in scale.compared(selection.best):
+            result = results.get(spec) or codec_result(scale, spec)
+            if result is None:
+                missing.append(f"{spec.name} ({codec_xp(scale, spec).sig})")
+                missing_lms.extend(f"{pattern} on {spec.name}" for pattern in scale.patterns)
+                continue
+            results[spec] = result
+            for pattern in scale.patterns:
+                lm = lm_result(scale, result.sig, spec, pattern, gen_samples, gen_duration)
+                if lm is None:
+                    missing_lms.append(f"{pattern} on {spec.name}")
+                else:
+                    lms.append(lm)
     probes = []
     for probe in scale.probes:  # reported once the probe and its reference have finished
         pair = [results.get(spec) or codec_result(scale, spec) for spec in (probe.spec, probe.reference)]
         if all(pair):
             probes.append((probe, *pair))
-    compared = [spec for seed in scale.seeds for spec in (scale.baseline(seed), selection.best.with_seed(seed))
-                if spec in results] if selection else []
-    lagged = [(spec, measure_lagged(scale, spec)) for spec in compared]
-    main_specs = set(scale.stage1()) | ({selection.best.with_seed(seed) for seed in scale.seeds} if selection else set())
+    compared = scale.compared(selection.best) if selection else []
+    lagged = [(spec, measure_lagged(scale, spec)) for spec in compared if spec in results]
+    main_specs = set(scale.stage1()) | set(compared)
     return StudyResults(scale_name=scale_name, codecs=[r for spec, r in results.items() if spec in main_specs],
                         missing_codecs=missing, selection=selection, lms=lms, missing_lms=missing_lms,
                         probes=probes, lm_probes=lm_probe_results(scale, selection) if selection else [],

@@ -135,6 +135,10 @@ class StudyScale:
                     specs.append(CodecSpec(weight, alignment, bandwidth, self.seeds[0]))
         return specs
 
+    def compared(self, best: CodecSpec) -> tp.List[CodecSpec]:
+        """The codecs of the main comparison: the baseline and ``best`` at every seed, seed by seed."""
+        return [spec for seed in self.seeds for spec in (self.baseline(seed), best.with_seed(seed))]
+
     def codec_overrides(self, spec: CodecSpec) -> tp.Dict[str, tp.Any]:
         overrides: tp.Dict[str, tp.Any] = {"solver": self.codec_solver, **self.codec_extra, "seed": spec.seed,
                                            "mmd.weight": spec.weight}
@@ -257,15 +261,14 @@ def lm_probes(scale: StudyScale, launcher) -> tp.List[str]:
     launcher.slurm_(**scale.slurm)
     best = select_best(scale, finished_evaluation(scale)).best
     waiting = []
-    for seed in scale.seeds:
-        for spec in (scale.baseline(seed), best.with_seed(seed)):
-            xp = codec_xp(scale, spec)
-            if not is_finished(xp):
-                waiting.append(f"codec {xp.sig} ({spec.name})")
-                continue
-            for probe in scale.lm_probes:
-                for pattern in scale.patterns:
-                    launcher(scale.lm_argv(xp.sig, pattern, seed, probe.overrides))
+    for spec in scale.compared(best):
+        xp = codec_xp(scale, spec)
+        if not is_finished(xp):
+            waiting.append(f"codec {xp.sig} ({spec.name})")
+            continue
+        for probe in scale.lm_probes:
+            for pattern in scale.patterns:
+                launcher(scale.lm_argv(xp.sig, pattern, spec.seed, probe.overrides))
     for line in waiting:
         print(f"Waiting: the LM probes on {line}; run {scale.lm_grid}, then this grid again.")
     return waiting
@@ -278,15 +281,14 @@ def stage2(scale: StudyScale, launcher) -> tp.List[str]:
     selection = select_best(scale, finished_evaluation(scale))
     print(f"Best MMD codec: {selection.best.name} ({selection.reason}).")
     waiting = []
-    for seed in scale.seeds:
-        for spec in (scale.baseline(seed), selection.best.with_seed(seed)):
-            xp = codec_xp(scale, spec)
-            if not is_finished(xp):
-                launcher(scale.codec_overrides(spec))
-                waiting.append(f"LMs on {spec.name} (codec {xp.sig}, scheduled now)")
-                continue
-            for pattern in scale.patterns:
-                launcher(scale.lm_argv(xp.sig, pattern, seed))
+    for spec in scale.compared(selection.best):
+        xp = codec_xp(scale, spec)
+        if not is_finished(xp):
+            launcher(scale.codec_overrides(spec))
+            waiting.append(f"LMs on {spec.name} (codec {xp.sig}, scheduled now)")
+            continue
+        for pattern in scale.patterns:
+            launcher(scale.lm_argv(xp.sig, pattern, spec.seed))
     for line in waiting:
         print(f"Waiting: {line}; run this grid again once it has finished.")
     return waiting
