@@ -8,7 +8,8 @@ Pipeline (see PAPER.md, "The loss, step by step")::
       -> align_streams (delay pattern)            [B, K, D, T'],  T' = T - max(delays)
       -> merge batch and time                     [N, K, D],      N = B·T'
       -> (standardize="feature": per K·D feature over the N rows)
-      -> estimator (mmd_estimators)               scalar estimate
+      -> estimator (mmd_estimators)               scalar estimate: on all N rows (product="pooled"), or
+                                                  on each clip's T' rows, averaged (product="clip")
       -> clamp at 0 (optional)                    loss
 
 Pure torch: nothing here imports AudioCraft.
@@ -84,6 +85,19 @@ BANDWIDTH_SCALES: tp.Dict[str, tp.Callable[[torch.Tensor], tp.Union[float, torch
     "median": _median_scale,
     "none": _no_scale,
 }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Products of marginals: which rows the product of the marginals is formed from.
+# ---------------------------------------------------------------------------------------------------
+
+# pooled (the paper's): from all N rows of the batch, so dependence through what each clip is
+# (instruments, loudness; an LM reads it from its context) counts too. clip: from the T' rows of each
+# clip only: E_clip MMD²(P_{Z|clip}, ⊗_k P_{Z_k|clip}), the dependence *given the clip*, estimated by
+# the estimator on each clip's rows and averaged with row weights (all clips have T' rows). Exact and
+# centred on 0 when the codebooks are independent within each clip, even if they share a clip-level
+# cause; its kernels are per clip (T' x T'), so it costs less than the pooled estimate.
+PRODUCTS = ("pooled", "clip")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -177,7 +191,9 @@ def _check_delays(delays: tp.Sequence[int]) -> tp.Tuple[int, ...]:
     return tuple(values)
 
 
-def _check_bank(bank, estimator: str, bandwidth_scale: str, absolute: torch.Tensor) -> None:
+def _check_bank(bank, estimator: str, bandwidth_scale: str, absolute: torch.Tensor, product: str) -> None:
+    if product != "pooled":
+        raise ValueError(f"a row bank holds pooled kernel sums; product={product!r} cannot use one")
     if estimator != "hsic":
         raise ValueError(f"a row bank computes the 'hsic' estimate; estimator={estimator!r} cannot use one")
     if bandwidth_scale not in ("dim", "none"):
@@ -269,7 +285,8 @@ def mmd_independence(streams: torch.Tensor,
                      clamp: bool = True,
                      generator: tp.Optional[torch.Generator] = None,
                      feature_map: tp.Optional[tp.Callable[[torch.Tensor], torch.Tensor]] = None,
-                     bank: tp.Optional["RowBank"] = None) -> MMDIndependence:
+                     bank: tp.Optional["RowBank"] = None,
+                     product: str = "pooled") -> MMDIndependence:
     """MMD² between the joint law of the K codebook vectors and the product of their marginals.
 
     Args:
@@ -291,7 +308,9 @@ def mmd_independence(streams: torch.Tensor,
             of per-codebook kernels, so every estimator applies unchanged.
         bank: A :class:`~audiocraft_mmd.losses.bank.RowBank` of earlier batches' rows: the ``hsic``
             estimate is then on its rows plus these (gradient to these only), which then join it.
-            Needs ``estimator="hsic"`` and a fixed bandwidth scale (``dim`` or ``none``).
+            Needs ``estimator="hsic"``, ``product="pooled"`` and a fixed bandwidth scale (``dim`` or ``none``).
+        product: A key of :data:`PRODUCTS`: the product of marginals from all rows (``"pooled"``) or from
+            each clip's rows (``"clip"``; needs T' >= 2 aligned frames per clip).
 
     Returns:
         The :class:`MMDIndependence` result; ``result.loss`` is the value to minimise.
@@ -306,6 +325,7 @@ def mmd_independence(streams: torch.Tensor,
     bandwidths = _check_bandwidths(bandwidths)
     _check_choice(bandwidth_scale, BANDWIDTH_SCALES, "bandwidth_scale")
     _check_choice(standardize, STANDARDIZATIONS, "standardize")
+    _check_choice(product, dict.fromkeys(PRODUCTS), "product")
     _check_estimator(estimator)
     estimate_fn = get_estimator(estimator)
     mode = STANDARDIZATIONS[standardize]
@@ -317,9 +337,10 @@ def mmd_independence(streams: torch.Tensor,
         streams = mode.before_alignment(streams)
         aligned = align_streams(streams, delays)
         num_rows = batch * aligned.shape[-1]
-        if num_rows < 2:
+        if num_rows < 2 or (product == "clip" and aligned.shape[-1] < 2):
+            needed = "2 per clip with product='clip'" if product == "clip" else "at least 2"
             raise ValueError(f"streams give N = B·T' = {batch}·{aligned.shape[-1]} = {num_rows} row(s) after the "
-                             f"delay alignment (T = {num_frames}, max(delays) = {max(delays)}); at least 2 are needed")
+                             f"delay alignment (T = {num_frames}, max(delays) = {max(delays)}); {needed} are needed")
         # [B, K, D, T'] -> [B, T', K, D] -> [N, K, D]: a row is the K vectors of one aligned step.
         samples = aligned.permute(0, 3, 1, 2).reshape(num_rows, num_codebooks, dim)
         samples = mode.after_merge(samples)
@@ -328,13 +349,16 @@ def mmd_independence(streams: torch.Tensor,
 
         scale = BANDWIDTH_SCALES[bandwidth_scale](samples)
         absolute = torch.as_tensor(bandwidths, dtype=samples.dtype, device=samples.device) * scale
-        if bank is None:
-            estimate = estimate_fn(samples, absolute, generator)
-        else:
-            _check_bank(bank, estimator, bandwidth_scale, absolute)
+        if bank is not None:
+            _check_bank(bank, estimator, bandwidth_scale, absolute, product)
             num_rows += len(bank)
             estimate = bank.estimate(samples)
             bank.push(samples)
+        elif product == "clip":  # rows are clip after clip: B clips of T' rows, equal weights
+            estimate = torch.stack([estimate_fn(clip, absolute, generator)
+                                    for clip in samples.split(aligned.shape[-1])]).mean()
+        else:
+            estimate = estimate_fn(samples, absolute, generator)
 
     clamped = bool(clamp) and bool(estimate.detach() < 0)
     loss = estimate.clamp_min(0) if clamp else estimate
@@ -361,13 +385,16 @@ class MMDIndependenceLoss(nn.Module):
                  estimator: str = DEFAULT_ESTIMATOR,
                  standardize: str = "feature",
                  clamp: bool = True,
-                 feature_map: tp.Optional[nn.Module] = None):
+                 feature_map: tp.Optional[nn.Module] = None,
+                 product: str = "pooled"):
         super().__init__()
         self.delays: tp.Optional[tp.Tuple[int, ...]] = None if delays is None else _check_delays(delays)
         self.bandwidths = _check_bandwidths(bandwidths)
         _check_choice(bandwidth_scale, BANDWIDTH_SCALES, "bandwidth_scale")
         _check_choice(standardize, STANDARDIZATIONS, "standardize")
         _check_estimator(estimator)
+        _check_choice(product, dict.fromkeys(PRODUCTS), "product")
+        self.product = product
         self.bandwidth_scale = bandwidth_scale
         self.estimator = estimator
         self.standardize = standardize
@@ -378,7 +405,8 @@ class MMDIndependenceLoss(nn.Module):
     def options(self) -> tp.Dict[str, tp.Any]:
         """Keyword arguments of :func:`mmd_independence` this loss computes with, except ``clamp``."""
         return dict(delays=self.delays, bandwidths=self.bandwidths, bandwidth_scale=self.bandwidth_scale,
-                    estimator=self.estimator, standardize=self.standardize, feature_map=self.feature_map)
+                    estimator=self.estimator, standardize=self.standardize, feature_map=self.feature_map,
+                    product=self.product)
 
     def forward(self, streams: torch.Tensor, generator: tp.Optional[torch.Generator] = None,
                 bank: tp.Optional["RowBank"] = None) -> torch.Tensor:
@@ -415,4 +443,5 @@ class MMDIndependenceLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"delays={self.delays}, bandwidths={self.bandwidths}, bandwidth_scale={self.bandwidth_scale!r}, "
-                f"estimator={self.estimator!r}, standardize={self.standardize!r}, clamp={self.clamp}")
+                f"estimator={self.estimator!r}, standardize={self.standardize!r}, clamp={self.clamp}, "
+                f"product={self.product!r}")
