@@ -70,6 +70,20 @@ class StreamAdapter:
         """The stream of one layer from what it received and returned."""
         return source(layer_input, quantized)
 
+    def codebook(self, layer: nn.Module) -> tp.Optional[torch.Tensor]:
+        """The layer's codebook entries ``[C, D']`` (detached), or None: AudioCraft's and the encodec
+        package's ``VectorQuantization`` keep them in ``_codebook.embed``."""
+        embed = getattr(getattr(layer, "_codebook", None), "embed", None)
+        return None if embed is None else embed.detach()
+
+    def codebook_input(self, layer: nn.Module, layer_input: torch.Tensor) -> torch.Tensor:
+        """What the layer compares with its codebook: its input ``[B, D, T]`` through its ``project_in``
+        (an identity unless the codebook has its own dimension), as ``[B, D', T]``."""
+        project = getattr(layer, "project_in", None)
+        if project is None or isinstance(project, nn.Identity):
+            return layer_input
+        return project(layer_input.transpose(1, 2)).transpose(1, 2)
+
     @property
     def num_codebooks(self) -> int:
         """Active codebooks of a pass."""

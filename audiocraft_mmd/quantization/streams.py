@@ -52,10 +52,16 @@ class CapturedStreams:
         latent: Encoder output entering the quantizer, ``[B, D, T]``.
         stream_list: One ``[B, D, T]`` stream per active codebook, in stage order.
         code_list: One ``[B, T]`` code tensor per active codebook.
+        input_list: What each stage quantized, ``[B, D', T]`` in its codebook's space (the residual
+            entering an RVQ stage, a group's slice), with its gradient to the encoder.
+        codebook_list: Each stage's codebook entries ``[C, D']`` (detached), or None where the layer
+            exposes none (:meth:`.adapters.StreamAdapter.codebook`).
     """
     latent: tp.Optional[torch.Tensor] = None
     stream_list: tp.List[torch.Tensor] = field(default_factory=list)
     code_list: tp.List[torch.Tensor] = field(default_factory=list)
+    input_list: tp.List[torch.Tensor] = field(default_factory=list)
+    codebook_list: tp.List[tp.Optional[torch.Tensor]] = field(default_factory=list)
 
     @property
     def streams(self) -> torch.Tensor:
@@ -66,6 +72,18 @@ class CapturedStreams:
     def codes(self) -> torch.Tensor:
         """Codes as ``[B, K, T]``."""
         return torch.stack(self.code_list, dim=1)
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        """Stage inputs as ``[B, K, D', T]``."""
+        return torch.stack(self.input_list, dim=1)
+
+    @property
+    def codebooks(self) -> torch.Tensor:
+        """Codebooks as ``[K, C, D']``; ValueError if a stage has none."""
+        if any(codebook is None for codebook in self.codebook_list):
+            raise ValueError("this codec's quantization layers expose no codebook entries (StreamAdapter.codebook)")
+        return torch.stack(self.codebook_list)
 
 
 def rvq_layers(model: nn.Module) -> tp.Sequence[nn.Module]:
@@ -98,6 +116,8 @@ def capture_streams(model: nn.Module, source: str = "quantized") -> tp.Iterator[
         quantized, codes = outputs[0], outputs[1]
         captured.stream_list.append(adapter.to_stream(to_stream, captured.latent, inputs[0], quantized))
         captured.code_list.append(codes)
+        captured.input_list.append(adapter.codebook_input(module, inputs[0]))
+        captured.codebook_list.append(adapter.codebook(module))
 
     def on_quantizer(module, inputs):
         captured.latent = inputs[0]

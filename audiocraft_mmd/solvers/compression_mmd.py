@@ -22,7 +22,9 @@ from audiocraft.utils.utils import get_dataset_from_loader, get_pool_executor
 
 from ..integration import register_solver
 from ..losses import MMDIndependence, MMDIndependenceLoss, mmd_independence
+from ..losses.mmd import PRODUCTS
 from ..losses.bank import RowBank
+from ..losses.soft_mi import SoftMutualInformationLoss
 from ..losses.distributed import SCOPES, gather_streams
 from ..quantization import CapturedStreams, capture_streams
 from ..quantization.codebook import use_consistent_codebooks
@@ -32,11 +34,14 @@ from ..metrics.usage import code_histograms
 from .independence_adversary import build_adversary, validate_adversary_config
 from .resume import check_resumable
 from .macro_batch import MacroBatch
+from .mmd_weight import MMDWeight
 from .evaluation import EvaluationBatch, build_evaluation_plugins
 from .rng_state import GeneratorState, GlobalRNGState
 from .step_guard import NonFiniteStepGuard, StatefulAverager
 
 ALIGNMENTS = ("delay", "parallel")
+# The estimator name that selects the soft-assignment MI (losses/soft_mi.py) instead of a kernel estimator.
+SOFT_MI = "soft_mi"
 
 
 def alignment_delays(mmd_cfg: omegaconf.DictConfig, num_codebooks: int) -> tp.List[int]:
@@ -85,6 +90,36 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
             raise ConfigError(f"mmd.bank={bank} caches kernel sums, so it needs fixed bandwidths: "
                               f"mmd.bandwidth_scale dim or none, got {mmd_cfg.bandwidth_scale!r}.")
     validate_adversary_config(mmd_cfg)
+    if mmd_cfg.get("product", "pooled") not in PRODUCTS:
+        raise ConfigError(f"mmd.product={mmd_cfg.product!r} is not one of {PRODUCTS}.")
+    if mmd_cfg.estimator == SOFT_MI:
+        temperature = mmd_cfg.get("temperature", 1.)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ConfigError(f"mmd.temperature must be > 0 (soft_mi), got {temperature!r}.")
+        if mmd_cfg.source != "quantized":
+            raise ConfigError(f"mmd.estimator=soft_mi assigns each stage's input to that stage's codebook; "
+                              f"mmd.source={mmd_cfg.source!r} streams have no codebook: use mmd.source=quantized.")
+        conflicts = {"mmd.macro_batch": (macro, 0), "mmd.bank": (bank, 0),
+                     "mmd.adversary.weight": ((mmd_cfg.get("adversary") or {}).get("weight") or 0, 0)}
+        for key, (value, needed) in conflicts.items():
+            if value != needed:
+                raise ConfigError(f"mmd.estimator=soft_mi needs {key}={needed!r}, got {value!r}.")
+    for key in ("warmup", "ramp"):
+        value = mmd_cfg.get(key) or 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"mmd.{key} must be an int >= 0 (training updates), got {value!r}.")
+    target = mmd_cfg.get("target_grad_ratio")
+    if target is not None:
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not target > 0:
+            raise ConfigError(f"mmd.target_grad_ratio must be > 0 or null, got {target!r}.")
+        if not mmd_cfg.weight > 0:
+            raise ConfigError("mmd.target_grad_ratio adapts mmd.weight from its starting value: set mmd.weight > 0.")
+        if macro:
+            raise ConfigError(f"mmd.target_grad_ratio needs the per-step loss's gradient ratio; mmd.macro_batch={macro} "
+                              "computes the loss outside the step: set one of them only.")
+        if (mmd_cfg.get("adversary") or {}).get("weight"):
+            raise ConfigError("mmd.target_grad_ratio steers the kernel loss's own gradient; with mmd.adversary.weight "
+                              "> 0 the measured gradient mixes both terms: set one of them only.")
     updates = cfg.optim.get("updates_per_epoch")
     if macro and updates and updates % macro:
         raise ConfigError(f"optim.updates_per_epoch={updates} is not a multiple of mmd.macro_batch={macro}: "
@@ -137,12 +172,21 @@ class MMDCompressionSolver(CompressionSolver):
                 f"least 2 and more than the {num_codebooks} codebooks: raise dataset.batch_size, "
                 "dataset.segment_duration or mmd.macro_batch.")
         self.macro_batch = MacroBatch(macro) if macro else None
+        self.mmd_weight = MMDWeight(cfg.mmd.weight, cfg.mmd.get("warmup") or 0, cfg.mmd.get("ramp") or 0,
+                                    cfg.mmd.get("target_grad_ratio"))
+        self.training_update = 0  # updates since this run's start (epoch - 1) * updates_per_epoch + step
         bank = cfg.mmd.get("bank") or 0
         self.row_bank = RowBank(bank - 1) if bank > 1 else None
+        product = cfg.mmd.get("product", "pooled")
         try:
-            self.mmd_loss = MMDIndependenceLoss(
-                delays=delays, bandwidths=list(cfg.mmd.bandwidths), bandwidth_scale=cfg.mmd.bandwidth_scale,
-                estimator=cfg.mmd.estimator, standardize=cfg.mmd.standardize, clamp=cfg.mmd.clamp)
+            if cfg.mmd.estimator == SOFT_MI:
+                self.mmd_loss = SoftMutualInformationLoss(delays=delays, temperature=cfg.mmd.temperature,
+                                                          product=product, clamp=cfg.mmd.clamp)
+            else:
+                self.mmd_loss = MMDIndependenceLoss(
+                    delays=delays, bandwidths=list(cfg.mmd.bandwidths), bandwidth_scale=cfg.mmd.bandwidth_scale,
+                    estimator=cfg.mmd.estimator, standardize=cfg.mmd.standardize, clamp=cfg.mmd.clamp,
+                    product=product)
         except ValueError as error:
             raise ConfigError(f"mmd: {error}") from error
         try:
@@ -160,6 +204,8 @@ class MMDCompressionSolver(CompressionSolver):
         self.balancer.averager = StatefulAverager(self.cfg.balancer.ema_decay or 1.0)
         self.global_rng_state = GlobalRNGState()
         self.register_stateful("mmd_rng_state", "global_rng_state", "balancer.averager")
+        if self.mmd_weight.target_grad_ratio is not None:  # warmup and ramp follow from the update index alone
+            self.register_stateful("mmd_weight")
         if self.row_bank is not None:
             self.register_stateful("row_bank")
         self.step_guard = NonFiniteStepGuard(
@@ -177,12 +223,15 @@ class MMDCompressionSolver(CompressionSolver):
             use_consistent_codebooks(self.model)
             self.logger.info("EMA codebooks: ConsistentEMACodebook (consistent_codebooks=true)")
 
-    def mmd_statistic(self, streams: torch.Tensor) -> MMDIndependence:
-        """The loss's statistic on ``streams`` of the active codebooks (K >= 2), without gradient
-        (for evaluation)."""
-        loss = self.mmd_loss.first_codebooks(streams.shape[1])
+    def mmd_statistic(self, captured: CapturedStreams) -> MMDIndependence:
+        """The loss's statistic on the ``captured`` streams of the active codebooks (K >= 2), unclamped and
+        without gradient (for evaluation)."""
+        loss = self.mmd_loss.first_codebooks(len(captured.stream_list))
         with torch.no_grad():
-            return mmd_independence(streams, clamp=False, generator=self.mmd_rng, **loss.options())
+            if isinstance(loss, SoftMutualInformationLoss):
+                loss(captured.inputs, captured.codebooks, generator=self.mmd_rng)
+                return loss.last_result
+            return mmd_independence(captured.streams, clamp=False, generator=self.mmd_rng, **loss.options())
 
     @contextlib.contextmanager
     def _independence_loss(self, captured: CapturedStreams, metrics: dict) -> tp.Iterator[None]:
@@ -191,11 +240,10 @@ class MMDCompressionSolver(CompressionSolver):
         latent_grads: tp.List[torch.Tensor] = []
 
         def add_loss(module, inputs, qres):
-            weighted = self._independence_terms(captured.streams, self.is_training and torch.is_grad_enabled(),
-                                                metrics)
+            weighted = self._independence_terms(captured, self.is_training and torch.is_grad_enabled(), metrics)
             if weighted is None:
                 return qres
-            if self.cfg.mmd.log_grad_ratio:
+            if self.cfg.mmd.log_grad_ratio or self.mmd_weight.target_grad_ratio is not None:
                 (mmd_grad,) = torch.autograd.grad(weighted, captured.latent, retain_graph=True)
                 metrics["_mmd_grad"] = mmd_grad
                 captured.latent.register_hook(lambda grad: latent_grads.append(grad.detach()))
@@ -214,6 +262,7 @@ class MMDCompressionSolver(CompressionSolver):
         if mmd_grad is not None and latent_grads:
             other = sum(latent_grads) - mmd_grad
             metrics["mmd_grad_ratio"] = mmd_grad.norm() / other.norm().clamp(min=1e-12)
+            self.mmd_weight.observe(float(mmd_grad.norm()), float(other.norm()), metrics["mmd_weight"])
 
     def train(self):
         # AudioCraft's compression solver leaves the dataset's epoch unset, so training segments are
@@ -235,6 +284,8 @@ class MMDCompressionSolver(CompressionSolver):
         return metrics
 
     def _run_step(self, idx: int, batch: torch.Tensor, metrics: dict):
+        if self.is_training:
+            self.training_update = (self.epoch - 1) * int(self.cfg.optim.updates_per_epoch) + idx
         if self.is_training and idx % int(self.cfg.mmd.every) != 0:
             return super().run_step(idx, batch, metrics)
         mmd_metrics: dict = {}
@@ -249,7 +300,7 @@ class MMDCompressionSolver(CompressionSolver):
         metrics.update({f"usage_q{k}": value for k, value in enumerate(usage.tolist())})
         return metrics
 
-    def _independence_terms(self, streams: torch.Tensor, train: bool, metrics: dict) -> tp.Optional[torch.Tensor]:
+    def _independence_terms(self, captured: CapturedStreams, train: bool, metrics: dict) -> tp.Optional[torch.Tensor]:
         """``weight * L_inde`` plus, with the adversary on, ``adversary.weight * L_adv`` after a critic
         update, on the streams of this pass's active codebooks; logged into ``metrics``.
 
@@ -258,15 +309,21 @@ class MMDCompressionSolver(CompressionSolver):
         backpropagate, or None: outside training, with nothing weighted, or when K < 2 (no pair of
         codebooks to make independent: the step trains without the loss).
         """
-        num_active = streams.shape[1]
+        num_active = len(captured.stream_list)
         metrics["mmd_codebooks"] = float(num_active)
         if num_active < 2:
             return None
-        rows = self._loss_rows(streams)
-        weight = float(self.cfg.mmd.weight)
+        soft = isinstance(self.mmd_loss, SoftMutualInformationLoss)
+        rows = None if soft else self._loss_rows(captured.streams)  # soft_mi reads the stages' inputs instead
+        weight = self.mmd_weight(self.training_update) if train else 0.
+        if train:
+            metrics["mmd_weight"] = weight
         loss_fn = self.mmd_loss.first_codebooks(num_active)
         with torch.set_grad_enabled(train and weight > 0):
-            loss_fn(rows, generator=self.mmd_rng, bank=self.row_bank if self.is_training else None)
+            if soft:
+                loss_fn(self._loss_rows(captured.inputs), captured.codebooks, generator=self.mmd_rng)
+            else:
+                loss_fn(rows, generator=self.mmd_rng, bank=self.row_bank if self.is_training else None)
         result = loss_fn.last_result
         log_statistic(result, metrics)
         terms = [weight * result.loss] if train and weight > 0 and result.loss.requires_grad else []
@@ -292,7 +349,7 @@ class MMDCompressionSolver(CompressionSolver):
         """The independence terms on the completed macro-batch, backpropagated into the encoder's grads."""
         with torch.set_grad_enabled(float(self.cfg.mmd.weight) > 0 or self.mmd_adversary is not None):
             streams = self.macro_batch.streams(self.model, self.cfg.mmd.source)
-        weighted = self._independence_terms(streams, True, metrics)
+        weighted = self._independence_terms(CapturedStreams(stream_list=list(streams.unbind(1))), True, metrics)
         if weighted is not None:
             weighted.backward()
 
