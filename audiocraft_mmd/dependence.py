@@ -7,7 +7,9 @@ in fixed-length segments, and measures on the codes: per-codebook entropy and us
 pairwise mutual information under the parallel and delay alignments (with jackknife intervals),
 total correlation where estimable, the training criterion's permutation test on the continuous
 streams (:mod:`audiocraft_mmd.metrics`), and with ``--lags`` how the MI between codebooks decays
-with the time between them (:mod:`audiocraft_mmd.metrics.lagged`). Writes ``report.json`` and
+with the time between them (:mod:`audiocraft_mmd.metrics.lagged`), and the split of each alignment's MI
+into its slow part (codes of a segment at least ``--slow-gap`` seconds apart) and its fast part, what a
+parallel/delay LM pays for (:mod:`audiocraft_mmd.metrics.fast_slow`). Writes ``report.json`` and
 ``dependence.png`` to ``--out``, never over an existing report unless ``--overwrite``.
 
 Example::
@@ -33,8 +35,9 @@ from .errors import ConfigError
 from .losses.mmd import DEFAULT_BANDWIDTHS, DEFAULT_ESTIMATOR
 from .quantization import StreamAdapter, adapter_for, capture_streams
 from .quantization.encodec_package import is_encodec_reference, load_encodec_package
-from .metrics import (DependenceReport, LagDependence, aligned_rows, dependence_report, kernel_independence_test,
-                      lagged_mutual_information, standard_alignments)
+from .metrics import (DependenceReport, FastSlowDependence, LagDependence, aligned_rows, dependence_report,
+                      fast_slow_mutual_information, kernel_independence_test, lagged_mutual_information,
+                      standard_alignments)
 
 REPORT_NAME = "report.json"
 FIGURE_NAME = "dependence.png"
@@ -254,6 +257,35 @@ def summary(label: str, report: DependenceReport) -> str:
     return "\n".join(lines)
 
 
+def fast_slow_summary(splits: tp.Mapping[str, FastSlowDependence]) -> str:
+    return "\n".join(f"  {name:8s} fast MI {split.fast:.4f} + slow {split.slow:.4f} bits (slow: >= {split.gap} steps "
+                     f"apart)" for name, split in splits.items())
+
+
+# Without --slow-gap, slow pairs are at least this fraction of a segment apart (as in the evaluate stage).
+SLOW_GAP_FRACTION = 0.25
+
+
+def measure_fast_slow(codec: Codec, encoded: Encoded, report: DependenceReport, gap_seconds: tp.Optional[float],
+                      ci_blocks: int, shifts: int) -> tp.Dict[str, FastSlowDependence]:
+    """The fast/slow split of every alignment of ``report``: slow pairs ``gap_seconds`` apart or more (None:
+    a quarter of the aligned segment); an alignment whose segments are too short for a gap is left out."""
+    blocks = min(ci_blocks, encoded.codes.shape[0])
+    splits = {}
+    for name, alignment in report.alignments.items():
+        steps = encoded.codes.shape[-1] - max(alignment.delays)
+        gap = round(gap_seconds * codec.adapter.frame_rate) if gap_seconds else int(SLOW_GAP_FRACTION * steps)
+        if gap < 1 and not gap_seconds:
+            continue
+        try:
+            splits[name] = fast_slow_mutual_information(encoded.codes, codec.adapter.bins, gap, alignment.delays, name,
+                                                        shifts=shifts, ci_blocks=blocks if blocks >= 2 else 0)
+        except ValueError as error:
+            raise DependenceError(f"--slow-gap {gap_seconds} s ({gap} frames at {codec.adapter.frame_rate:g} Hz): "
+                                  f"{error}; lower --slow-gap or raise --segment") from error
+    return splits
+
+
 def lag_summary(lagged: tp.Sequence[LagDependence]) -> str:
     return "  lagged MI (bits), lag frames: cross / auto: " + ", ".join(
         f"{r.lag}: {r.cross_mi:.3f} / {'-' if r.auto_mi is None else format(r.auto_mi, '.3f')}" for r in lagged)
@@ -281,6 +313,9 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     parser.add_argument("--kernel-rows", type=int, default=512, help="rows of the kernel test")
     parser.add_argument("--lags", help="comma-separated lags in frames (e.g. 0,1,4,16,64): MI between codebook i "
                         "at frame t and j at t - lag, inside segments")
+    parser.add_argument("--slow-gap", type=float, default=None,
+                        help="least seconds between the codes of a slow pair in the fast/slow split (default: a "
+                        "quarter of --segment; 0: no split)")
     return parser.parse_args(argv)
 
 
@@ -334,6 +369,10 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
             progress(f"{reference}: {encoded.codes.shape[0]} segments of {encoded.codes.shape[-1]} frames from "
                      f"{encoded.tracks} tracks; measuring")
             report = measure(codec, encoded, args.ci_blocks, args.shifts, args.permutations, args.kernel_rows, delays)
+            splits = {}
+            if args.slow_gap is None or args.slow_gap > 0:
+                progress(f"{reference}: fast/slow split of the MI")
+                splits = measure_fast_slow(codec, encoded, report, args.slow_gap, args.ci_blocks, args.shifts)
             lagged = []
             if lags:
                 progress(f"{reference}: MI at lags {lags}")
@@ -341,7 +380,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
                     lagged = lagged_mutual_information(encoded.codes, codec.adapter.bins, lags, shifts=args.shifts)
                 except ValueError as error:
                     raise DependenceError(f"--lags: {error}; raise --segment for longer lags") from error
-            results.append((codec, encoded, report, lagged))
+            results.append((codec, encoded, report, lagged, splits))
     except (DependenceError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -361,12 +400,15 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
             "tracks": encoded.tracks,
             **report.to_dict(),
             **({"lagged": [asdict(r) for r in lagged]} if lagged else {}),
-        } for codec, encoded, report, lagged in results],
+            **({"fast_slow": {name: split.to_dict() for name, split in splits.items()}} if splits else {}),
+        } for codec, encoded, report, lagged, splits in results],
     }
     (out / REPORT_NAME).write_text(json.dumps(document, indent=2, allow_nan=False))
-    plot_dependence([(_short(codec.reference), report) for codec, _, report, _ in results], out / FIGURE_NAME)
-    for codec, _, report, lagged in results:
+    plot_dependence([(_short(codec.reference), report) for codec, _, report, _, _ in results], out / FIGURE_NAME)
+    for codec, _, report, lagged, splits in results:
         print(summary(codec.reference, report))
+        if splits:
+            print(fast_slow_summary(splits))
         if lagged:
             print(lag_summary(lagged))
     print(f"wrote {out / REPORT_NAME} and {out / FIGURE_NAME}")

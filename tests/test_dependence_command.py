@@ -69,6 +69,11 @@ def test_command_writes_report_and_figure_and_refuses_to_overwrite(codec_checkpo
     assert len(codec["usage"]["entropy"]) == 4
     assert [lag["lag"] for lag in codec["lagged"]] == [0, 1, 50]
     assert codec["lagged"][0]["auto_mi"] is None and codec["lagged"][2]["frames"] == 6 * (100 - 50)
+    split = codec["fast_slow"]["delay"]  # default gap: a quarter of the 97 aligned steps
+    assert split["gap"] == 24 and split["frames"] == 6 * 97
+    assert split["total"] == pytest.approx(delay["mean_mi"]) and split["fast"] == pytest.approx(split["total"] - split["slow"])
+    assert split["intervals"]["fast"][0] <= split["fast"] <= split["intervals"]["fast"][1]
+    assert "fast MI" in stdout
     assert (out / "dependence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     before = (out / "report.json").read_bytes()
@@ -95,6 +100,13 @@ def test_lags_beyond_the_segment_are_refused(codec_checkpoint, tiny_egs, tmp_pat
     code, _, stderr = run(capsys, "--checkpoint", codec_checkpoint, "--data", tiny_egs / "evaluate",
                           "--out", tmp_path / "out", "--lags", "0,100", *FAST)
     assert code == 2 and "--lags" in stderr and "--segment" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_slow_gap_beyond_the_segment_is_refused(codec_checkpoint, tiny_egs, tmp_path, capsys):
+    code, _, stderr = run(capsys, "--checkpoint", codec_checkpoint, "--data", tiny_egs / "evaluate",
+                          "--out", tmp_path / "out", "--slow-gap", "1.5", *FAST)
+    assert code == 2 and "--slow-gap 1.5 s (75 frames at 50 Hz)" in stderr and "--segment" in stderr
     assert not (tmp_path / "out").exists()
 
 

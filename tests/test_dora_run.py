@@ -120,3 +120,21 @@ def test_main_job_prepares_a_folder_of_audio_when_missing(tmp_path):
     (xp_folder,) = (tmp_path / "dora" / "xps").iterdir()
     assert "train" in json.loads((xp_folder / "history.json").read_text())[0]
     assert sorted(p.name for p in music.iterdir()) == [f"tone_{i:02d}.wav" for i in range(5)]  # untouched
+
+
+def test_warm_start_loads_a_trained_codec_and_fine_tunes_it(finished_xp, make_tiny_solver):
+    """The route of a user with trained weights (docs/INDEPENDENCE.md): `continue_from` a checkpoint loads
+    its weights, not its epoch, and the loss then trains them (a local checkpoint: nothing downloads)."""
+    import torch
+    from test_active_codebooks import train_steps
+
+    xp_folder, _ = finished_xp
+    checkpoint = xp_folder / "checkpoint.th"
+    solver = make_tiny_solver(f"continue_from={checkpoint}", "mmd.weight=10", "mmd.alignment=parallel")
+    solver.restore()  # what the solver's run does first
+    trained = torch.load(checkpoint, map_location="cpu", weights_only=True)["best_state"]["model"]
+    for key, value in solver.model.state_dict().items():
+        assert torch.equal(value, trained[key]), key
+    assert solver.epoch == 1
+    (metrics,) = train_steps(solver, next(iter(solver.dataloaders["train"])), 1)
+    assert metrics["mmd_weight"] == 10 and metrics["mmd_grad_ratio"] > 0
