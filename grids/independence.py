@@ -6,34 +6,47 @@ seed). The lead of FINDINGS.md (λ = 3000, parallel alignment, median bandwidths
 the within-clip product and the soft-assignment MI steered to a gradient share of 1. One run from
 scratch: λ = 0 for the first half, then steered to a gradient share of 1, against the baseline itself.
 The fast/slow split of the MI is in every evaluate stage (``mi_fast_*``, ``mi_slow_*``). Locally:
-``python -m audiocraft_mmd.grid local independence --jobs 2`` (resumable).
+``python -m audiocraft_mmd.grid local independence --jobs 2`` (resumable); the table:
+``python -m audiocraft_mmd.independence_report``.
 """
+
+import typing as tp
 
 from ._study import SMALL, StudyCodecExplorer, codec_xp
 
 FINETUNE_EPOCHS = 4  # 200 updates of 50
 LOSS = {"mmd.alignment": "parallel", "mmd.bandwidth_scale": "median"}
+BASELINE = "baseline (500 updates)"
+FINETUNE_REFERENCE = "fine-tune λ=0"
 FINETUNES = {
-    "lambda=0": {"mmd.weight": 0.},
-    "lambda=3000 pooled": {**LOSS, "mmd.weight": 3000.},
-    "lambda=3000 clip": {**LOSS, "mmd.weight": 3000., "mmd.product": "clip"},
-    "soft_mi clip, ratio 1": {"mmd.alignment": "parallel", "mmd.estimator": "soft_mi", "mmd.product": "clip",
-                              "mmd.weight": 1., "mmd.target_grad_ratio": 1.},
+    FINETUNE_REFERENCE: {"mmd.weight": 0.},
+    "fine-tune λ=3000 pooled": {**LOSS, "mmd.weight": 3000.},
+    "fine-tune λ=3000 clip": {**LOSS, "mmd.weight": 3000., "mmd.product": "clip"},
+    "fine-tune soft_mi clip, ratio 1": {"mmd.alignment": "parallel", "mmd.estimator": "soft_mi",
+                                        "mmd.product": "clip", "mmd.weight": 1., "mmd.target_grad_ratio": 1.},
 }
 # From scratch: the study's 500 updates, λ = 0 for the first 250 (the codebooks initialise and spread).
-SCHEDULE = {**LOSS, "mmd.weight": 3000., "mmd.warmup": 250, "mmd.target_grad_ratio": 1.}
+SCHEDULE = "one run: warmup 250, ratio 1"
+SCHEDULE_OVERRIDES = {**LOSS, "mmd.weight": 3000., "mmd.warmup": 250, "mmd.target_grad_ratio": 1.}
 
 
-def finetune_overrides(seed: int, variant: str):
-    start = codec_xp(SMALL, SMALL.baseline(seed)).sig
-    return {"solver": SMALL.codec_solver, "seed": seed, "continue_from": f"//sig/{start}",
-            "optim.epochs": FINETUNE_EPOCHS, **FINETUNES[variant]}
+def experiments(seed: int) -> tp.Dict[str, tp.Tuple[tp.Dict[str, tp.Any], tp.Optional[str]]]:
+    """``label -> (overrides, label of the codec it is compared with)`` at ``seed``; the baseline is the
+    study's (grid ``study_codecs``)."""
+    baseline = SMALL.codec_overrides(SMALL.baseline(seed))
+    start = {"solver": SMALL.codec_solver, "seed": seed, "continue_from": f"//sig/{codec_xp(SMALL, SMALL.baseline(seed)).sig}",
+             "optim.epochs": FINETUNE_EPOCHS}
+    table = {BASELINE: (baseline, None)}
+    for label, overrides in FINETUNES.items():
+        table[label] = ({**start, **overrides}, None if label == FINETUNE_REFERENCE else FINETUNE_REFERENCE)
+    table[SCHEDULE] = ({"solver": SMALL.codec_solver, "seed": seed, **SCHEDULE_OVERRIDES}, BASELINE)
+    return table
 
 
 @StudyCodecExplorer
 def explorer(launcher):
     launcher.slurm_(**SMALL.slurm)
     for seed in SMALL.seeds:
-        for variant in FINETUNES:
-            launcher(finetune_overrides(seed, variant))
-        launcher({"solver": SMALL.codec_solver, "seed": seed, **SCHEDULE})
+        for label, (overrides, _) in experiments(seed).items():
+            if label != BASELINE:
+                launcher(overrides)
