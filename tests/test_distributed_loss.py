@@ -30,17 +30,22 @@ def loss_and_grads(encoder, inputs):
     return loss.detach(), [p.grad.clone() for p in encoder.parameters()]
 
 
-def worker(rank, world_size, port, results):
+def worker(rank, world_size, port, results, backend="gloo"):
+    """One process of ``world_size``: gloo on CPU, or NCCL on GPU ``rank`` (tests/test_gpu.py)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    device = torch.device("cuda", rank) if backend == "nccl" else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, rank=rank, world_size=world_size)
     try:
         encoder, inputs = encoder_and_batch()
+        encoder, inputs = encoder.to(device), inputs.to(device)
         share = BATCH // world_size
         loss, grads = loss_and_grads(encoder, inputs[rank * share:(rank + 1) * share])
         for grad in grads:  # what flashy.distrib.sync_model does before the optimizer step
             dist.all_reduce(grad)
             grad /= world_size
-        results[rank] = (loss, grads)
+        results[rank] = (loss.cpu(), [grad.cpu() for grad in grads])
     finally:
         dist.destroy_process_group()
 
@@ -51,16 +56,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_processes_match_one_on_the_global_batch():
+def check_two_processes_match_one(backend: str = "gloo", **tolerance) -> None:
+    """``tolerance``: assert_close's rtol and atol (its float32 defaults unless given)."""
     encoder, inputs = encoder_and_batch()
     loss, grads = loss_and_grads(encoder, inputs)  # one process, no process group: identity gather
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(worker, args=(2, free_port(), results), nprocs=2, join=True)
+        mp.spawn(worker, args=(2, free_port(), results, backend), nprocs=2, join=True)
         results = dict(results)
     for rank in (0, 1):
         rank_loss, rank_grads = results[rank]
-        torch.testing.assert_close(rank_loss, loss)
+        torch.testing.assert_close(rank_loss, loss, **tolerance)
         for ours, reference in zip(rank_grads, grads):
-            torch.testing.assert_close(ours, reference)
+            torch.testing.assert_close(ours, reference, **tolerance)
     assert loss != 0 and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_two_processes_match_one_on_the_global_batch():
+    check_two_processes_match_one("gloo")

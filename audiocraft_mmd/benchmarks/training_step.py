@@ -59,11 +59,12 @@ def write_audio(root: Path, clips: int = 4, seconds: float = 12.0) -> Path:
     return root / "egs"
 
 
-def build_solver(egs: Path, dora_dir: Path, batch_size: int, macro_batch: int, overrides: tp.Sequence[str]):
+def build_solver(egs: Path, dora_dir: Path, batch_size: int, macro_batch: int, overrides: tp.Sequence[str],
+                 ema_device: str = "cpu"):
     from .. import train
     train.main.dora.dir = dora_dir
     argv = ["solver=compression/encodec_mmd_32khz", f"dataset.batch_size={batch_size}", "dataset.num_workers=0",
-            f"mmd.macro_batch={macro_batch}", f"optim.updates_per_epoch={macro_batch}", "optim.ema.device=cpu",
+            f"mmd.macro_batch={macro_batch}", f"optim.updates_per_epoch={macro_batch}", f"optim.ema.device={ema_device}",
             "prepare_data.source=null", *[f"datasource.{split}={egs / split}" for split in
                                           ("train", "valid", "evaluate", "generate")], *overrides]
     xp = train.main.get_xp(argv)
@@ -72,12 +73,25 @@ def build_solver(egs: Path, dora_dir: Path, batch_size: int, macro_batch: int, o
 
 
 def timed(step: tp.Callable[[], tp.Any]) -> float:
+    # CUDA runs asynchronously: wait for the queued work on both sides, or the time is the launch's.
+    synchronize = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    synchronize()
     begin = time.perf_counter()
     step()
+    synchronize()
     return time.perf_counter() - begin
 
 
-def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Dict[str, tp.Any]:
+def scalars(metrics: dict) -> tp.Dict[str, float]:
+    """A step's metrics as plain floats (tensors included), for the JSON report."""
+    return {key: float(value) for key, value in metrics.items() if isinstance(value, (int, float, torch.Tensor))
+            and (not isinstance(value, torch.Tensor) or value.numel() == 1)}
+
+
+def measure(solver, macro_batch: int, baseline_steps: int, warmup: int, per_step_steps: int = 0) -> tp.Dict[str, tp.Any]:
+    """Times the λ = 0 step, the macro-batch schedule and the row bank (see the module docstring) and,
+    with ``per_step_steps`` > 0, that many steps with the loss on each step's own batch
+    (``mmd.macro_batch=0``). ``*_metrics``: the last step's metrics of each mode."""
     from audiocraft.solvers.compression import CompressionSolver
 
     batches = iter(solver.dataloaders["train"])
@@ -87,7 +101,8 @@ def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Di
     def run():
         for index in range(warmup):
             CompressionSolver.run_step(solver, index, next(batches), {})
-        baseline = [timed(lambda: CompressionSolver.run_step(solver, 0, next(batches), {}))
+        baseline_metrics: dict = {}
+        baseline = [timed(lambda: baseline_metrics.update(CompressionSolver.run_step(solver, 0, next(batches), {})))
                     for _ in range(baseline_steps)]
         schedule, rows = [], 0.0
         for index in range(macro_batch):  # steps 0 .. M-1: the last one completes the macro-batch
@@ -97,6 +112,7 @@ def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Di
                 metrics.update(solver.run_step(index, next(batches), {}))
             schedule.append(timed(step))
             rows = metrics.get("mmd_rows", rows)
+        schedule_metrics = dict(metrics)
         # The macro step's two parts, timed apart on M fresh batches: re-encoding (forward, and the
         # backward through the checkpointed encoder) and the estimator alone (forward + backward).
         macro = MacroBatch(macro_batch)
@@ -116,8 +132,15 @@ def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Di
             duration = timed(lambda: bank_metrics.update(solver.run_step(index, next(batches), {})))
             if index >= macro_batch - 1:
                 bank.append(duration)
+        # The per-step loss (mmd.macro_batch=0): each step's own batch, no bank.
+        solver.row_bank = None
+        per_step_metrics: dict = {}
+        per_step = [timed(lambda: per_step_metrics.update(solver.run_step(index, next(batches), {})))
+                    for index in range(per_step_steps)]
         results.update(baseline=baseline, schedule=schedule, rows=rows, reencode=encode, estimator=estimator,
-                       bank=bank, bank_rows=bank_metrics["mmd_rows"])
+                       bank=bank, bank_rows=bank_metrics["mmd_rows"], per_step=per_step,
+                       metrics={"lambda0": scalars(baseline_metrics), "schedule": scalars(schedule_metrics),
+                                "bank": scalars(bank_metrics), "per_step": scalars(per_step_metrics)})
 
     print(f"timing {warmup} warm-up + {baseline_steps} λ = 0 steps, then {macro_batch} steps of the schedule ...",
           flush=True)
@@ -136,6 +159,10 @@ def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Di
         "bank_amortised_ratio": statistics.mean(results["bank"]) / step0,
         "baseline_steps_s": results["baseline"], "schedule_steps_s": results["schedule"],
         "bank_steps_s": results["bank"],
+        **({"per_step_step_s": statistics.median(results["per_step"]),
+            "per_step_ratio": statistics.median(results["per_step"]) / step0,
+            "per_step_steps_s": results["per_step"]} if results["per_step"] else {}),
+        **{f"{mode}_metrics": metrics for mode, metrics in results["metrics"].items()},
     }
 
 
