@@ -42,9 +42,6 @@ KILLED_EPOCHS = 40
 @MMDExplorer
 def explorer(launcher):
     launcher.bind_(check_data_overrides())
-    cpu_sweep(launcher, **CHECK_BUDGET)
-    launcher({"mmd.weight": -1., "label": "must_fail"})
-
     tiny = launcher.bind(TINY)
     tiny.slurm_(**{**SLURM, "cpus_per_task": 1})
     # gpus=2 makes Dora ask for 2 tasks per node (one per GPU), each with cpus_per_task CPUs.
@@ -52,3 +49,6 @@ def explorer(launcher):
     for label in ("preempted", "uninterrupted"):
         tiny({"optim.epochs": PREEMPTED_EPOCHS, "label": label})
     tiny({"optim.epochs": KILLED_EPOCHS, "label": "killed"})
+
+    cpu_sweep(launcher, **CHECK_BUDGET)
+    launcher({"mmd.weight": -1., "label": "must_fail"})

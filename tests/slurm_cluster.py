@@ -26,7 +26,9 @@ import typing as tp
 PACKAGES = ("slurm-wlm", "munge", "slurmdbd", "mariadb-server")
 PROGRAMS = ("slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd", "mysql_install_db", "sbatch", "sacct", "srun")
 CLUSTER = "mmdcheck"
-NODE = "mmdnode"
+# The machine's own name, as on a real cluster: jobs of several tasks rendezvous at the first node
+# of SLURM_JOB_NODELIST (Dora's MASTER_ADDR), which must resolve.
+NODE = socket.gethostname().split(".")[0]
 PARTITION = "check"
 
 
@@ -156,6 +158,11 @@ def single_node_cluster(cpus: int = 2, memory_mb: int = 8000, gpus: int = 0) -> 
         The environment variables clients need (``SLURM_CONF``), to add to ``os.environ``.
     """
     install_packages()
+    try:
+        socket.gethostbyname(NODE)
+    except OSError as error:
+        raise RuntimeError(f"this machine's name {NODE!r} does not resolve ({error}): jobs of several tasks could "
+                           "not rendezvous; add it to /etc/hosts") from error
     # World-traversable (unlike pytest's tmp_path), as munged runs as the munge user.
     root = Path(tempfile.mkdtemp(prefix="audiocraft_mmd-slurm-"))
     root.chmod(0o755)

@@ -15,7 +15,6 @@ The node declares 4 CPUs and 16 GB, more than a 2-core CI machine has, so that 2
 import json
 import os
 from pathlib import Path
-import pickle
 import subprocess
 import sys
 import time
@@ -38,15 +37,15 @@ def labelled_xps(xps: Path) -> tp.Dict[str, Path]:
     for argv in xps.glob("*/.argv.json"):
         for override in json.loads(argv.read_text()):
             if override.startswith("label="):
-                found[override.split("=", 1)[1]] = argv.parent
+                found[override.split("=", 1)[1].strip("\"'")] = argv.parent  # Dora quotes strings: label="killed"
     return found
 
 
 def job_id(xp: Path) -> tp.Optional[str]:
-    """The Slurm job of an XP (Dora keeps submitit's job object in ``job.pkl``), once submitted."""
+    """The Slurm job of an XP (Dora writes it to ``job.json``), once submitted."""
     try:
-        return pickle.loads((xp / "job.pkl").read_bytes()).job_id
-    except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+        return json.loads((xp / "job.json").read_text())["job_id"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
         return None
 
 

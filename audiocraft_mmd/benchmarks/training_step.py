@@ -17,8 +17,9 @@ process, after warm-up steps:
 and reports the macro step's cost and the schedule's amortised cost, each as a ratio to the λ = 0
 step measured in the same run, then times the macro step's two parts apart on M fresh batches:
 re-encoding (checkpointed encoder forward and backward) and the estimator (forward + backward on
-the N rows), and the bank's mean step over its cycle. Times are wall-clock (medians for the λ = 0
-and plain steps); the machine may be shared.
+the N rows), and the bank's mean step over its cycle; with ``--per-step-steps``, also the per-step
+loss (``mmd.macro_batch=0``: each step's own batch). Times are wall-clock (medians for the λ = 0
+and plain steps; on CUDA, after synchronising); the machine may be shared.
 """
 
 from __future__ import annotations
@@ -172,6 +173,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     parser.add_argument("--macro-batch", type=int, default=32, help="M, steps per loss step (the paper: 32)")
     parser.add_argument("--baseline-steps", type=int, default=8, help="timed λ = 0 steps")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--per-step-steps", type=int, default=0,
+                        help="also time this many steps with the loss on each step's own batch (mmd.macro_batch=0)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. seanet.n_filters=8")
@@ -184,7 +187,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
         solver = build_solver(egs, Path(tmp) / "dora", args.batch_size, args.macro_batch, args.overrides)
         results = {"batch_size": args.batch_size, "macro_batch": args.macro_batch, "threads": torch.get_num_threads(),
                    "overrides": list(args.overrides), **measure(solver, args.macro_batch, args.baseline_steps,
-                                                               args.warmup)}
+                                                               args.warmup, args.per_step_steps)}
     print(f"rows in the macro-batch loss: {results['rows']:.0f}")
     print(f"λ = 0 step (AudioCraft's): {results['lambda0_step_s']:.2f} s")
     print(f"schedule, plain step: {results['schedule_plain_step_s']:.2f} s "
@@ -196,6 +199,9 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
           "compute of those rows")
     print(f"row bank (mmd.bank={args.macro_batch}) on {results['bank_rows']:.0f} rows: step {results['bank_step_s']:.2f} s "
           f"(median), {results['bank_amortised_ratio']:.3f}x the λ = 0 step on average over a cycle")
+    if args.per_step_steps:
+        print(f"per-step loss (mmd.macro_batch=0) on {results['per_step_metrics'].get('mmd_rows', 0):.0f} rows: step "
+              f"{results['per_step_step_s']:.2f} s ({results['per_step_ratio']:.3f}x the λ = 0 step)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return results
