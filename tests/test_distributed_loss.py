@@ -56,14 +56,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def on_two_processes(fn, *args) -> dict:
+    """Runs ``fn(rank, 2, port, results, *args)`` on 2 spawned processes; returns ``{rank: result}``."""
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(fn, args=(2, free_port(), results, *args), nprocs=2, join=True)
+        return dict(results)
+
+
 def check_two_processes_match_one(backend: str = "gloo", **tolerance) -> None:
     """``tolerance``: assert_close's rtol and atol (its float32 defaults unless given)."""
     encoder, inputs = encoder_and_batch()
     loss, grads = loss_and_grads(encoder, inputs)  # one process, no process group: identity gather
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(worker, args=(2, free_port(), results, backend), nprocs=2, join=True)
-        results = dict(results)
+    results = on_two_processes(worker, backend)
     for rank in (0, 1):
         rank_loss, rank_grads = results[rank]
         torch.testing.assert_close(rank_loss, loss, **tolerance)
@@ -76,7 +81,7 @@ def test_two_processes_match_one_on_the_global_batch():
     check_two_processes_match_one("gloo")
 
 
-def scope_check_worker(rank, world_size, port, cfg, results):
+def scope_check_worker(rank, world_size, port, results, cfg):
     """One process of :func:`check_global_scope` on a tiny EnCodec (identical on every rank), then
     the same with a broken gather (each process's rows alone), which the check must catch."""
     from audiocraft.models import builders
@@ -105,10 +110,7 @@ def test_scope_check_passes_on_the_gathered_loss_and_catches_a_broken_gather():
     from audiocraft_mmd.solvers.scope_check import TOLERANCE
 
     cfg = train.main.get_xp(["solver=compression/mmd", "device=cpu"]).cfg
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(scope_check_worker, args=(2, free_port(), cfg, results), nprocs=2, join=True)
-        results = dict(results)
+    results = on_two_processes(scope_check_worker, cfg)
     for rank in (0, 1):
         good, bad = results[rank]
         assert good.world_size == 2 and abs(good.loss) > 1e-4

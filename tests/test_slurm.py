@@ -12,9 +12,11 @@ The node declares 4 CPUs and 16 GB, more than a 2-core CI machine has, so that 2
 (Dora's ``gpus: 2``) is scheduled; its processes run on CPU with gloo.
 """
 
+import contextlib
 import json
 import os
 from pathlib import Path
+import signal
 import subprocess
 import sys
 import time
@@ -56,6 +58,18 @@ def epochs_done(xp: Path) -> int:
         return 0
 
 
+def kill_tasks(job: str, env: dict) -> None:
+    """SIGKILLs the processes of the job's tasks (its step 0), as the out-of-memory killer or a crash
+    would: no signal handler runs, so nothing is checkpointed or requeued. (``scancel`` would end the
+    job CANCELLED, and submitit lets its tasks run on until Slurm's KillWait.)"""
+    listing = subprocess.run(["scontrol", "listpids", job], env=env, capture_output=True, text=True, check=True).stdout
+    pids = [int(fields[0]) for fields in map(str.split, listing.splitlines()[1:]) if len(fields) > 2 and fields[2] == "0"]
+    assert pids, listing
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def act_on_jobs(grid: subprocess.Popen, xps: Path, env: dict, preempted_epochs: int) -> tp.Dict[str, str]:
     """While the grid runs: preempts ``preempted`` after its first epoch (before its last), and kills
     ``killed`` for good once it trains. Returns ``{label: job id}`` of the jobs acted on."""
@@ -72,7 +86,7 @@ def act_on_jobs(grid: subprocess.Popen, xps: Path, env: dict, preempted_epochs: 
             subprocess.run(["scancel", f"--signal={SUBMITIT_PREEMPTION_SIGNAL}", done["preempted"]], env=env, check=True)
         if "killed" not in done and killed is not None and epochs_done(killed) >= 1:
             done["killed"] = job_id(killed)
-            subprocess.run(["scancel", "--signal=KILL", done["killed"]], env=env, check=True)  # no chance to checkpoint
+            kill_tasks(done["killed"], env)
     return done
 
 
