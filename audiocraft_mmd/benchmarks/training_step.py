@@ -85,8 +85,8 @@ def timed(step: tp.Callable[[], tp.Any]) -> float:
 
 def scalars(metrics: dict) -> tp.Dict[str, float]:
     """A step's metrics as plain floats (tensors included), for the JSON report."""
-    return {key: float(value) for key, value in metrics.items() if isinstance(value, (int, float, torch.Tensor))
-            and (not isinstance(value, torch.Tensor) or value.numel() == 1)}
+    return {key: float(value.detach() if isinstance(value, torch.Tensor) else value) for key, value in metrics.items()
+            if isinstance(value, (int, float, torch.Tensor)) and (not isinstance(value, torch.Tensor) or value.numel() == 1)}
 
 
 def measure(solver, macro_batch: int, baseline_steps: int, warmup: int, per_step_steps: int = 0) -> tp.Dict[str, tp.Any]:
