@@ -17,9 +17,10 @@ BUDGET = {
 SLURM = {"gpus": 0, "cpus_per_task": 2, "mem_per_gpu": 4, "time": 30}  # mem_per_gpu: GB for the (one) task
 
 
-def cpu_sweep(launcher):
+def cpu_sweep(launcher, **budget):
+    """The sweep on ``BUDGET``, with ``budget`` overriding some of its keys (e.g. fewer updates)."""
     launcher.slurm_(**SLURM)
-    launcher.bind_({"solver": "compression/mmd", **BUDGET})
+    launcher.bind_({"solver": "compression/mmd", **BUDGET, **budget})
     sweep(launcher, weights=[0., 10.], bandwidths=["dim", "median"])
 
 

@@ -4,7 +4,9 @@ Everything it writes (configuration, state, accounting database, logs, sockets) 
 temporary folder, removed at the end; clients find it through ``SLURM_CONF``. Ports are spare ones picked at start. Each
 daemon runs in the foreground as a child of this process, and :func:`single_node_cluster` stops
 exactly those children, by PID; nothing system-wide is started, stopped or overwritten. Installed
-Debian packages stay installed.
+Debian packages stay installed. The node is declared with the CPUs, memory and GPUs asked for,
+whatever the machine has (``SlurmdParameters=config_overrides``): tests may declare more CPUs than
+exist, and placeholder GPUs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -23,7 +26,9 @@ import typing as tp
 PACKAGES = ("slurm-wlm", "munge", "slurmdbd", "mariadb-server")
 PROGRAMS = ("slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd", "mysql_install_db", "sbatch", "sacct", "srun")
 CLUSTER = "mmdcheck"
-NODE = "mmdnode"
+# The machine's own name, as on a real cluster: jobs of several tasks rendezvous at the first node
+# of SLURM_JOB_NODELIST (Dora's MASTER_ADDR), which must resolve.
+NODE = socket.gethostname().split(".")[0]
 PARTITION = "check"
 
 
@@ -72,10 +77,26 @@ def _succeeds(command: tp.Sequence[str], env: dict) -> bool:
     return subprocess.run(command, env=env, capture_output=True).returncode == 0
 
 
-def _write_configs(root: Path, ports: dict, munge_socket: Path, cpus: int, memory_mb: int) -> Path:
+def _placeholder_gpus(root: Path, gpus: int) -> str:
+    """gres.conf lines for ``gpus`` GPUs that are character devices like /dev/null (Slurm needs a
+    device file per GPU); jobs see CUDA_VISIBLE_DEVICES, and CUDA finds no GPU."""
+    (root / "dev").mkdir(exist_ok=True)
+    lines = []
+    for index in range(gpus):
+        device = root / "dev" / f"placeholder_gpu{index}"
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        lines.append(f"NodeName={NODE} Name=gpu File={device}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_configs(root: Path, ports: dict, munge_socket: Path, cpus: int, memory_mb: int, gpus: int = 0) -> Path:
     host = socket.gethostname().split(".")[0]
     auth = f"AuthType=auth/munge\nAuthInfo=socket={munge_socket}\n"
     (root / "etc" / "plugstack.conf").write_text("")
+    gres = ""
+    if gpus:
+        (root / "etc" / "gres.conf").write_text(_placeholder_gpus(root, gpus))
+        gres = f" Gres=gpu:{gpus}"
     slurm_conf = root / "etc" / "slurm.conf"
     slurm_conf.write_text(f"""ClusterName={CLUSTER}
 SlurmctldHost={host}(127.0.0.1)
@@ -104,7 +125,9 @@ AccountingStoragePort={ports['dbd']}
 AccountingStoragePass={munge_socket}
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={host} CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN
+SlurmdParameters=config_overrides
+GresTypes=gpu
+NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={host} CPUs={cpus} RealMemory={memory_mb}{gres} State=UNKNOWN
 PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 """)
     dbd_conf = root / "etc" / "slurmdbd.conf"
@@ -125,13 +148,21 @@ StorageLoc=slurm_acct_db
 
 
 @contextlib.contextmanager
-def single_node_cluster(cpus: int = 2, memory_mb: int = 8000) -> tp.Iterator[tp.Dict[str, str]]:
+def single_node_cluster(cpus: int = 2, memory_mb: int = 8000, gpus: int = 0) -> tp.Iterator[tp.Dict[str, str]]:
     """Starts munged, MariaDB, slurmdbd, slurmctld and slurmd with all their files in a new temporary folder.
+
+    ``gpus`` > 0 declares that many placeholder GPUs (:func:`_placeholder_gpus`), so that jobs asking
+    for GPUs (Dora's ``gpus: N``: N tasks) are scheduled on a machine without any; they run on CPU.
 
     Yields:
         The environment variables clients need (``SLURM_CONF``), to add to ``os.environ``.
     """
     install_packages()
+    try:
+        socket.gethostbyname(NODE)
+    except OSError as error:
+        raise RuntimeError(f"this machine's name {NODE!r} does not resolve ({error}): jobs of several tasks could "
+                           "not rendezvous; add it to /etc/hosts") from error
     # World-traversable (unlike pytest's tmp_path), as munged runs as the munge user.
     root = Path(tempfile.mkdtemp(prefix="audiocraft_mmd-slurm-"))
     root.chmod(0o755)
@@ -140,7 +171,7 @@ def single_node_cluster(cpus: int = 2, memory_mb: int = 8000) -> tp.Iterator[tp.
     ports = {name: spare_port() for name in ("ctld", "slurmd", "dbd", "mysql")}
     munge_user = pwd.getpwnam("munge")
     munge_socket = root / "munge" / "munge.socket"
-    slurm_conf = _write_configs(root, ports, munge_socket, cpus, memory_mb)
+    slurm_conf = _write_configs(root, ports, munge_socket, cpus, memory_mb, gpus)
     env = {**os.environ, "SLURM_CONF": str(slurm_conf)}
     daemons: tp.List[subprocess.Popen] = []
 
@@ -182,6 +213,8 @@ def single_node_cluster(cpus: int = 2, memory_mb: int = 8000) -> tp.Iterator[tp.
         wait_for(lambda: _succeeds(["sacct", "-n", "-X"], env), "sacct (accounting)", 60, [root / "log" / "slurmdbd.log"])
         yield {"SLURM_CONF": str(slurm_conf)}
     finally:
+        if len(daemons) >= 5:  # slurmd runs: end its jobs first, or their processes outlive it
+            _cancel_jobs(env)
         for daemon in reversed(daemons):  # slurmd first, munged last
             daemon.terminate()
             try:
@@ -190,6 +223,18 @@ def single_node_cluster(cpus: int = 2, memory_mb: int = 8000) -> tp.Iterator[tp.
                 daemon.kill()
                 daemon.wait()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _cancel_jobs(env: dict, timeout: float = 60) -> None:
+    """Cancels every job of the cluster and waits until none is left."""
+    jobs = subprocess.run(["squeue", "-h", "-o", "%A"], env=env, capture_output=True, text=True).stdout.split()
+    if not jobs:
+        return
+    subprocess.run(["scancel", *jobs], env=env, capture_output=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and subprocess.run(["squeue", "-h"], env=env, capture_output=True,
+                                                   text=True).stdout.strip():
+        time.sleep(0.5)
 
 
 def _port_open(port: int) -> bool:

@@ -57,10 +57,12 @@ def test_training_step_benchmark_runs_the_schedule(tmp_path):
     import json
     from audiocraft_mmd.benchmarks import training_step
 
-    results = training_step.main(["--macro-batch", "2", "--baseline-steps", "1", "--warmup", "0",
+    results = training_step.main(["--macro-batch", "2", "--baseline-steps", "1", "--warmup", "0", "--per-step-steps", "1",
                                   "--json", str(tmp_path / "step.json"), "seanet.n_filters=4", "seanet.lstm=0",
                                   "msstftd.filters=4", "rvq.bins=64"])
     assert results["rows"] == 2 * 3 * 47  # M batches x B clips x (50 frames - 3 delays)
     assert len(results["schedule_steps_s"]) == 2 and results["lambda0_step_s"] > 0
     assert results["bank_rows"] == results["rows"] and len(results["bank_steps_s"]) == 1  # one cycle of M - 1 steps
+    assert results["per_step_metrics"]["mmd_rows"] == 3 * 47 and len(results["per_step_steps_s"]) == 1
+    assert "mmd" in results["schedule_metrics"] and "g_loss" in results["lambda0_metrics"]
     assert json.loads((tmp_path / "step.json").read_text())["macro_batch"] == 2

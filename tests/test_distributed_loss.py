@@ -30,17 +30,22 @@ def loss_and_grads(encoder, inputs):
     return loss.detach(), [p.grad.clone() for p in encoder.parameters()]
 
 
-def worker(rank, world_size, port, results):
+def worker(rank, world_size, port, results, backend="gloo"):
+    """One process of ``world_size``: gloo on CPU, or NCCL on GPU ``rank`` (tests/test_gpu.py)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    device = torch.device("cuda", rank) if backend == "nccl" else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, rank=rank, world_size=world_size)
     try:
         encoder, inputs = encoder_and_batch()
+        encoder, inputs = encoder.to(device), inputs.to(device)
         share = BATCH // world_size
         loss, grads = loss_and_grads(encoder, inputs[rank * share:(rank + 1) * share])
         for grad in grads:  # what flashy.distrib.sync_model does before the optimizer step
             dist.all_reduce(grad)
             grad /= world_size
-        results[rank] = (loss, grads)
+        results[rank] = (loss.cpu(), [grad.cpu() for grad in grads])
     finally:
         dist.destroy_process_group()
 
@@ -51,16 +56,63 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_processes_match_one_on_the_global_batch():
-    encoder, inputs = encoder_and_batch()
-    loss, grads = loss_and_grads(encoder, inputs)  # one process, no process group: identity gather
+def on_two_processes(fn, *args) -> dict:
+    """Runs ``fn(rank, 2, port, results, *args)`` on 2 spawned processes; returns ``{rank: result}``."""
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(worker, args=(2, free_port(), results), nprocs=2, join=True)
-        results = dict(results)
+        mp.spawn(fn, args=(2, free_port(), results, *args), nprocs=2, join=True)
+        return dict(results)
+
+
+def check_two_processes_match_one(backend: str = "gloo", **tolerance) -> None:
+    """``tolerance``: assert_close's rtol and atol (its float32 defaults unless given)."""
+    encoder, inputs = encoder_and_batch()
+    loss, grads = loss_and_grads(encoder, inputs)  # one process, no process group: identity gather
+    results = on_two_processes(worker, backend)
     for rank in (0, 1):
         rank_loss, rank_grads = results[rank]
-        torch.testing.assert_close(rank_loss, loss)
+        torch.testing.assert_close(rank_loss, loss, **tolerance)
         for ours, reference in zip(rank_grads, grads):
-            torch.testing.assert_close(ours, reference)
+            torch.testing.assert_close(ours, reference, **tolerance)
     assert loss != 0 and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_two_processes_match_one_on_the_global_batch():
+    check_two_processes_match_one("gloo")
+
+
+def scope_check_worker(rank, world_size, port, results, cfg):
+    """One process of :func:`check_global_scope` on a tiny EnCodec (identical on every rank), then
+    the same with a broken gather (each process's rows alone), which the check must catch."""
+    from audiocraft.models import builders
+    from audiocraft_mmd.losses import MMDIndependenceLoss
+    from audiocraft_mmd.solvers import scope_check
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        torch.manual_seed(0)
+        model = builders.get_compression_model(cfg)
+        audio = torch.randn(4, 1, 4000, generator=torch.Generator().manual_seed(1))
+        share = audio.shape[0] // world_size
+        batch = audio[rank * share:(rank + 1) * share]
+        loss = MMDIndependenceLoss(delays=[0, 1, 2, 3])
+        good = scope_check.check_global_scope(model, "residual", loss, batch)
+        scope_check.gather_streams = lambda streams: streams
+        results[rank] = (good, scope_check.check_global_scope(model, "residual", loss, batch))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_scope_check_passes_on_the_gathered_loss_and_catches_a_broken_gather():
+    from audiocraft_mmd import train
+    from audiocraft_mmd.solvers.scope_check import TOLERANCE
+
+    cfg = train.main.get_xp(["solver=compression/mmd", "device=cpu"]).cfg
+    results = on_two_processes(scope_check_worker, cfg)
+    for rank in (0, 1):
+        good, bad = results[rank]
+        assert good.world_size == 2 and abs(good.loss) > 1e-4
+        assert good.passed, good
+        assert not bad.passed and bad.loss_error > 100 * TOLERANCE, bad

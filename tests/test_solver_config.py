@@ -55,6 +55,7 @@ def test_bad_alignment_is_rejected(overrides, key):
     (dict(every=0), "mmd.every"),
     (dict(source="decoder"), "mmd.source"),
     (dict(scope="world"), "mmd.scope"),
+    (dict(scope_check=True), "mmd.scope_check"),  # checks scope=global only
 ])
 def test_bad_values_are_rejected(overrides, key):
     with pytest.raises(ConfigError, match=key):

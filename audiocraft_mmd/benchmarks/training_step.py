@@ -17,8 +17,9 @@ process, after warm-up steps:
 and reports the macro step's cost and the schedule's amortised cost, each as a ratio to the λ = 0
 step measured in the same run, then times the macro step's two parts apart on M fresh batches:
 re-encoding (checkpointed encoder forward and backward) and the estimator (forward + backward on
-the N rows), and the bank's mean step over its cycle. Times are wall-clock (medians for the λ = 0
-and plain steps); the machine may be shared.
+the N rows), and the bank's mean step over its cycle; with ``--per-step-steps``, also the per-step
+loss (``mmd.macro_batch=0``: each step's own batch). Times are wall-clock (medians for the λ = 0
+and plain steps; on CUDA, after synchronising); the machine may be shared.
 """
 
 from __future__ import annotations
@@ -59,11 +60,12 @@ def write_audio(root: Path, clips: int = 4, seconds: float = 12.0) -> Path:
     return root / "egs"
 
 
-def build_solver(egs: Path, dora_dir: Path, batch_size: int, macro_batch: int, overrides: tp.Sequence[str]):
+def build_solver(egs: Path, dora_dir: Path, batch_size: int, macro_batch: int, overrides: tp.Sequence[str],
+                 ema_device: str = "cpu"):
     from .. import train
     train.main.dora.dir = dora_dir
     argv = ["solver=compression/encodec_mmd_32khz", f"dataset.batch_size={batch_size}", "dataset.num_workers=0",
-            f"mmd.macro_batch={macro_batch}", f"optim.updates_per_epoch={macro_batch}", "optim.ema.device=cpu",
+            f"mmd.macro_batch={macro_batch}", f"optim.updates_per_epoch={macro_batch}", f"optim.ema.device={ema_device}",
             "prepare_data.source=null", *[f"datasource.{split}={egs / split}" for split in
                                           ("train", "valid", "evaluate", "generate")], *overrides]
     xp = train.main.get_xp(argv)
@@ -72,12 +74,25 @@ def build_solver(egs: Path, dora_dir: Path, batch_size: int, macro_batch: int, o
 
 
 def timed(step: tp.Callable[[], tp.Any]) -> float:
+    # CUDA runs asynchronously: wait for the queued work on both sides, or the time is the launch's.
+    synchronize = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    synchronize()
     begin = time.perf_counter()
     step()
+    synchronize()
     return time.perf_counter() - begin
 
 
-def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Dict[str, tp.Any]:
+def scalars(metrics: dict) -> tp.Dict[str, float]:
+    """A step's metrics as plain floats (tensors included), for the JSON report."""
+    return {key: float(value.detach() if isinstance(value, torch.Tensor) else value) for key, value in metrics.items()
+            if isinstance(value, (int, float, torch.Tensor)) and (not isinstance(value, torch.Tensor) or value.numel() == 1)}
+
+
+def measure(solver, macro_batch: int, baseline_steps: int, warmup: int, per_step_steps: int = 0) -> tp.Dict[str, tp.Any]:
+    """Times the λ = 0 step, the macro-batch schedule and the row bank (see the module docstring) and,
+    with ``per_step_steps`` > 0, that many steps with the loss on each step's own batch
+    (``mmd.macro_batch=0``). ``*_metrics``: the last step's metrics of each mode."""
     from audiocraft.solvers.compression import CompressionSolver
 
     batches = iter(solver.dataloaders["train"])
@@ -87,7 +102,8 @@ def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Di
     def run():
         for index in range(warmup):
             CompressionSolver.run_step(solver, index, next(batches), {})
-        baseline = [timed(lambda: CompressionSolver.run_step(solver, 0, next(batches), {}))
+        baseline_metrics: dict = {}
+        baseline = [timed(lambda: baseline_metrics.update(CompressionSolver.run_step(solver, 0, next(batches), {})))
                     for _ in range(baseline_steps)]
         schedule, rows = [], 0.0
         for index in range(macro_batch):  # steps 0 .. M-1: the last one completes the macro-batch
@@ -97,6 +113,7 @@ def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Di
                 metrics.update(solver.run_step(index, next(batches), {}))
             schedule.append(timed(step))
             rows = metrics.get("mmd_rows", rows)
+        schedule_metrics = dict(metrics)
         # The macro step's two parts, timed apart on M fresh batches: re-encoding (forward, and the
         # backward through the checkpointed encoder) and the estimator alone (forward + backward).
         macro = MacroBatch(macro_batch)
@@ -116,8 +133,15 @@ def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Di
             duration = timed(lambda: bank_metrics.update(solver.run_step(index, next(batches), {})))
             if index >= macro_batch - 1:
                 bank.append(duration)
+        # The per-step loss (mmd.macro_batch=0): each step's own batch, no bank.
+        solver.row_bank = None
+        per_step_metrics: dict = {}
+        per_step = [timed(lambda: per_step_metrics.update(solver.run_step(index, next(batches), {})))
+                    for index in range(per_step_steps)]
         results.update(baseline=baseline, schedule=schedule, rows=rows, reencode=encode, estimator=estimator,
-                       bank=bank, bank_rows=bank_metrics["mmd_rows"])
+                       bank=bank, bank_rows=bank_metrics["mmd_rows"], per_step=per_step,
+                       metrics={"lambda0": scalars(baseline_metrics), "schedule": scalars(schedule_metrics),
+                                "bank": scalars(bank_metrics), "per_step": scalars(per_step_metrics)})
 
     print(f"timing {warmup} warm-up + {baseline_steps} λ = 0 steps, then {macro_batch} steps of the schedule ...",
           flush=True)
@@ -136,6 +160,10 @@ def measure(solver, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Di
         "bank_amortised_ratio": statistics.mean(results["bank"]) / step0,
         "baseline_steps_s": results["baseline"], "schedule_steps_s": results["schedule"],
         "bank_steps_s": results["bank"],
+        **({"per_step_step_s": statistics.median(results["per_step"]),
+            "per_step_ratio": statistics.median(results["per_step"]) / step0,
+            "per_step_steps_s": results["per_step"]} if results["per_step"] else {}),
+        **{f"{mode}_metrics": metrics for mode, metrics in results["metrics"].items()},
     }
 
 
@@ -145,6 +173,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     parser.add_argument("--macro-batch", type=int, default=32, help="M, steps per loss step (the paper: 32)")
     parser.add_argument("--baseline-steps", type=int, default=8, help="timed λ = 0 steps")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--per-step-steps", type=int, default=0,
+                        help="also time this many steps with the loss on each step's own batch (mmd.macro_batch=0)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. seanet.n_filters=8")
@@ -157,7 +187,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
         solver = build_solver(egs, Path(tmp) / "dora", args.batch_size, args.macro_batch, args.overrides)
         results = {"batch_size": args.batch_size, "macro_batch": args.macro_batch, "threads": torch.get_num_threads(),
                    "overrides": list(args.overrides), **measure(solver, args.macro_batch, args.baseline_steps,
-                                                               args.warmup)}
+                                                               args.warmup, args.per_step_steps)}
     print(f"rows in the macro-batch loss: {results['rows']:.0f}")
     print(f"λ = 0 step (AudioCraft's): {results['lambda0_step_s']:.2f} s")
     print(f"schedule, plain step: {results['schedule_plain_step_s']:.2f} s "
@@ -169,6 +199,9 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
           "compute of those rows")
     print(f"row bank (mmd.bank={args.macro_batch}) on {results['bank_rows']:.0f} rows: step {results['bank_step_s']:.2f} s "
           f"(median), {results['bank_amortised_ratio']:.3f}x the λ = 0 step on average over a cycle")
+    if args.per_step_steps:
+        print(f"per-step loss (mmd.macro_batch=0) on {results['per_step_metrics'].get('mmd_rows', 0):.0f} rows: step "
+              f"{results['per_step_step_s']:.2f} s ({results['per_step_ratio']:.3f}x the λ = 0 step)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return results

@@ -33,6 +33,7 @@ from ..errors import ConfigError
 from ..metrics.usage import code_histograms
 from .independence_adversary import build_adversary, validate_adversary_config
 from .resume import check_resumable
+from .scope_check import check_global_scope
 from .macro_batch import MacroBatch
 from .mmd_weight import MMDWeight
 from .evaluation import EvaluationBatch, build_evaluation_plugins
@@ -67,6 +68,8 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
         raise ConfigError(f"mmd.source={mmd_cfg.source!r} is not one of {sorted(STREAM_SOURCES)}.")
     if mmd_cfg.get("scope", "process") not in SCOPES:
         raise ConfigError(f"mmd.scope={mmd_cfg.scope!r} is not one of {SCOPES}.")
+    if mmd_cfg.get("scope_check") and mmd_cfg.get("scope", "process") != "global":
+        raise ConfigError(f"mmd.scope_check=true checks mmd.scope=global, got mmd.scope={mmd_cfg.scope!r}.")
     macro = mmd_cfg.get("macro_batch") or 0
     if isinstance(macro, bool) or not isinstance(macro, int) or macro < 0:
         raise ConfigError(f"mmd.macro_batch must be an int >= 0 (0: off), got {macro!r}.")
@@ -100,7 +103,8 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
             raise ConfigError(f"mmd.estimator=soft_mi assigns each stage's input to that stage's codebook; "
                               f"mmd.source={mmd_cfg.source!r} streams have no codebook: use mmd.source=quantized.")
         conflicts = {"mmd.macro_batch": (macro, 0), "mmd.bank": (bank, 0),
-                     "mmd.adversary.weight": ((mmd_cfg.get("adversary") or {}).get("weight") or 0, 0)}
+                     "mmd.adversary.weight": ((mmd_cfg.get("adversary") or {}).get("weight") or 0, 0),
+                     "mmd.scope_check": (bool(mmd_cfg.get("scope_check")), False)}
         for key, (value, needed) in conflicts.items():
             if value != needed:
                 raise ConfigError(f"mmd.estimator=soft_mi needs {key}={needed!r}, got {value!r}.")
@@ -198,6 +202,7 @@ class MMDCompressionSolver(CompressionSolver):
             self.mmd_adversary.critic.to(self.device)
             self.register_stateful("mmd_adversary")
         self.mmd_rng = torch.Generator().manual_seed(cfg.seed)
+        self._scope_checked = False
         self.mmd_rng_state = GeneratorState(self.mmd_rng)
         # The balancer's running gradient norms as a state: checkpointed, and rolled back with the
         # rest of a step whose gradients are not finite.
@@ -289,6 +294,8 @@ class MMDCompressionSolver(CompressionSolver):
         if self.is_training and idx % int(self.cfg.mmd.every) != 0:
             return super().run_step(idx, batch, metrics)
         mmd_metrics: dict = {}
+        if self.is_training and self.cfg.mmd.get("scope_check") and not self._scope_checked:
+            self._check_global_scope(batch.to(self.device), mmd_metrics)
         macro = self.is_training and self.macro_batch is not None
         if macro and self.macro_batch.add(batch.to(self.device)):
             self._macro_batch_loss(mmd_metrics)  # its gradient joins this step's update
@@ -299,6 +306,19 @@ class MMDCompressionSolver(CompressionSolver):
         usage = (code_histograms(captured.codes, self.model.quantizer.bins) > 0).float().mean(dim=1)
         metrics.update({f"usage_q{k}": value for k, value in enumerate(usage.tolist())})
         return metrics
+
+    def _check_global_scope(self, batch: torch.Tensor, metrics: dict) -> None:
+        """``mmd.scope_check``: once per run, the gathered loss against one process's (:mod:`.scope_check`)."""
+        self._scope_checked = True
+        if flashy.distrib.world_size() < 2:
+            self.logger.warning("mmd.scope_check: a single process, nothing to compare; skipped.")
+            return
+        check = check_global_scope(self.model, self.cfg.mmd.source, self.mmd_loss, batch, seed=self.cfg.seed)
+        metrics.update(check.metrics())
+        self.logger.info("mmd.scope_check over %d processes: loss %.6g, relative errors %.2e (loss), %.2e (gradient)",
+                         check.world_size, check.loss, check.loss_error, check.grad_error)
+        if not check.passed:
+            raise RuntimeError(f"mmd.scope_check failed: {check}")
 
     def _independence_terms(self, captured: CapturedStreams, train: bool, metrics: dict) -> tp.Optional[torch.Tensor]:
         """``weight * L_inde`` plus, with the adversary on, ``adversary.weight * L_adv`` after a critic
