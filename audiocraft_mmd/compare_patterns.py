@@ -152,19 +152,18 @@ def markdown(cells: tp.List[Cell], budget: str) -> str:
     lines = [budget, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for c in cells:
         row = [c.codec, c.pattern, c.sig, "yes" if c.consistent else "no", f"{c.valid_ce:.3f}",
-               *[f"{v:.3f}" for v in c.valid_ce_per_codebook], steps_cell(c),
+               *[f"{v:.3f}" for v in c.valid_ce_per_codebook], steps_text(c.steps_per_second, c.temporal_steps_per_second, c.depth_steps_per_second),
                f"{c.gen_seconds:.2f}", f"{c.rtf:.2f}",
                *["-" if v is None else f"{v:.3g}" for v in (c.kernel_distance, c.frechet_distance)]]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
-def steps_cell(cell: Cell) -> str:
-    """AR steps per second of audio, split into temporal + depth steps when the LM has depth steps."""
-    if not cell.depth_steps_per_second:
-        return f"{cell.steps_per_second:.0f}"
-    return (f"{cell.steps_per_second:.0f} ({cell.temporal_steps_per_second:.0f} + "
-            f"{cell.depth_steps_per_second:.0f})")
+def steps_text(total: float, temporal: tp.Optional[float] = None, depth: tp.Optional[float] = None) -> str:
+    """AR steps per second of audio; for an LM with depth steps, also their split (temporal + depth)."""
+    if not depth:
+        return f"{total:.0f}"
+    return f"{total:.0f} ({temporal:.0f} + {depth:.0f})"
 
 
 def plot(cells: tp.List[Cell], path: Path) -> None:
