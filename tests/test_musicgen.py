@@ -11,7 +11,7 @@ import torch
 from conftest import run_new_xp
 from test_dora_run import dora, datasource
 
-PATTERNS = ["parallel", "delay", "unroll", "coarse_first", "musiclm", "grouped_delay"]
+PATTERNS = ["parallel", "delay", "unroll", "coarse_first", "musiclm", "grouped_delay", "depth"]
 
 TINY_CODEC = [
     "solver=compression/mmd", "optim.epochs=1", "optim.updates_per_epoch=2", "dataset.batch_size=4",
