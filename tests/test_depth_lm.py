@@ -270,3 +270,24 @@ def test_depth_lm_exports_and_generates_offline(depth_xp, dora_dir, tmp_path, mo
     model.set_generation_params(duration=0.5)
     wav = model.generate_unconditional(2)
     assert wav.shape[:2] == (2, 1) and wav.shape[-1] == 8000
+
+
+def test_compare_patterns_reports_temporal_and_depth_steps(depth_xp, tiny_egs, dora_dir, codec_sig, tmp_path,
+                                                           monkeypatch):
+    from audiocraft_mmd import compare_patterns, train
+
+    xp_folder, _ = depth_xp
+    monkeypatch.setattr(train.main.dora, "dir", dora_dir)
+    monkeypatch.setenv("AUDIOCRAFT_DORA_DIR", str(dora_dir))
+    # The codec's loss is delay-aligned: parallel needs allow_mismatch, depth does not.
+    assert "pattern_consistency.allow_mismatch=true" in compare_patterns.lm_overrides(f"//sig/{codec_sig}", "parallel", [])
+    assert "pattern_consistency.allow_mismatch=true" not in compare_patterns.lm_overrides(f"//sig/{codec_sig}", "depth", [])
+    shared = [o for o in TINY_LM if o != "solver=musicgen/mmd"] + datasource(tiny_egs) + \
+        ["codebooks_pattern.depth.dim=16", "codebooks_pattern.depth.num_heads=2"]
+    (cell,) = compare_patterns.main(["--codec", f"//sig/{codec_sig}", "--patterns", "depth", "--no-train",
+                                     "--out", str(tmp_path / "cmp"), "--gen-duration", "0.5", "--gen-samples", "1",
+                                     "--", *shared])
+    assert cell.sig == xp_folder.name and cell.consistent  # the trained XP, reused
+    assert (cell.temporal_steps_per_second, cell.depth_steps_per_second) == (50, 50 * K)  # 50 Hz frames
+    assert cell.steps_per_second == 50 + 50 * K and len(cell.valid_ce_per_codebook) == K and cell.rtf > 0
+    assert "| 250 (50 + 200) |" in (tmp_path / "cmp" / "comparison.md").read_text()
