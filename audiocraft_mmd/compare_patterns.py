@@ -10,7 +10,8 @@ number of updates and seed, only the pattern differs. A finished XP (all epochs 
 reused; a missing or unfinished one is trained with ``dora run`` (``--no-train`` only lists them).
 
 Reported per cell: validation cross-entropy per codebook and in total (last epoch, nats),
-autoregressive steps per second of audio, and, measured in this run, the wall-clock of generating
+autoregressive steps per second of audio (for ``depth``, the temporal steps plus the per-frame depth
+steps, shown separately and summed), and, measured in this run, the wall-clock of generating
 ``--gen-samples`` x ``--gen-duration`` s (LM sampling + decoding, same seed and thread count
 for every cell) and its real-time factor (wall-clock / seconds of audio generated). Writes
 ``comparison.md``, ``comparison.json`` and ``comparison.png`` (cross-entropy against real-time factor).
@@ -46,18 +47,20 @@ class Cell:
     consistent: bool
     valid_ce: float
     valid_ce_per_codebook: tp.List[float]
-    steps_per_second: float
+    steps_per_second: float  # temporal + depth
     gen_seconds: float
     rtf: float
     lm_params: int
     kernel_distance: tp.Optional[float] = None
     frechet_distance: tp.Optional[float] = None
     distances: tp.Optional[tp.Dict[str, float]] = None
+    temporal_steps_per_second: tp.Optional[float] = None  # transformer steps over frames (None: older results)
+    depth_steps_per_second: float = 0.  # per-frame depth-transformer steps (``depth`` pattern only)
 
 
 def lm_overrides(codec: str, pattern: str, extra: tp.Sequence[str], solver: str = "musicgen/mmd") -> tp.List[str]:
     """The Dora overrides of one cell's LM XP (see module docstring)."""
-    from .patterns import build_pattern_provider, pattern_alignment_delays
+    from .patterns import build_pattern_provider, fits_any_alignment, pattern_alignment_delays
     from .solvers.musicgen_mmd import codec_loss_delays, codec_num_codebooks, read_codec_config
     overrides = [f"solver={solver}", f"compression_model_checkpoint={codec}",
                  f"codebooks_pattern.modeling={pattern}", *extra]
@@ -66,7 +69,7 @@ def lm_overrides(codec: str, pattern: str, extra: tp.Sequence[str], solver: str 
         n_q = codec_num_codebooks(codec_cfg)
         delays = codec_loss_delays(codec_cfg, n_q)
         provider = build_pattern_provider(n_q, omegaconf.OmegaConf.create({"modeling": pattern}))
-        if delays is not None and pattern_alignment_delays(provider) != delays:
+        if delays is not None and not fits_any_alignment(provider) and pattern_alignment_delays(provider) != delays:
             overrides.append("pattern_consistency.allow_mismatch=true")
     return overrides
 
@@ -109,13 +112,14 @@ def time_generation(lm, codec, num_samples: int, duration: float, seed: int) -> 
 
 def measure(codec: str, pattern: str, xp, args) -> Cell:
     from audiocraft.solvers.compression import CompressionSolver
-    from .patterns import sequence_steps
+    from .patterns import depth_steps, sequence_steps
     history = json.loads((xp.folder / "history.json").read_text())
     valid = history[-1]["valid"]
     lm, cfg = load_lm(xp.folder)
     compression = CompressionSolver.model_from_checkpoint(codec, device="cpu")
     frames = int(round(args.gen_duration * compression.frame_rate))
-    steps = sequence_steps(lm.pattern_provider, frames)
+    temporal_steps = sequence_steps(lm.pattern_provider, frames)
+    steps_in_depth = depth_steps(lm.pattern_provider, frames)
     wall, audio = time_generation(lm, compression, args.gen_samples, args.gen_duration, args.seed)
     num_q = int(cfg.transformer_lm.n_q)
     distances = None
@@ -131,7 +135,9 @@ def measure(codec: str, pattern: str, xp, args) -> Cell:
     return Cell(codec=codec, pattern=pattern, sig=xp.sig,
                 consistent="pattern_consistency.allow_mismatch=true" not in xp.argv,
                 valid_ce=float(valid["ce"]), valid_ce_per_codebook=[float(valid[f"ce_q{k + 1}"]) for k in range(num_q)],
-                steps_per_second=steps / args.gen_duration, gen_seconds=wall,
+                steps_per_second=(temporal_steps + steps_in_depth) / args.gen_duration,
+                temporal_steps_per_second=temporal_steps / args.gen_duration,
+                depth_steps_per_second=steps_in_depth / args.gen_duration, gen_seconds=wall,
                 rtf=wall / (args.gen_samples * args.gen_duration),
                 lm_params=sum(p.numel() for p in lm.parameters()),
                 kernel_distance=distances["musicnn_kernel"] if distances else None,
@@ -141,16 +147,23 @@ def measure(codec: str, pattern: str, xp, args) -> Cell:
 def markdown(cells: tp.List[Cell], budget: str) -> str:
     num_q = max(len(c.valid_ce_per_codebook) for c in cells)
     header = ["codec", "pattern", "LM XP", "matches codec alignment", "valid CE",
-              *[f"CE q{k + 1}" for k in range(num_q)], "AR steps / s audio", "generation (s)", "RTF",
+              *[f"CE q{k + 1}" for k in range(num_q)], "AR steps / s audio (temporal + depth)", "generation (s)", "RTF",
               "kernel distance", "Fréchet distance"]
     lines = [budget, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for c in cells:
         row = [c.codec, c.pattern, c.sig, "yes" if c.consistent else "no", f"{c.valid_ce:.3f}",
-               *[f"{v:.3f}" for v in c.valid_ce_per_codebook], f"{c.steps_per_second:.0f}",
+               *[f"{v:.3f}" for v in c.valid_ce_per_codebook], steps_text(c.steps_per_second, c.temporal_steps_per_second, c.depth_steps_per_second),
                f"{c.gen_seconds:.2f}", f"{c.rtf:.2f}",
                *["-" if v is None else f"{v:.3g}" for v in (c.kernel_distance, c.frechet_distance)]]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def steps_text(total: float, temporal: tp.Optional[float] = None, depth: tp.Optional[float] = None) -> str:
+    """AR steps per second of audio; for an LM with depth steps, also their split (temporal + depth)."""
+    if not depth:
+        return f"{total:.0f}"
+    return f"{total:.0f} ({temporal:.0f} + {depth:.0f})"
 
 
 def plot(cells: tp.List[Cell], path: Path) -> None:

@@ -10,7 +10,8 @@ looks them up. Everything of that kind lives here, and `install()` applies all o
   wrapped so that names registered with :func:`register_solver`, :func:`register_pattern` and
   :func:`register_quantizer` resolve first; other solver and quantizer names fall through to
   AudioCraft, other pattern names to :func:`audiocraft_patterns`, with the checks of
-  :mod:`audiocraft_mmd.patterns`.
+  :mod:`audiocraft_mmd.patterns`. ``get_lm_model`` builds our
+  :class:`~audiocraft_mmd.models.depth_lm.DepthLM` for ``codebooks_pattern.modeling=depth``.
 - **`audiocraft.train`.** AudioCraft resolves ``//sig/SIG`` checkpoint references with
   ``from audiocraft import train`` to find Dora's folder; that module cannot import without
   AudioCraft's own config tree, so the name is aliased to :mod:`audiocraft_mmd.train`.
@@ -143,9 +144,31 @@ def _patch_quantizer_builder(builders: tp.Any) -> None:
     builders.get_quantizer = get_quantizer
 
 
+def _patch_lm_builder(builders: tp.Any) -> None:
+    original = builders.get_lm_model
+
+    @functools.wraps(original)
+    def get_lm_model(cfg):
+        # `codebooks_pattern.modeling=depth` builds our DepthLM (a temporal LMModel plus a depth
+        # transformer) with the rest of AudioCraft's builder unchanged: its conditioners, fuser,
+        # CFG and transformer arguments. AudioCraft picks the class from a module-level name, as it
+        # does for MAGNeT; that name is swapped for this one call.
+        if cfg.get("lm_model") != "transformer_lm" or cfg.codebooks_pattern.get("modeling") != "depth":
+            return original(cfg)
+        from .models.depth_lm import DepthLM
+        lm_class, builders.LMModel = builders.LMModel, DepthLM
+        try:
+            return original(cfg)
+        finally:
+            builders.LMModel = lm_class
+
+    builders.get_lm_model = get_lm_model
+
+
 def _patch_model_builders(builders: tp.Any) -> None:
     _patch_pattern_builder(builders)
     _patch_quantizer_builder(builders)
+    _patch_lm_builder(builders)
 
 
 def _patch_top_k(utils: tp.Any) -> None:

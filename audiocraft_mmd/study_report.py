@@ -8,7 +8,8 @@ import statistics
 from pathlib import Path
 import typing as tp
 
-from .study import ALIGNMENT_NAMES, StudyResults, gap_closure, load_scale, target_lines
+from .compare_patterns import steps_text
+from .study import ALIGNMENT_NAMES, FACTORISED_LMS, JOINT_LMS, StudyResults, gap_closure, gap_keys, load_scale, target_lines
 
 FIGURE_NAMES = {
     "dependence": "dependence_vs_lambda.png",
@@ -68,9 +69,10 @@ def lm_table(results: StudyResults) -> str:
             f"{cell['distances']['musicnn_kernel_ci_high']:.3g}]")
         rows.append([lm.codec.name, lm.pattern, lm.sig, f"{cell['valid_ce']:.3f}",
                      " / ".join(f"{v:.3f}" for v in cell["valid_ce_per_codebook"]),
-                     f"{cell['steps_per_second']:.0f}", f"{cell['gen_seconds']:.2f}", f"{cell['rtf']:.3f}", kernel,
+                     steps_text(cell["steps_per_second"], cell.get("temporal_steps_per_second"),
+                                cell.get("depth_steps_per_second")), f"{cell['gen_seconds']:.2f}", f"{cell['rtf']:.3f}", kernel,
                      f"{lm.minutes:.1f}"])
-    return _table(["codec", "pattern", "XP", "valid CE (nats)", "CE per codebook", "AR steps / s audio",
+    return _table(["codec", "pattern", "XP", "valid CE (nats)", "CE per codebook", "AR steps / s audio (temporal + depth)",
                    "generation (s)", "RTF", "kernel distance to evaluate [95 %]", "train min"], rows)
 
 
@@ -97,13 +99,15 @@ def lm_probe_tables(results: StudyResults) -> tp.Tuple[str, str]:
     gap_rows = []
     for probe, seed in dict.fromkeys((lm.probe, lm.codec.seed) for lm in results.lm_probes):
         gaps = gap_closure([lm for lm in results.lm_probes if (lm.probe, lm.codec.seed) == (probe, seed)])
-        for pattern in ("parallel", "delay"):
-            if f"gap_{pattern}_baseline" in gaps:
-                closed = gaps[f"gap_closed_{pattern}"]
-                gap_rows.append([probe.question, str(seed), pattern, f"{gaps[f'gap_{pattern}_baseline']:+.3f}",
-                                 f"{gaps[f'gap_{pattern}_mmd']:+.3f}",
-                                 "undefined (no gap)" if math.isnan(closed) else f"{closed:.1%}"])
-    gaps = _table(["LM probe", "seed", "pattern", "CE gap to unroll, baseline", "CE gap to unroll, MMD",
+        for joint in JOINT_LMS:
+            for pattern in FACTORISED_LMS:
+                keys = gap_keys(pattern, joint)
+                if keys["baseline"] in gaps:
+                    closed = gaps[keys["closed"]]
+                    gap_rows.append([probe.question, str(seed), pattern, joint, f"{gaps[keys['baseline']]:+.3f}",
+                                     f"{gaps[keys['mmd']]:+.3f}",
+                                     "undefined (no gap)" if math.isnan(closed) else f"{closed:.1%}"])
+    gaps = _table(["LM probe", "seed", "pattern", "gap to (joint LM)", "CE gap, baseline", "CE gap, MMD",
                    "share of the gap closed"], gap_rows)
     return lms, gaps
 
@@ -125,12 +129,11 @@ def comparison_table(comparison: tp.Dict[str, tp.Any]) -> str:
             ("nmi_reduction_delay", "normalised MI reduction, delay"),
             ("entropy_change_bits", "mean entropy change (bit)"),
             ("sisnr_loss_db", "SI-SNR loss (dB)"), ("mel_change", "mel distance change"),
-            ("gap_parallel_baseline", "CE gap parallel − unroll, baseline"),
-            ("gap_parallel_mmd", "CE gap parallel − unroll, MMD"),
-            ("gap_closed_parallel", "share of the parallel gap closed"),
-            ("gap_delay_baseline", "CE gap delay − unroll, baseline"),
-            ("gap_delay_mmd", "CE gap delay − unroll, MMD"),
-            ("gap_closed_delay", "share of the delay gap closed")]
+            *[(gap_keys(pattern, joint)[kind], label.format(pattern=pattern, joint=joint, codebooks=codebooks))
+              for joint, codebooks in [("unroll", ""), ("depth", " (codebooks 2..K)")] for pattern in FACTORISED_LMS
+              for kind, label in [("baseline", "CE gap {pattern} − {joint}{codebooks}, baseline"),
+                                  ("mmd", "CE gap {pattern} − {joint}{codebooks}, MMD"),
+                                  ("closed", "share of the {pattern} gap to {joint} closed")]]]
     seeds = sorted(per_seed)
     rows = []
     for key, label in keys:
@@ -227,7 +230,7 @@ def plot_figures(results: StudyResults, folder: Path) -> tp.Dict[str, Path]:
     for lm in results.lms:
         label = "baseline" if lm.codec.is_baseline else "MMD"
         ax.scatter(lm.cell["rtf"], lm.cell["valid_ce"], marker="o" if lm.codec.is_baseline else "s",
-                   color={"parallel": "C0", "delay": "C1", "unroll": "C2"}.get(lm.pattern, "C3"))
+                   color={"parallel": "C0", "delay": "C1", "unroll": "C2", "depth": "C4"}.get(lm.pattern, "C3"))
         ax.annotate(f"{lm.pattern} {label} s{lm.codec.seed} ({lm.cell['steps_per_second']:.0f} steps/s)",
                     (lm.cell["rtf"], lm.cell["valid_ce"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
     ax.set_xscale("log")

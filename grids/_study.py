@@ -82,7 +82,8 @@ class StudyScale:
         weights: The λ values of the MMD codecs (our normalisation, see PAPER.md).
         bandwidths: Keys of :data:`grids._sweep.BANDWIDTH_CHOICES`.
         seeds: Every seed of the main comparison; the first one is the sweep's.
-        patterns: The LMs' codebook patterns.
+        patterns: The LMs' codebook patterns (``unroll`` and ``depth`` are the joint LMs the gaps are
+            measured against, see :func:`audiocraft_mmd.study.gap_closure`).
         slurm: Slurm request of every XP (Dora's ``launcher.slurm_`` keywords).
         codec_extra: Extra overrides of every codec XP.
         lm_overrides: Extra overrides of every LM XP.
@@ -98,7 +99,7 @@ class StudyScale:
     weights: tp.Tuple[float, ...]
     bandwidths: tp.Tuple[str, ...]
     seeds: tp.Tuple[int, ...]
-    patterns: tp.Tuple[str, ...] = ("parallel", "delay", "unroll")
+    patterns: tp.Tuple[str, ...] = ("parallel", "delay", "unroll", "depth")
     alignments: tp.Tuple[str, ...] = ALIGNMENTS
     slurm: tp.Dict[str, tp.Any] = field(default_factory=dict)
     codec_extra: tp.Dict[str, tp.Any] = field(default_factory=dict)
@@ -377,7 +378,8 @@ class StudyLMExplorer(LMExplorer):
         prepare_launcher(launcher)
         super().__call__(launcher)
 
-# The whole pipeline in a few minutes (tiny budgets, one seed, one MMD codec, two patterns): checks a
+# The whole pipeline in a few minutes (tiny budgets, one seed, one MMD codec, two patterns: parallel and
+# the joint depth LM; unroll, four times slower to generate, is left to the real scales): checks a
 # set-up before the real study, and is what the tests run. The data can be pointed elsewhere with
 # $AUDIOCRAFT_MMD_CHECK_EGS (as for ``slurm_check``).
 _SMOKE_CODEC = {"optim.epochs": 1, "optim.updates_per_epoch": 4, "dataset.batch_size": 4,
@@ -387,7 +389,7 @@ _SMOKE_LM = {"optim.epochs": 1, "optim.updates_per_epoch": 4, "dataset.batch_siz
              "dataset.valid.num_samples": 4, "checkpoint.save_every": None}
 SMOKE = StudyScale(
     codec_solver="compression/study", lm_solver="musicgen/study", weights=(10.,), bandwidths=("dim",),
-    alignments=("delay",), seeds=(2036,), patterns=("parallel", "unroll"), slurm=CPU_SLURM,
+    alignments=("delay",), seeds=(2036,), patterns=("parallel", "depth"), slurm=CPU_SLURM,
     codec_extra={**_SMOKE_CODEC, **check_data_overrides()},
     lm_overrides=tuple(f"{key}={'null' if value is None else value}"
                        for key, value in {**_SMOKE_LM, **check_data_overrides()}.items()),

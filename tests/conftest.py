@@ -70,3 +70,31 @@ def make_tiny_solver(tiny_egs, tmp_path, monkeypatch):
 def tiny_solver(make_tiny_solver):
     """The MMD compression solver of a tiny `dora run solver=compression/mmd`, built in this process."""
     return make_tiny_solver()
+
+
+@pytest.fixture(scope="session")
+def dora_dir(tmp_path_factory) -> Path:
+    """The Dora folder shared by the MusicGen tests (their codec and LM XPs)."""
+    return tmp_path_factory.mktemp("dora_musicgen")
+
+
+@pytest.fixture(scope="session")
+def codec_sig(tiny_egs, dora_dir) -> str:
+    """A tiny compression XP trained with the loss aligned as the delay pattern (mmd.alignment=delay),
+    trained once for every MusicGen test module."""
+    from test_dora_run import datasource
+    from test_musicgen import TINY_CODEC
+    run, xp_folder = run_new_xp(["run", *TINY_CODEC, *datasource(tiny_egs)], dora_dir)
+    assert run.returncode == 0, run.stderr[-6000:]
+    return xp_folder.name
+
+
+def run_new_xp(args: tp.List[str], dora_dir: Path):
+    """``dora ARGS`` in ``dora_dir``; returns the run and the XP folder it created (None if none)."""
+    from test_dora_run import dora
+    xps = dora_dir / "xps"
+    before = set(xps.iterdir()) if xps.exists() else set()
+    run = dora(args, dora_dir)
+    created = sorted(set(xps.iterdir()) - before) if xps.exists() else []
+    assert len(created) <= 1, created
+    return run, (created[0] if created else None)

@@ -4,17 +4,17 @@ import json
 
 import pytest
 
-from test_dora_run import dora, datasource
-from test_musicgen import TINY_LM, codec_sig, dora_dir  # noqa: F401  (module-scoped fixtures)
+from conftest import run_new_xp
+from test_dora_run import datasource
+from test_musicgen import TINY_LM
 
 pytest.importorskip("musicnn")
 
 
-def test_generate_stage_reports_music_distance(tiny_egs, dora_dir, codec_sig):  # noqa: F811
-    run = dora(["run", *TINY_LM, *datasource(tiny_egs), f"compression_model_checkpoint=//sig/{codec_sig}",
-                "generate.music_distance.enabled=true", "generate.music_distance.bootstrap=10"], dora_dir)
+def test_generate_stage_reports_music_distance(tiny_egs, dora_dir, codec_sig):
+    run, xp = run_new_xp(["run", *TINY_LM, *datasource(tiny_egs), f"compression_model_checkpoint=//sig/{codec_sig}",
+                          "generate.music_distance.enabled=true", "generate.music_distance.bootstrap=10"], dora_dir)
     assert run.returncode == 0, run.stderr[-6000:]
-    (xp,) = [p for p in (dora_dir / "xps").iterdir() if p.name != codec_sig]
     generate = json.loads((xp / "history.json").read_text())[0]["generate"]
     log = (xp / "solver.log.0").read_text()
     if "No distance of the generations" in log:  # a silent generation is reported, not a crash

@@ -8,9 +8,10 @@ import omegaconf
 import pytest
 import torch
 
+from conftest import run_new_xp
 from test_dora_run import dora, datasource
 
-PATTERNS = ["parallel", "delay", "unroll", "coarse_first", "musiclm", "grouped_delay"]
+PATTERNS = ["parallel", "delay", "unroll", "coarse_first", "musiclm", "grouped_delay", "depth"]
 
 TINY_CODEC = [
     "solver=compression/mmd", "optim.epochs=1", "optim.updates_per_epoch=2", "dataset.batch_size=4",
@@ -26,25 +27,10 @@ TINY_LM = [
 
 
 @pytest.fixture(scope="module")
-def dora_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("dora_musicgen")
-
-
-@pytest.fixture(scope="module")
-def codec_sig(tiny_egs, dora_dir):
-    """A tiny compression XP trained with the loss aligned as the delay pattern (mmd.alignment=delay)."""
-    run = dora(["run", *TINY_CODEC, *datasource(tiny_egs)], dora_dir)
-    assert run.returncode == 0, run.stderr[-6000:]
-    (xp_folder,) = (dora_dir / "xps").iterdir()
-    return xp_folder.name
-
-
-@pytest.fixture(scope="module")
 def lm_xp(tiny_egs, dora_dir, codec_sig):
-    run = dora(["run", *TINY_LM, *datasource(tiny_egs), f"compression_model_checkpoint=//sig/{codec_sig}",
-                "codebooks_pattern.modeling=delay"], dora_dir)
+    run, xp_folder = run_new_xp(["run", *TINY_LM, *datasource(tiny_egs), f"compression_model_checkpoint=//sig/{codec_sig}",
+                                 "codebooks_pattern.modeling=delay"], dora_dir)
     assert run.returncode == 0, run.stderr[-6000:]
-    (xp_folder,) = [p for p in (dora_dir / "xps").iterdir() if p.name != codec_sig]
     return xp_folder
 
 

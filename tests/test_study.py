@@ -139,6 +139,25 @@ def test_targets_are_computed_per_seed_and_judged_honestly():
            "(cross-entropy parallel − unroll: -0.100, -0.100 nats per seed)" in lines
 
 
+def test_depth_gap_is_on_codebooks_2_to_k_and_closed_per_seed():
+    codecs = [codec_result(0., 1, 5., 7., 0.4), codec_result(10., 1, 4.8, 7., 0.1)]
+    per_codebook = {(0., "parallel"): [3.0, 5.0, 5.0, 5.0], (0., "depth"): [3.5, 4.0, 4.0, 4.0],
+                    (10., "parallel"): [3.0, 4.8, 4.8, 4.8], (10., "depth"): [3.5, 4.4, 4.4, 4.4]}
+    lms = [study.LMResult(codec=next(c.spec for c in codecs if c.spec.weight == w), pattern=p, sig="lm",
+                          cell={"valid_ce": sum(v) / 4, "valid_ce_per_codebook": v})
+           for (w, p), v in per_codebook.items()]
+    row = study.gap_closure(lms)
+    assert row["gap_parallel_depth_baseline"] == pytest.approx(1.0)  # codebook 1 left out (depth is worse there)
+    assert row["gap_parallel_depth_mmd"] == pytest.approx(0.4)
+    assert row["gap_closed_parallel_depth"] == pytest.approx(0.6)
+    assert "gap_parallel_baseline" not in row and "gap_delay_depth_baseline" not in row  # no unroll, no delay LM
+    lines = "\n".join(study.target_lines({"per_seed": {1: {"entropy_change_bits": 0., **row}}}))
+    assert "Parallel LM closes ≥ 30% of its cross-entropy gap to depth (codebooks 2..K): 60.0% (per seed): " \
+           "**met at every seed**" in lines
+    assert "depth LM beats parallel (codebooks 2..K) by more than the seed spread: gap +1.000 nats" in lines
+    assert "Delay LM closes ≥ 30% of its cross-entropy gap to depth (codebooks 2..K): not measured" in lines
+
+
 def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "AUDIOCRAFT_DORA_DIR": str(tmp_path / "dora"),
            "AUDIOCRAFT_MMD_CHECK_EGS": str(tiny_egs)}
@@ -155,12 +174,15 @@ def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
     assert "Incomplete" not in report
     codec_rows = [line for line in report.splitlines() if line.startswith("| baseline seed=2036 |")]
     assert len(codec_rows) == 5  # codec table, entropy table, two LMs, lag table
-    lm_rows = [line for line in report.splitlines() if ("| parallel |" in line or "| unroll |" in line)
+    lm_rows = [line for line in report.splitlines() if ("| parallel |" in line or "| depth |" in line)
                and not line.startswith("| twice the updates |")]  # the LM probes' rows
-    assert len(lm_rows) == 4 and all("| 100 |" in row or "| 400 |" in row for row in lm_rows)
+    assert len(lm_rows) == 4 and all("| 100 |" in row or "| 500 (100 + 400) |" in row for row in lm_rows)
+    assert sum("| 500 (100 + 400) |" in row for row in lm_rows) == 2  # depth: temporal + depth steps
     assert "| lag 50 (0.5 s) |" in report
     probe_rows = [line for line in report.splitlines() if line.startswith("| twice the updates |")]
-    assert len(probe_rows) == 4 + 1  # 2 patterns x 2 codecs, then the parallel gap to unroll
+    assert len(probe_rows) == 4 + 1  # 2 patterns x 2 codecs, then the parallel gap to depth
+    assert "CE gap parallel − depth (codebooks 2..K), baseline" in report
+    assert "depth LM beats parallel (codebooks 2..K) by more than the seed spread: gap" in report
     assert "Delay-aligned mean pairwise MI reduced by ≥ 50%" in report and "(per seed): **" in report
     # A second report reuses every measurement cached in the XP folders, and trains nothing.
     again = subprocess.run([*command[:3], "report", *command[3:]], cwd=tmp_path, env=env, capture_output=True,

@@ -7,9 +7,10 @@ from ``codebooks_pattern.<name>``. Unlike AudioCraft's builder, :func:`build_pat
 rejects unknown names, arguments the provider does not take, and blocks that no provider reads.
 """
 
-from .config import (build_pattern_provider, known_patterns, pattern_alignment_delays, pattern_kwargs,
-                     sequence_steps)
+from .config import (build_pattern_provider, depth_steps, fits_any_alignment, known_patterns,
+                     pattern_alignment_delays, pattern_kwargs, sequence_steps)
+from .depth import DepthPatternProvider
 from .grouped_delay import GroupedDelayPatternProvider
 
-__all__ = ["build_pattern_provider", "known_patterns", "pattern_alignment_delays", "pattern_kwargs",
-           "sequence_steps", "GroupedDelayPatternProvider"]
+__all__ = ["build_pattern_provider", "depth_steps", "fits_any_alignment", "known_patterns", "pattern_alignment_delays", "pattern_kwargs",
+           "sequence_steps", "DepthPatternProvider", "GroupedDelayPatternProvider"]

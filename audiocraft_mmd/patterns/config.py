@@ -22,7 +22,7 @@ SECTION = "codebooks_pattern"
 
 def known_patterns() -> tp.Dict[str, type]:
     """Every pattern name ``codebooks_pattern.modeling`` accepts: ours first, then AudioCraft's."""
-    from . import grouped_delay  # noqa: F401  (registers this package's patterns)
+    from . import depth, grouped_delay  # noqa: F401  (register this package's patterns)
     return {**audiocraft_patterns(), **PATTERNS}
 
 
@@ -99,6 +99,16 @@ def pattern_alignment_delays(provider: tp.Any, kwargs: tp.Optional[dict] = None)
                       "`alignment_delays` attribute, or set pattern_consistency.allow_mismatch=true.")
 
 
+def fits_any_alignment(provider: tp.Any) -> bool:
+    """Whether the pattern's LM models every frame jointly whatever the codec's loss aligned (``depth``)."""
+    return bool(getattr(provider, "fits_any_alignment", False))
+
+
 def sequence_steps(provider: tp.Any, frames: int) -> int:
-    """Autoregressive steps the LM takes to generate ``frames`` frames with this pattern."""
+    """Autoregressive steps of the (temporal) transformer to generate ``frames`` frames with this pattern."""
     return provider.get_pattern(frames).num_sequence_steps
+
+
+def depth_steps(provider: tp.Any, frames: int) -> int:
+    """Autoregressive steps of a per-frame depth transformer for ``frames`` frames (0 for other patterns)."""
+    return int(getattr(provider, "depth_steps_per_frame", 0)) * frames

@@ -6,7 +6,8 @@ AudioCraft's :class:`MusicGenSolver`, plus what training on this project's codec
   independence loss aligned the codebooks with (``mmd.alignment`` / ``mmd.delays``). An LM whose
   ``codebooks_pattern`` implies other delays models a product of marginals the codec was not
   trained to make exact: it is refused at start, unless ``pattern_consistency.allow_mismatch=true``
-  (then logged). Codecs trained with ``mmd.weight=0`` (or without the ``mmd`` section) accept any.
+  (then logged). Codecs trained with ``mmd.weight=0`` (or without the ``mmd`` section) accept any
+  pattern, and a ``depth`` LM (joint over each frame's codes) fits any codec (logged).
 - **Sizes from the codec.** ``transformer_lm.n_q`` / ``card`` left null are read from the codec.
 - **Sampling.** ``generate.lm.top_k`` above the codebook size is clipped (``torch.topk`` fails).
 - **AudioCraft's FAD / KLD / CLAP** (``evaluate.metrics.*``) from local weights only: the paths in the
@@ -29,7 +30,7 @@ from audiocraft.utils import checkpoint
 
 from ..errors import ConfigError
 from ..integration import register_solver
-from ..patterns import build_pattern_provider, pattern_alignment_delays, pattern_kwargs
+from ..patterns import build_pattern_provider, fits_any_alignment, pattern_alignment_delays, pattern_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ def check_pattern_consistency(cfg: omegaconf.DictConfig, codec_cfg: tp.Optional[
     n_q = int(cfg.compression_model_n_q or cfg.transformer_lm.n_q)
     provider = build_pattern_provider(n_q, cfg.codebooks_pattern)
     name, _, kwargs = pattern_kwargs(cfg.codebooks_pattern)
+    if fits_any_alignment(provider):
+        logger.info("Pattern %r models each frame's codes jointly (depth transformer): consistent with "
+                    "any codec alignment, pattern consistency not needed.", name)
+        return
     if codec_cfg is None:
         logger.info("Codec %s has no saved XP config: pattern consistency not checked.",
                     cfg.compression_model_checkpoint)

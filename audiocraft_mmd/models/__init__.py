@@ -1,0 +1,1 @@
+"""Language models of this package: :class:`~audiocraft_mmd.models.depth_lm.DepthLM` (``codebooks_pattern.modeling=depth``)."""

@@ -1,0 +1,228 @@
+"""A joint LM at nearly parallel cost: MusicGen's temporal transformer plus a per-frame depth transformer.
+
+Selected with ``codebooks_pattern.modeling=depth`` (:class:`~audiocraft_mmd.patterns.depth.DepthPatternProvider`
+holds the depth sizes). Why a pattern and not a new ``lm_model``: every place that varies the
+factorisation of the codes (``compare_patterns``, the study grids, the pattern-consistency check,
+exports that AudioCraft's ``load_lm_model`` rebuilds) already varies ``codebooks_pattern.modeling``;
+the depth LM is one more factorisation of the same codes, so it is one more value there, and
+AudioCraft's ``get_lm_model`` builds :class:`DepthLM` for it (:mod:`audiocraft_mmd.integration`).
+
+Model (RQ-Transformer, CVPR 2022; Moshi's depth transformer): the temporal transformer is
+AudioCraft's ``LMModel`` over the parallel layout (its embeddings, ``StreamingTransformer``,
+conditioners, fuser and KV cache), giving a state h_t from frames < t. A small causal depth
+transformer runs over the K codebooks of frame t: its input at depth position 0 is a projection of
+h_t, at position k > 0 the embedding of code q_{k-1} of the same frame; every position adds a
+learned depth-position embedding; position k outputs the logits of q_k. So code k of frame t sees
+all earlier frames and codes < k of its own frame, nothing else: the frame's joint distribution is
+modelled, with T temporal steps and T x K cheap depth steps.
+
+Training is teacher-forced: :meth:`DepthLM.compute_predictions` returns logits [B, K, T, card] and an
+all-true mask, as ``LMModel.compute_predictions`` does, so MusicGen's solver (CE per codebook
+``ce_q{k}``) is unchanged. Generation is ``LMModel.generate`` (prompts, conditions, classifier-free
+guidance in one or two passes, streaming KV cache of the temporal transformer), with the per-step
+sampling replaced by one temporal step and K depth steps (KV-cached, top-k / top-p / temperature and
+CFG at every depth step).
+"""
+
+from __future__ import annotations
+
+import typing as tp
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from audiocraft.models.lm import LMModel, LMOutput, ScaledEmbedding, init_layer
+from audiocraft.modules.conditioners import ConditioningAttributes
+from audiocraft.utils import utils
+
+# Per-layer key/value cache of one frame's depth steps: None (no cache), or a list filled on use.
+DepthCache = tp.Optional[tp.List[tp.List[torch.Tensor]]]
+
+
+class DepthLayer(nn.Module):
+    """Pre-norm causal self-attention and feed-forward block, with an optional KV cache.
+
+    Plain modules and ``scaled_dot_product_attention``: K depth steps per frame must cost little,
+    and AudioCraft's streaming transformer adds per-call bookkeeping that dominates at this size.
+    """
+
+    def __init__(self, dim: int, num_heads: int, hidden_scale: int, **factory: tp.Any):
+        super().__init__()
+        self.num_heads = num_heads
+        self.norm_attn = nn.LayerNorm(dim, **factory)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False, **factory)
+        self.out = nn.Linear(dim, dim, bias=False, **factory)
+        self.norm_ff = nn.LayerNorm(dim, **factory)
+        self.ff_in = nn.Linear(dim, hidden_scale * dim, **factory)
+        self.ff_out = nn.Linear(hidden_scale * dim, dim, **factory)
+
+    def forward(self, x: torch.Tensor, cache: tp.Optional[tp.List[torch.Tensor]] = None) -> torch.Tensor:
+        """x [N, L, D]: L causal positions, or (with a non-empty cache) L=1 new position after them."""
+        # Functional calls on the modules' weights: no per-module call overhead at each depth step.
+        N, L, D = x.shape
+        h = F.layer_norm(x, (D,), self.norm_attn.weight, self.norm_attn.bias, self.norm_attn.eps)
+        q, k, v = F.linear(h, self.qkv.weight).view(N, L, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        if cache:
+            assert L == 1, "cached depth steps take one position at a time"
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        if cache is not None:
+            cache[:] = [k, v]
+        # A lone first position attends to itself only: its attention output is its value.
+        attn = v if k.shape[2] == 1 else F.scaled_dot_product_attention(q, k, v, is_causal=L > 1)
+        x = x + F.linear(attn.transpose(1, 2).reshape(N, L, D), self.out.weight)
+        h = F.layer_norm(x, (D,), self.norm_ff.weight, self.norm_ff.bias, self.norm_ff.eps)
+        h = F.gelu(F.linear(h, self.ff_in.weight, self.ff_in.bias), approximate="tanh")  # exact erf: 4x slower on CPU
+        return x + F.linear(h, self.ff_out.weight, self.ff_out.bias)
+
+
+class DepthLM(LMModel):
+    """MusicGen's ``LMModel`` whose per-codebook output heads are replaced by a depth transformer.
+
+    Same constructor as ``LMModel``; the depth transformer's sizes are read from the pattern
+    provider (``num_layers``, ``dim``, ``num_heads``, ``hidden_scale`` of
+    :class:`~audiocraft_mmd.patterns.depth.DepthPatternProvider`).
+    """
+
+    def __init__(self, pattern_provider, condition_provider, fuser, n_q: int = 8, card: int = 1024,
+                 dim: int = 128, emb_lr: tp.Optional[float] = None, bias_proj: bool = True,
+                 weight_init: tp.Optional[str] = None, zero_bias_init: bool = False, **kwargs: tp.Any):
+        super().__init__(pattern_provider, condition_provider, fuser, n_q=n_q, card=card, dim=dim,
+                         emb_lr=emb_lr, bias_proj=bias_proj, weight_init=weight_init,
+                         zero_bias_init=zero_bias_init, **kwargs)
+        factory = {key: kwargs[key] for key in ("device", "dtype") if kwargs.get(key) is not None}
+        depth_dim = pattern_provider.dim
+        self.depth_dim = depth_dim
+        self.depth_in = nn.Linear(dim, depth_dim, **factory)  # h_t -> depth position 0
+        # Codes 0..K-2 of the frame feed depth positions 1..K-1 (the last code feeds nothing).
+        self.depth_emb = nn.ModuleList([ScaledEmbedding(card, depth_dim, lr=emb_lr, **factory)
+                                        for _ in range(n_q - 1)])
+        self.depth_pos = nn.Parameter(torch.zeros(n_q, depth_dim, **factory))
+        self.depth_layers = nn.ModuleList([
+            DepthLayer(depth_dim, pattern_provider.num_heads, pattern_provider.hidden_scale, **factory)
+            for _ in range(pattern_provider.num_layers)])
+        self.depth_norm = nn.LayerNorm(depth_dim, **factory)
+        # Replaces LMModel's heads (dim -> card): code k's logits come from depth position k.
+        self.linears = nn.ModuleList([nn.Linear(depth_dim, card, bias=bias_proj, **factory) for _ in range(n_q)])
+        nn.init.normal_(self.depth_pos, std=depth_dim ** -0.5)
+        if weight_init is not None:
+            for module in [self.depth_in, *self.depth_emb, *self.depth_layers, *self.linears]:
+                module.apply(lambda m: init_layer(m, method=weight_init, zero_bias_init=zero_bias_init))
+
+    # ---- temporal transformer (LMModel.forward without its output heads) ----
+
+    def temporal_states(self, sequence: torch.Tensor, conditions: tp.List[ConditioningAttributes],
+                        condition_tensors: tp.Optional[dict] = None) -> torch.Tensor:
+        """States [B, S, dim] of the temporal transformer over a parallel-layout sequence [B, K, S].
+
+        The state at step s has seen steps <= s, so it predicts the frame of step s + 1.
+        """
+        B, K, S = sequence.shape
+        assert K == self.num_codebooks, "Sequence shape must match the specified number of codebooks"
+        input_ = sum([self.emb[k](sequence[:, k]) for k in range(K)])
+        if condition_tensors is None:
+            assert not self._is_streaming, "Conditions tensors should be precomputed when streaming."
+            conditions = self.att_dropout(self.cfg_dropout(conditions))
+            condition_tensors = self.condition_provider(self.condition_provider.tokenize(conditions))
+        else:
+            assert not conditions, "Shouldn't pass both conditions and condition_tensors."
+        input_, cross_attention_input = self.fuser(input_, condition_tensors)
+        out = self.transformer(input_, cross_attention_src=cross_attention_input)
+        if self.out_norm:
+            out = self.out_norm(out)
+        return out[:, -S:]  # drop the prepended conditions, if any
+
+    # ---- depth transformer ----
+
+    def depth_input(self, k: int, states: tp.Optional[torch.Tensor] = None,
+                    codes: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Input of depth position k: projected temporal states (k = 0) or embedded codes q_{k-1}."""
+        if k == 0:
+            return F.linear(states, self.depth_in.weight, self.depth_in.bias) + self.depth_pos[0]
+        return F.embedding(codes, self.depth_emb[k - 1].weight) + self.depth_pos[k]
+
+    def depth_logits(self, x: torch.Tensor, first: int = 0, cache: DepthCache = None) -> torch.Tensor:
+        """Logits [N, L, card] of depth positions first..first+L-1 from their inputs x [N, L, depth_dim]."""
+        for index, layer in enumerate(self.depth_layers):
+            x = layer(x, None if cache is None else cache[index])
+        x = F.layer_norm(x, (self.depth_dim,), self.depth_norm.weight, self.depth_norm.bias, self.depth_norm.eps)
+        if x.shape[1] == 1:  # a generation step
+            head = self.linears[first]
+            return F.linear(x, head.weight, head.bias)
+        return torch.stack([self.linears[first + i](x[:, i]) for i in range(x.shape[1])], dim=1)
+
+    # ---- teacher-forced likelihood ----
+
+    def forward(self, codes: torch.Tensor, conditions: tp.List[ConditioningAttributes],  # type: ignore[override]
+                condition_tensors: tp.Optional[dict] = None, stage: int = -1) -> torch.Tensor:
+        """Teacher-forced logits [B, K, T, card] of codes [B, K, T] (code k of frame t from frames < t
+        and codes < k of frame t)."""
+        B, K, T = codes.shape
+        start = torch.full((B, K, 1), self.special_token_id, dtype=codes.dtype, device=codes.device)
+        states = self.temporal_states(torch.cat([start, codes[..., :-1]], dim=-1), conditions,
+                                      condition_tensors)  # [B, T, dim]: state t has seen frames < t
+        inputs = [self.depth_input(0, states=states)]
+        inputs += [self.depth_input(k, codes=codes[:, k - 1]) for k in range(1, K)]
+        x = torch.stack(inputs, dim=2).reshape(B * T, K, self.depth_dim)
+        return self.depth_logits(x).view(B, T, K, -1).transpose(1, 2)
+
+    def compute_predictions(self, codes: torch.Tensor, conditions: tp.List[ConditioningAttributes],
+                            condition_tensors: tp.Optional[dict] = None, stage: int = -1,
+                            keep_only_valid_steps: bool = True) -> LMOutput:
+        """As ``LMModel.compute_predictions``: logits [B, K, T, card] aligned with codes, mask all true."""
+        model = self if self._fsdp is None else self._fsdp
+        logits = model(codes.contiguous(), conditions, condition_tensors)
+        return LMOutput(logits, torch.ones(codes.shape, dtype=torch.bool, device=codes.device))
+
+    # ---- sampling: one temporal step, then K depth steps ----
+
+    def _sample_next_token(self, sequence: torch.Tensor, cfg_conditions, unconditional_state,
+                           use_sampling: bool = False, temp: float = 1.0, top_k: int = 0, top_p: float = 0.0,
+                           cfg_coef: tp.Optional[float] = None, two_step_cfg: tp.Optional[bool] = None) -> torch.Tensor:
+        """The next frame [B, K, 1], sampled code by code (called by ``LMModel.generate``)."""
+        B = sequence.shape[0]
+        cfg_coef = self.cfg_coef if cfg_coef is None else cfg_coef
+        two_step_cfg = self.two_step_cfg if two_step_cfg is None else two_step_cfg
+        if two_step_cfg and cfg_conditions != {}:
+            condition_tensors, null_condition_tensors = cfg_conditions
+            cond = self.temporal_states(sequence, [], condition_tensors)[:, -1]
+            state = self.get_streaming_state()
+            self.set_streaming_state(unconditional_state)
+            uncond = self.temporal_states(sequence, [], null_condition_tensors)[:, -1]
+            unconditional_state.update(self.get_streaming_state())
+            self.set_streaming_state(state)
+            states, guided = torch.cat([cond, uncond]), True
+        else:
+            guided = bool(cfg_conditions)
+            if guided:  # conditional and unconditional halves in one batch
+                sequence = torch.cat([sequence, sequence], dim=0)
+            states = self.temporal_states(sequence, [], cfg_conditions)[:, -1]  # [B or 2B, dim]
+        cache: DepthCache = [[] for _ in self.depth_layers]
+        frame = []
+        x = self.depth_input(0, states=states)
+        for k in range(self.num_codebooks):
+            logits = self.depth_logits(x[:, None], first=k, cache=cache)[:, 0]  # [B or 2B, card]
+            if guided:
+                cond_logits, uncond_logits = logits.split(B, dim=0)
+                logits = uncond_logits + (cond_logits - uncond_logits) * cfg_coef
+            code = sample_code(logits, use_sampling, temp, top_k, top_p)  # [B, 1]
+            frame.append(code)
+            if k + 1 < self.num_codebooks:
+                x = self.depth_input(k + 1, codes=torch.cat([code, code]) if guided else code)[:, 0]
+        return torch.stack(frame, dim=1)  # [B, K, 1]
+
+
+def sample_code(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: int, top_p: float) -> torch.Tensor:
+    """One code [N, 1] per row of logits [N, card], with MusicGen's rules (``LMModel._sample_next_token``):
+    greedy without sampling, else softmax at ``temp`` restricted to top-p, else to the top-k, else full."""
+    if use_sampling and temp > 0.0:
+        if top_p > 0.0:
+            return utils.sample_top_p(torch.softmax(logits / temp, dim=-1), p=top_p)
+        if top_k > 0:
+            # The distribution of AudioCraft's sample_top_k (softmax restricted to the k largest
+            # logits), in fewer operations: K of these run per frame.
+            values, indices = logits.topk(min(int(top_k), logits.shape[-1]), dim=-1)
+            choice = torch.multinomial(torch.softmax(values if temp == 1.0 else values / temp, dim=-1), num_samples=1)
+            return indices.gather(-1, choice)
+        return utils.multinomial(torch.softmax(logits / temp, dim=-1), num_samples=1)
+    return torch.argmax(logits, dim=-1, keepdim=True)
