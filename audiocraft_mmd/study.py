@@ -30,6 +30,7 @@ from pathlib import Path
 import sys
 import typing as tp
 
+from .progress import track
 from .xps import is_finished
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,7 +205,7 @@ def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResu
     scale = load_scale(scale_name)
     results: tp.Dict[tp.Any, CodecResult] = {}
     missing = []
-    for spec in scale.stage1():
+    for spec in track(scale.stage1(), "study: codecs measured", note=lambda spec: spec.name):
         result = codec_result(scale, spec)
         if result is None:
             missing.append(f"{spec.name} ({codec_xp(scale, spec).sig})")
@@ -340,7 +341,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     scale = load_scale(args.scale)
     if args.action == "run":
         from .grid import local
-        for grid in (scale.codec_grid, scale.lm_grid, scale.lm_grid, *(scale.probe_grids if args.probes else [])):
+        grids = (scale.codec_grid, scale.lm_grid, scale.lm_grid, *(scale.probe_grids if args.probes else []))
+        for grid in track(grids, "study: grids", note=lambda grid: f"{grid} done"):
             if local(grid, jobs=args.jobs) != 0:
                 raise SystemExit(f"Some XPs of grid {grid} failed (see above); fix them and run this again.")
     from .study_report import write_report
