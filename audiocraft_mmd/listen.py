@@ -133,8 +133,9 @@ def write_wav(path: Path, wav: torch.Tensor, rate: int) -> Path:
     return path
 
 
-def write_spectrogram(path: Path, wav: torch.Tensor, rate: int) -> Path:
-    """A log-magnitude spectrogram (channels averaged) as a small PNG."""
+def write_spectrogram(path: Path, wav: torch.Tensor, rate: int, max_rate: tp.Optional[int] = None) -> Path:
+    """A log-magnitude spectrogram (channels averaged) as a small PNG; its frequency axis goes up to
+    half of ``max_rate`` (default ``rate``), so that the page's spectrograms share one scale."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -144,6 +145,7 @@ def write_spectrogram(path: Path, wav: torch.Tensor, rate: int) -> Path:
     figure, axes = plt.subplots(figsize=(4, 1.8), dpi=100)
     axes.imshow(db.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=float(db.max()) - 80,
                 extent=(0, wav.shape[-1] / rate, 0, rate / 2000))
+    axes.set_ylim(0, (max_rate or rate) / 2000)
     axes.set_xlabel("s", fontsize=7)
     axes.set_ylabel("kHz", fontsize=7)
     axes.tick_params(labelsize=6)
@@ -232,9 +234,11 @@ def write_page(references: tp.Sequence[str], out: Path, data: tp.Optional[str] =
     for view in views:
         view.figures = headline_figures(view.history)
 
+    max_rate = max([rate for _, _, rate in picked] + [int(view.cfg.sample_rate) for view in codecs], default=None)
+
     def add(stem: str, wav: torch.Tensor, rate: int) -> tp.Tuple[str, str]:
         write_wav(out / "audio" / f"{stem}.wav", wav, rate)
-        write_spectrogram(out / "spectrograms" / f"{stem}.png", wav, rate)
+        write_spectrogram(out / "spectrograms" / f"{stem}.png", wav, rate, max_rate)
         return f"audio/{stem}.wav", f"spectrograms/{stem}.png"
 
     counter = Progress(len(picked) * (1 + len(codecs)) + sum(map(len, lm_files.values())), "listen")
