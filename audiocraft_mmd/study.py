@@ -337,6 +337,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--discussion", type=Path, default=REPO / "docs" / "study_discussion.md")
     parser.add_argument("--gen-samples", type=int, default=8, help="clips generated per LM (timing, distance)")
     parser.add_argument("--gen-duration", type=float, default=3., help="seconds per clip (musicnn patches are 3 s)")
+    parser.add_argument("--listen", type=Path, default=None,
+                        help="also write a listening page of the study's codecs there (python -m audiocraft_mmd.listen)")
     args = parser.parse_args(argv)
     scale = load_scale(args.scale)
     if args.action == "run":
@@ -350,6 +352,9 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     figures = args.figures or args.out.parent / "figures"
     write_report(results, main_comparison(results), args.out, figures, args.discussion)
     print(f"wrote {args.out} and its figures in {figures}")
+    if args.listen is not None and results.codecs:
+        from .listen import write_page
+        print(f"wrote {write_page([codec.sig for codec in results.codecs], args.listen, overwrite=True)}")
     return 0
 
 
