@@ -24,12 +24,12 @@ import argparse
 import json
 from pathlib import Path
 import sys
-import time
 import typing as tp
 
 import torch
 
 from .errors import ConfigError
+from .progress import Progress
 
 REPORT_NAME = "report.json"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
@@ -133,15 +133,19 @@ def embed_source(label: str, clips: tp.Iterable[tp.Tuple[str, torch.Tensor, int]
     """Embeds ``(name, wav, rate)`` clips with progress lines (``total``: files, for the count);
     bad clips become :class:`AudioDistanceError`."""
     from .metrics.music_embedding import AudioInputError
-    start = time.time()
+    counter, names = Progress(total, f"audio_distance {label}"), set()
 
     def report(index: int, name: str, patches: int) -> None:
-        progress(f"{label} {index + 1} ({total} files): {Path(name).name} ({patches} patches, {time.time() - start:.0f} s)")
+        if name not in names:  # a file's pieces come one after another: count files, as ``total`` does
+            names.add(name)
+            counter.step(f"{Path(name).name} ({patches} patches)")
 
     try:
         return embedder.embed_many(clips, report)
     except AudioInputError as error:
         raise AudioDistanceError(f"{label}: {error}") from error
+    finally:
+        counter.close()
 
 
 def distance_report(reference, candidate, draws: int, seed: int) -> tp.Dict[str, tp.Any]:

@@ -33,6 +33,7 @@ import typing as tp
 import omegaconf
 import torch
 
+from .progress import track
 from .xps import is_finished, run_xp
 
 logger = logging.getLogger(__name__)
@@ -220,9 +221,10 @@ def main(argv: tp.Optional[tp.List[str]] = None) -> tp.List[Cell]:
         for _, _, overrides, _ in missing:
             print("missing: dora run " + " ".join(overrides))
         raise SystemExit(1)
-    for _, _, overrides, _ in missing:
+    for _, _, overrides, _ in track(missing, "compare_patterns: train", note=lambda item: f"{item[1]} on {item[0]}"):
         train_xp(overrides)
-    cells = [measure(codec, pattern, train.main.get_xp(overrides), args) for codec, pattern, overrides, _ in plan]
+    cells = [measure(codec, pattern, train.main.get_xp(overrides), args)
+             for codec, pattern, overrides, _ in track(plan, "compare_patterns: measure", note=lambda item: f"{item[1]} on {item[0]}")]
     cfg = plan[0][3].cfg
     budget = (f"Same budget for every cell: LM {cells[0].lm_params:,} parameters "
               f"(dim {cfg.transformer_lm.dim}, {cfg.transformer_lm.num_layers} layers), "

@@ -26,12 +26,12 @@ import json
 import math
 from pathlib import Path
 import sys
-import time
 import typing as tp
 
 import torch
 
 from .errors import ConfigError
+from .progress import Progress
 from .losses.mmd import DEFAULT_BANDWIDTHS, DEFAULT_ESTIMATOR
 from .quantization import StreamAdapter, adapter_for, capture_streams
 from .quantization.encodec_package import is_encodec_reference, load_encodec_package
@@ -177,7 +177,7 @@ def encode_manifest(adapter: StreamAdapter, entries: tp.Sequence[tp.Any], segmen
     alignments = standard_alignments(adapter.num_codebooks)
     rows: tp.Dict[str, tp.List[torch.Tensor]] = {name: [] for name in alignments}
     generator = torch.Generator().manual_seed(seed)
-    frames, tracks, start = 0, 0, time.time()
+    frames, tracks = 0, 0
 
     def encode(batch: tp.List[torch.Tensor]) -> None:
         audio = torch.stack(batch).to(device)
@@ -196,7 +196,8 @@ def encode_manifest(adapter: StreamAdapter, entries: tp.Sequence[tp.Any], segmen
             rows[name].append(segment_rows[keep])
 
     pending: tp.List[torch.Tensor] = []
-    for index, entry in enumerate(entries):
+    counter = Progress(len(entries), "dependence")
+    for entry in entries:
         if frames >= max_frames:
             break
         wav, rate = audio_read(entry.path)
@@ -213,7 +214,8 @@ def encode_manifest(adapter: StreamAdapter, entries: tp.Sequence[tp.Any], segmen
                 frames = sum(c.shape[0] * c.shape[-1] for c in codes)
                 if frames >= max_frames:
                     break
-        progress(f"track {index + 1}/{len(entries)}: {frames} frames encoded ({time.time() - start:.0f} s)")
+        counter.step(f"tracks: {frames} frames encoded")
+    counter.close()
     if pending and frames < max_frames:
         encode(pending)
     if not codes:

@@ -28,6 +28,7 @@ import omegaconf
 import torch
 
 from .errors import ConfigError
+from .progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,10 @@ def export(out: tp.Union[str, Path], codec: tp.Optional[str] = None, lm: tp.Opti
     """Exports ``codec`` and/or ``lm`` into ``out``; with only ``lm``, its training codec is exported too."""
     if codec is None and lm is None:
         raise ConfigError("Give --codec and/or --lm.")
+    counter = Progress(2 if lm is not None else 1, "export")
     if lm is not None:
         export_lm(lm, out, max_duration=max_duration)
+        counter.step(f"LM {lm}")
         if codec is None:
             codec = str(load_checkpoint(lm)["xp.cfg"].compression_model_checkpoint)
     assert codec is not None
@@ -101,6 +104,8 @@ def export(out: tp.Union[str, Path], codec: tp.Optional[str] = None, lm: tp.Opti
         export_pretrained_compression_model(codec[len("//pretrained/"):], Path(out) / CODEC_FILE)
     else:
         export_codec(codec, out)
+    counter.step(f"codec {codec}")
+    counter.close()
     return Path(out)
 
 

@@ -29,6 +29,8 @@ import sys
 import time
 import typing as tp
 
+from .progress import Progress
+
 LOCAL_STATE = "local_run.json"
 LOCAL_LOG = "local_run.log"
 FAILED_STATES = ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
@@ -168,9 +170,12 @@ def local(name: str, patterns: tp.Sequence[str] = (), jobs: int = 1) -> int:
         pending.append((sheep, index))
     # One job keeps the config's threads; more split the cores between them. Either way, in grid order.
     threads = None if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
+    # Counted lines even on a terminal: the XPs' own lines are echoed in between.
+    counter = Progress(len(pending), f"grid local {name}", stream=sys.stdout, tty=False, min_interval=0)
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in [pool.submit(run_locally, sheep, index, len(sheeps), threads) for sheep, index in pending]:
-            future.result()
+        futures = {pool.submit(run_locally, sheep, index, len(sheeps), threads): sheep for sheep, index in pending}
+        for future in concurrent.futures.as_completed(futures):
+            counter.step(f"XPs run ({futures[future].xp.sig} {future.result()})")
     grid_sheeps(name, patterns, show_table=True)
     return report([xp_status(sheep) for sheep in sheeps])
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import sys
 import typing as tp
 
+from .progress import track
 from .xps import is_finished
 
 REPO = Path(__file__).resolve().parents[1]
@@ -205,7 +206,7 @@ def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResu
     scale = load_scale(scale_name)
     results: tp.Dict[tp.Any, CodecResult] = {}
     missing = []
-    for spec in scale.stage1():
+    for spec in track(scale.stage1(), "study: codecs measured", note=lambda spec: spec.name):
         result = codec_result(scale, spec)
         if result is None:
             missing.append(f"{spec.name} ({codec_xp(scale, spec).sig})")
@@ -382,11 +383,14 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--discussion", type=Path, default=REPO / "docs" / "study_discussion.md")
     parser.add_argument("--gen-samples", type=int, default=8, help="clips generated per LM (timing, distance)")
     parser.add_argument("--gen-duration", type=float, default=3., help="seconds per clip (musicnn patches are 3 s)")
+    parser.add_argument("--listen", type=Path, default=None,
+                        help="also write a listening page of the study's codecs there (python -m audiocraft_mmd.listen)")
     args = parser.parse_args(argv)
     scale = load_scale(args.scale)
     if args.action == "run":
         from .grid import local
-        for grid in (scale.codec_grid, scale.lm_grid, scale.lm_grid, *(scale.probe_grids if args.probes else [])):
+        grids = (scale.codec_grid, scale.lm_grid, scale.lm_grid, *(scale.probe_grids if args.probes else []))
+        for grid in track(grids, "study: grids", note=lambda grid: f"{grid} done"):
             if local(grid, jobs=args.jobs) != 0:
                 raise SystemExit(f"Some XPs of grid {grid} failed (see above); fix them and run this again.")
     from .study_report import write_report
@@ -394,6 +398,9 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     figures = args.figures or args.out.parent / "figures"
     write_report(results, main_comparison(results), args.out, figures, args.discussion)
     print(f"wrote {args.out} and its figures in {figures}")
+    if args.listen is not None and results.codecs:
+        from .listen import write_page
+        print(f"wrote {write_page([codec.sig for codec in results.codecs], args.listen, overwrite=True)}")
     return 0
 
 

@@ -33,7 +33,7 @@ def test_report_and_overwrite(folders, tmp_path, capsys):
     out = tmp_path / "report"
     code, stdout, stderr = run(capsys, "--reference", folders / "a", "--candidate", folders / "b", "--out", out)
     assert code == 0, stderr
-    assert "[audio_distance] reference 4 (4 files)" in stderr and "candidate 1 (4 files)" in stderr  # progress
+    assert "[audio_distance reference] 4/4" in stderr and "[audio_distance candidate] 1/4" in stderr  # progress
     report = json.loads((out / "report.json").read_text())
     assert report["reference"]["clips"] == 4 and report["reference"]["patches"] == 4  # one 3 s patch per 4 s clip
     for name in ("frechet", "kernel"):

@@ -55,7 +55,7 @@ def test_command_writes_report_and_figure_and_refuses_to_overwrite(codec_checkpo
                                "--out", out, "--delays", "0,2,1,3", "--lags", "0,1,50", *FAST)
     assert code == 0, stderr
     assert "lagged MI" in stdout
-    assert "track 2/2" in stderr  # progress
+    assert "[dependence] 2/2 tracks" in stderr  # progress
     report = json.loads((out / "report.json").read_text())
     (codec,) = report["codecs"]
     assert codec["num_codebooks"] == 4 and codec["bins"] == 256 and codec["segments"] == 6

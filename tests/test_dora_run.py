@@ -13,7 +13,11 @@ from conftest import write_tones
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = ["train", "valid", "evaluate", "generate"]
 
+# The tests' frame counts and stream sizes are those of the 16 kHz / 50 Hz codec (encodec/small: latent
+# 128, hop 320); the main job's is 8 kHz / 100 Hz (encodec/small_8khz), tested by test_main_job.py.
+CODEC_16K = ["sample_rate=16000", "seanet.dimension=128", "seanet.n_filters=8", "seanet.lstm=2", "seanet.ratios=[8,5,4,2]"]
 TINY_RUN = [
+    *CODEC_16K,
     "optim.epochs=2", "optim.updates_per_epoch=3",
     "dataset.batch_size=4", "dataset.valid.num_samples=4",
     "dataset.evaluate.batch_size=4", "dataset.evaluate.num_samples=4",

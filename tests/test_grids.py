@@ -70,7 +70,7 @@ def test_cpu_sweep_is_the_same_grid_reduced(dora_dir):
         ("parallel", "dim"), ("parallel", "median"), ("delay", "dim"), ("delay", "median")}
     requests = slurm_requests("mmd_sweep_cpu")
     for sheep in sheeps:
-        assert sheep.xp.cfg.sample_rate == 16000 and sheep.xp.cfg.optim.epochs == 2
+        assert sheep.xp.cfg.sample_rate == 8000 and sheep.xp.cfg.optim.epochs == 2
         assert requests[sheep.xp.sig].gpus == 0 and requests[sheep.xp.sig].cpus_per_task == 2
         validate_mmd_config(sheep.xp.cfg)
 

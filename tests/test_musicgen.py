@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import run_new_xp
-from test_dora_run import dora, datasource
+from test_dora_run import CODEC_16K, dora, datasource
 
 PATTERNS = ["parallel", "delay", "unroll", "coarse_first", "musiclm", "grouped_delay", "depth"]
 
@@ -17,6 +17,7 @@ TINY_CODEC = [
     "solver=compression/mmd", "optim.epochs=1", "optim.updates_per_epoch=2", "dataset.batch_size=4",
     "dataset.valid.num_samples=4", "evaluate.every=null", "generate.every=null", "checkpoint.save_every=null",
     "rvq.bins=32",  # below MusicGen's default top_k (250): generation must still work
+    *CODEC_16K,
 ]
 TINY_LM = [
     "solver=musicgen/mmd", "optim.epochs=1", "optim.updates_per_epoch=3", "dataset.batch_size=4",

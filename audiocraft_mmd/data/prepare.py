@@ -33,6 +33,7 @@ from pathlib import Path
 import time
 import typing as tp
 
+from ..progress import Progress
 from . import manifest as mf
 from .convert import AUDIO_EXTENSIONS, ConversionJob, TrackResult, init_worker, process, reuse, sha1_of_file
 from .debian_music import RECIPE_NAME, fetch_debian_music
@@ -311,18 +312,17 @@ def prepare_dataset(source: tp.Union[str, Path], name: str, sample_rate: int, ch
                                       sample_rate=int(sample_rate), channels=int(channels),
                                       min_duration=float(min_duration), silence_rms=float(silence_rms)))
         results: tp.Dict[str, TrackResult] = {}
-        width = len(str(len(jobs)))
-        for count, result in enumerate(_run_jobs(jobs, workers), 1):
+        progress = Progress(len(jobs), "prepare_data", enabled=logger.isEnabledFor(logging.INFO))
+        for result in _run_jobs(jobs, workers):
             results[result.key] = result
             summary.reused += result.reused
             summary.converted += result.ok and not result.reused
-            level = logging.DEBUG if result.reused else logging.INFO
             if result.ok:
-                action = "reused   " if result.reused else "converted"
-                logger.log(level, "[%*d/%d] %s %s (%s, %.1f s)", width, count, len(jobs), action, result.key,
-                           _fmt_duration(result.duration), result.seconds)
+                action = "reused" if result.reused else "converted"
+                progress.step(f"{action} {result.key} ({_fmt_duration(result.duration)}, {result.seconds:.1f} s)")
             else:
-                logger.log(level, "[%*d/%d] skipped   %s: %s", width, count, len(jobs), result.key, result.reason)
+                progress.step(f"skipped {result.key}: {result.reason}")
+        progress.close()
         if summary.reused:
             logger.info("%d file(s) handled by an earlier run: nothing to do for them", summary.reused)
         ordered = [results[job.key] for job in jobs]  # input order (sorted by package / path)
