@@ -10,6 +10,11 @@ streams (:mod:`audiocraft_mmd.metrics`), and with ``--lags`` how the MI between 
 with the time between them (:mod:`audiocraft_mmd.metrics.lagged`). Writes ``report.json`` and
 ``dependence.png`` to ``--out``, never over an existing report unless ``--overwrite``.
 
+Audio at another sample rate or channel count than the codec's is converted to the codec's (a note
+names the file's format once per format): this is what AudioCraft's loaders do when the codec is
+trained (the study's 8 kHz codecs train on the 16 kHz data), so the codes measured are the ones the
+codec produces in training; refusing would force a second copy of the data per codec rate.
+
 Example::
 
     python -m audiocraft_mmd.dependence --checkpoint //sig/SIG --data egs/debian_music_16k_mono/evaluate \\
@@ -193,10 +198,15 @@ def encode_manifest(adapter: StreamAdapter, entries: tp.Sequence[tp.Any], segmen
             rows[name].append(segment_rows[keep])
 
     pending: tp.List[torch.Tensor] = []
+    noted: tp.Set[tp.Tuple[int, int]] = set()
     for index, entry in enumerate(entries):
         if frames >= max_frames:
             break
         wav, rate = audio_read(entry.path)
+        if (rate, wav.shape[0]) != (sample_rate, channels) and (rate, wav.shape[0]) not in noted:
+            noted.add((rate, wav.shape[0]))
+            progress(f"note: {entry.path} is {rate} Hz, {wav.shape[0]} channel(s): converted to the codec's "
+                     f"{sample_rate} Hz, {channels} channel(s) (as in the codec's training)")
         wav = convert_audio(wav, rate, sample_rate, channels)
         pieces = wav.shape[-1] // samples
         if pieces == 0:
