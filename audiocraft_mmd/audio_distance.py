@@ -12,6 +12,12 @@ embeddings, each with a bootstrap interval over whole clips. A source is:
 
 Writes ``report.json`` to ``--out``, never over an existing one unless ``--overwrite``.
 
+Sources at different sample rates (an 8 kHz codec's or LM's audio against 16 kHz references) are
+compared, not refused: musicnn resamples every clip to its 16 kHz anyway, and comparing an LM's
+generations with the data it was trained on is this command's main use. But the lower-rate side has
+nothing above its Nyquist frequency and the distance counts that band too, so a note names both
+rates and ``report.json`` records them (``sample_rates``).
+
 Example::
 
     python -m audiocraft_mmd.audio_distance --reference egs/debian_music_16k_mono/evaluate \\
@@ -129,6 +135,23 @@ def split_clips(clips: tp.Iterable[tp.Tuple[str, torch.Tensor, int]], seconds: t
             yield name, wav[..., piece * size:(piece + 1) * size], rate
 
 
+def recording_rates(clips: tp.Iterable[tp.Tuple[str, torch.Tensor, int]], rates: tp.Set[int]
+                    ) -> tp.Iterator[tp.Tuple[str, torch.Tensor, int]]:
+    """Passes ``(name, wav, rate)`` clips through, adding each clip's rate to ``rates``."""
+    for name, wav, rate in clips:
+        rates.add(int(rate))
+        yield name, wav, rate
+
+
+def note_sample_rates(rates: tp.Dict[str, tp.Set[int]]) -> None:
+    """Says when the sources' sample rates differ (see the module docstring)."""
+    if len(set().union(*rates.values())) > 1:
+        listed = ", ".join(f"{label} {'/'.join(str(r) for r in sorted(found))} Hz" for label, found in rates.items())
+        progress(f"note: sample rates differ ({listed}); every clip is resampled to musicnn's 16 kHz, and the "
+                 f"distance also counts the band above {min(min(found) for found in rates.values()) // 2} Hz "
+                 "that the lower-rate audio lacks")
+
+
 def embed_source(label: str, clips: tp.Iterable[tp.Tuple[str, torch.Tensor, int]], total: int, embedder: tp.Any):
     """Embeds ``(name, wav, rate)`` clips with progress lines (``total``: files, for the count);
     bad clips become :class:`AudioDistanceError`."""
@@ -173,9 +196,12 @@ def distance_to_source(clips: tp.Sequence[tp.Tuple[str, torch.Tensor, int]], ref
         raise AudioDistanceError("no clip to compare")
     seconds = max(wav.shape[-1] / rate for _, wav, rate in clips)
     embedder = MusicEmbedder(model, min_seconds=min(1.0, seconds), device=device)
-    candidate = embed_source("generated", clips, len(clips), embedder)
+    rates: tp.Dict[str, tp.Set[int]] = {"generated": set(), "reference": set()}
+    candidate = embed_source("generated", recording_rates(clips, rates["generated"]), len(clips), embedder)
     files = resolve_source(reference)
-    reference_set = embed_source("reference", split_clips(read_clips(files), seconds, max_pieces), len(files), embedder)
+    reference_set = embed_source("reference", recording_rates(split_clips(read_clips(files), seconds, max_pieces),
+                                                              rates["reference"]), len(files), embedder)
+    note_sample_rates(rates)
     distances = distance_report(reference_set, candidate, draws, seed)
     metrics = {}
     for name, value in distances.items():
@@ -213,10 +239,11 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         sources = {"reference": resolve_source(args.reference), "candidate": resolve_source(args.candidate)}
         from .metrics.music_embedding import MusicEmbedder
         embedder = MusicEmbedder(args.model, min_seconds=args.min_seconds, device=args.device)
-        sets = {}
+        sets, rates = {}, {label: set() for label in sources}
         for label, files in sources.items():
             clips = split_clips(read_clips(files, args.max_seconds), args.segment, args.max_pieces)
-            sets[label] = embed_source(label, clips, len(files), embedder)
+            sets[label] = embed_source(label, recording_rates(clips, rates[label]), len(files), embedder)
+        note_sample_rates(rates)
         progress(f"bootstrap ({args.bootstrap} draws)")
         distances = distance_report(sets["reference"], sets["candidate"], args.bootstrap, args.seed)
     except ConfigError as error:  # AudioDistanceError, MusicnnUnavailable
@@ -225,7 +252,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     document = {
         "embedding": f"musicnn {args.model} penultimate (200-d per 3 s patch at 16 kHz)",
         **{label: {"source": getattr(args, label), "clips": len(sets[label].names),
-                   "patches": int(sets[label].embeddings.shape[0]), "seconds": round(sets[label].seconds, 2)}
+                   "patches": int(sets[label].embeddings.shape[0]), "seconds": round(sets[label].seconds, 2),
+                   "sample_rates": sorted(rates[label])}
            for label in ("reference", "candidate")},
         "distances": distances,
     }

@@ -60,12 +60,19 @@ class Cell:
 
 
 def lm_overrides(codec: str, pattern: str, extra: tp.Sequence[str], solver: str = "musicgen/mmd") -> tp.List[str]:
-    """The Dora overrides of one cell's LM XP (see module docstring)."""
+    """The Dora overrides of one cell's LM XP (see module docstring).
+
+    Raises:
+        ConfigError: When ``extra`` (or the solver's config) sets a ``sample_rate`` or ``channels``
+            that contradicts the codec, before any XP is trained.
+    """
+    from . import train
     from .patterns import build_pattern_provider, fits_any_alignment, pattern_alignment_delays
-    from .solvers.musicgen_mmd import codec_loss_delays, codec_num_codebooks, read_codec_config
+    from .solvers.musicgen_mmd import check_audio_format, codec_loss_delays, codec_num_codebooks, read_codec_config
     overrides = [f"solver={solver}", f"compression_model_checkpoint={codec}",
                  f"codebooks_pattern.modeling={pattern}", *extra]
     codec_cfg = read_codec_config(codec)
+    check_audio_format(train.main.get_xp(overrides).cfg, codec_cfg, codec)
     if codec_cfg is not None:
         n_q = codec_num_codebooks(codec_cfg)
         delays = codec_loss_delays(codec_cfg, n_q)

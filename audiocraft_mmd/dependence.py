@@ -12,6 +12,11 @@ into its slow part (codes of a segment at least ``--slow-gap`` seconds apart) an
 parallel/delay LM pays for (:mod:`audiocraft_mmd.metrics.fast_slow`). Writes ``report.json`` and
 ``dependence.png`` to ``--out``, never over an existing report unless ``--overwrite``.
 
+Audio at another sample rate or channel count than the codec's is converted to the codec's (a note
+names the file's format once per format): this is what AudioCraft's loaders do when the codec is
+trained (the study's 8 kHz codecs train on the 16 kHz data), so the codes measured are the ones the
+codec produces in training; refusing would force a second copy of the data per codec rate.
+
 Example::
 
     python -m audiocraft_mmd.dependence --checkpoint //sig/SIG --data egs/debian_music_16k_mono/evaluate \\
@@ -197,10 +202,15 @@ def encode_manifest(adapter: StreamAdapter, entries: tp.Sequence[tp.Any], segmen
 
     pending: tp.List[torch.Tensor] = []
     counter = Progress(len(entries), "dependence")
+    noted: tp.Set[tp.Tuple[int, int]] = set()
     for entry in entries:
         if frames >= max_frames:
             break
         wav, rate = audio_read(entry.path)
+        if (rate, wav.shape[0]) != (sample_rate, channels) and (rate, wav.shape[0]) not in noted:
+            noted.add((rate, wav.shape[0]))
+            progress(f"note: {entry.path} is {rate} Hz, {wav.shape[0]} channel(s): converted to the codec's "
+                     f"{sample_rate} Hz, {channels} channel(s) (as in the codec's training)")
         wav = convert_audio(wav, rate, sample_rate, channels)
         pieces = wav.shape[-1] // samples
         if pieces == 0:

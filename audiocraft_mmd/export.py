@@ -13,6 +13,9 @@ that our patterns resolve). Pitfalls handled here rather than in AudioCraft:
   be loaded. The exported config sets it to ``--max-duration`` (default 30 s; the LM's positional
   embedding extrapolates) and keeps the trained value as ``exported.trained_segment_duration``.
 - An unconditional LM's ``conditioners: null`` becomes ``{}`` (``load_lm_model`` walks that section).
+- ``--lm`` with another ``--codec`` than the LM's own: the codec must have the LM's sample rate,
+  channels, number of codebooks and codebook size, else a :class:`ConfigError` naming both values,
+  before anything is written.
 - Everything written is a plain dict of tensors, strings and numbers (the config as YAML), so it
   loads under torch's ``weights_only=True``.
 """
@@ -66,14 +69,47 @@ def export_codec(reference: str, out: tp.Union[str, Path]) -> Path:
     return out / CODEC_FILE
 
 
+def fill_from_codec(cfg: omegaconf.DictConfig) -> None:
+    """Fills an LM config's null sizes and audio format from its training codec (XPs of older solvers)."""
+    from .solvers.musicgen_mmd import AUDIO_FORMAT_KEYS, fill_audio_format, fill_lm_sizes, read_codec_config
+    if cfg.transformer_lm.n_q is None or cfg.transformer_lm.card is None or \
+            any(cfg.get(key) is None for key in AUDIO_FORMAT_KEYS):
+        codec_cfg = read_codec_config(cfg.compression_model_checkpoint)
+        fill_lm_sizes(cfg, codec_cfg)
+        fill_audio_format(cfg, codec_cfg)
+
+
+def check_lm_codec(lm: str, codec: str) -> None:
+    """Refuses to export the LM ``lm`` beside a ``codec`` whose format or token sizes are not the LM's.
+
+    Raises:
+        ConfigError: Naming the key, both values and both references.
+    """
+    from .solvers.musicgen_mmd import check_audio_format, read_codec_config
+    codec_cfg = read_codec_config(codec)
+    if codec_cfg is None:  # //pretrained/: AudioCraft checks what it loads
+        return
+    cfg = omegaconf.OmegaConf.create(omegaconf.OmegaConf.to_container(load_checkpoint(lm)["xp.cfg"], resolve=True))
+    fill_from_codec(cfg)
+    try:
+        check_audio_format(cfg, codec_cfg, codec)
+    except ConfigError as error:
+        raise ConfigError(f"--lm {lm} cannot be exported with --codec {codec}: {error}") from None
+    sizes = {"card": codec_cfg.rvq.bins}
+    if cfg.get("compression_model_n_q") is None:  # an LM on fewer codebooks than its codec's is AudioCraft's case
+        sizes["n_q"] = codec_cfg.rvq.n_q
+    for key, codec_value in sizes.items():
+        if int(cfg.transformer_lm[key]) != int(codec_value):
+            raise ConfigError(f"--lm {lm} cannot be exported with --codec {codec}: the LM's transformer_lm.{key} "
+                              f"is {cfg.transformer_lm[key]}, the codec's is {codec_value}.")
+
+
 def export_lm(reference: str, out: tp.Union[str, Path], max_duration: float = 30.) -> Path:
     """Writes ``<out>/state_dict.bin`` from a MusicGen XP's checkpoint (see module docstring)."""
     state = load_checkpoint(reference)
     cfg = omegaconf.OmegaConf.create(omegaconf.OmegaConf.to_container(state["xp.cfg"], resolve=True))
     omegaconf.OmegaConf.set_struct(cfg, False)
-    if cfg.transformer_lm.n_q is None or cfg.transformer_lm.card is None:  # LM XPs of an older solver
-        from .solvers.musicgen_mmd import fill_lm_sizes, read_codec_config
-        fill_lm_sizes(cfg, read_codec_config(cfg.compression_model_checkpoint))
+    fill_from_codec(cfg)
     trained = float(cfg.dataset.segment_duration)
     cfg.exported = {"trained_segment_duration": trained, "source": str(reference)}
     cfg.dataset.segment_duration = max(trained, float(max_duration))
@@ -94,6 +130,8 @@ def export(out: tp.Union[str, Path], codec: tp.Optional[str] = None, lm: tp.Opti
         raise ConfigError("Give --codec and/or --lm.")
     counter = Progress(2 if lm is not None else 1, "export")
     if lm is not None:
+        if codec is not None:
+            check_lm_codec(lm, codec)
         export_lm(lm, out, max_duration=max_duration)
         counter.step(f"LM {lm}")
         if codec is None:

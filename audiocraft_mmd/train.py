@@ -73,12 +73,23 @@ def prepare_data_if_missing(cfg: omegaconf.DictConfig) -> None:
                    channels=prep.channels, egs_root=Path(git_save.to_absolute_path(prep.egs_root)))
 
 
+def resolve_solver_config(cfg: omegaconf.DictConfig) -> None:
+    """Lets a registered solver fill config values it reads elsewhere (its ``resolve_config``, e.g. the
+    LM's sample rate from its codec) before the data checks and before anything is built."""
+    from .integration import SOLVERS
+    from . import solvers  # noqa: F401  (they register themselves on import)
+    resolve = getattr(SOLVERS.get(cfg.solver), "resolve_config", None)
+    if resolve is not None:
+        resolve(cfg)
+
+
 def get_solver(cfg: omegaconf.DictConfig):
     """Builds the solver named by ``cfg.solver`` (ours through the registry, or AudioCraft's)."""
     from audiocraft import solvers
     resolve_device(cfg)
     split_batch_sizes(cfg, flashy.distrib.world_size())
     resolve_datasource_paths(cfg)
+    resolve_solver_config(cfg)
     check_datasource(cfg)
     return solvers.get_solver(cfg)
 

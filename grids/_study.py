@@ -349,6 +349,7 @@ SMALL = StudyScale(
 PAPER = StudyScale(
     codec_solver="compression/encodec_mmd_32khz", lm_solver="musicgen/mmd",
     weights=(100. * 47 ** 2, 1000. * 47 ** 2), bandwidths=("paper", "dim"), seeds=(2036, 2037),
+    # sample_rate=32000 is the codec's, which the LM now reads itself; kept: it is in these XPs' signatures.
     lm_overrides=("sample_rate=32000", "transformer_lm.dim=1024", "transformer_lm.num_heads=16",
                   "transformer_lm.num_layers=24", "dataset.segment_duration=10", "optim.epochs=200",
                   "optim.updates_per_epoch=2000", "optim.lr=1e-4"),

@@ -46,6 +46,17 @@ def test_report_and_overwrite(folders, tmp_path, capsys):
     assert code == 0
 
 
+def test_sources_at_different_rates_are_compared_with_a_note(folders, tmp_path, capsys):
+    write_tones(tmp_path / "8k", num_files=4, duration=4.0, seed=1, sample_rate=8000)
+    code, _, stderr = run(capsys, "--reference", folders / "a", "--candidate", tmp_path / "8k", "--out", tmp_path / "r")
+    assert code == 0, stderr
+    assert "note: sample rates differ (reference 16000 Hz, candidate 8000 Hz)" in stderr and "above 4000 Hz" in stderr
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["reference"]["sample_rates"] == [16000] and report["candidate"]["sample_rates"] == [8000]
+    audio_distance.note_sample_rates({"reference": {16000}, "candidate": {16000}})
+    assert "note:" not in capsys.readouterr().err
+
+
 def test_identical_sets_are_closer_than_different_ones(folders, tmp_path, capsys):
     def kernel(a, b, out):
         assert run(capsys, "--reference", a, "--candidate", b, "--out", tmp_path / out)[0] == 0

@@ -13,12 +13,12 @@ from audiocraft_mmd.dependence import DependenceError, load_codec, main, read_ma
 REPO = Path(__file__).resolve().parents[1]
 
 
-def build_checkpoint(path: Path, num_codebooks: int) -> Path:
+def build_checkpoint(path: Path, num_codebooks: int, sample_rate: int = 16000) -> Path:
     """A solver-style checkpoint of the CPU EnCodec, codebooks set from encoder outputs (no k-means)."""
     from audiocraft.models import builders
 
     cfg = omegaconf.OmegaConf.load(REPO / "config" / "model" / "encodec" / "small.yaml")
-    cfg = omegaconf.OmegaConf.merge(cfg, {"sample_rate": 16000, "channels": 1, "device": "cpu",
+    cfg = omegaconf.OmegaConf.merge(cfg, {"sample_rate": sample_rate, "channels": 1, "device": "cpu",
                                           "rvq": {"n_q": num_codebooks}})
     torch.manual_seed(0)
     model = builders.get_compression_model(cfg)
@@ -47,6 +47,17 @@ def run(capsys, *args):
 
 
 FAST = ["--segment", "2", "--permutations", "5", "--ci-blocks", "3", "--kernel-rows", "64"]
+
+
+def test_audio_at_another_rate_is_resampled_with_a_note(tiny_egs, tmp_path, capsys):
+    codec = build_checkpoint(tmp_path / "codec_8k.th", 4, sample_rate=8000)
+    code, _, stderr = run(capsys, "--checkpoint", codec, "--data", tiny_egs / "evaluate", "--out", tmp_path / "r",
+                          *FAST)
+    assert code == 0, stderr
+    assert "is 16000 Hz, 1 channel(s): converted to the codec's 8000 Hz" in stderr
+    assert stderr.count("note:") == 1  # once per format, not per file
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["codecs"][0]["sample_rate"] == 8000
 
 
 def test_command_writes_report_and_figure_and_refuses_to_overwrite(codec_checkpoint, tiny_egs, tmp_path, capsys):

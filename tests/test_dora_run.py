@@ -63,6 +63,36 @@ def test_run_goes_through_every_stage(finished_xp):
         assert key in evaluate, key
 
 
+def test_tensorboard_holds_every_metric_of_every_stage_at_its_epoch(finished_xp):
+    """TensorBoard is on by default (``logging.log_tensorboard``): every numeric metric of history.json
+    is a scalar ``<stage>/<metric>`` in ``<xp>/tensorboard``, at step = epoch, with the same value."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    xp_folder, _ = finished_xp
+    history = json.loads((xp_folder / "history.json").read_text())
+    (events,) = [path.parent for path in (xp_folder / "tensorboard").glob("events.out.tfevents.*")]
+    accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    expected = 0
+    for epoch, stages in enumerate(history, start=1):
+        for stage, metrics in stages.items():
+            for name, value in metrics.items():
+                expected += 1
+                steps = {event.step: event.value for event in accumulator.Scalars(f"{stage}/{name}")}
+                assert steps[epoch] == pytest.approx(value, rel=1e-5, abs=1e-6), (stage, name, epoch)
+    for tag in ["train/mmd", "train/mmd_grad_ratio", "train/usage_q0", "valid/mel", "evaluate/entropy_q3",
+                "evaluate/mi_parallel", "evaluate/mi_delay", "evaluate/sisnr", "generate/duration"]:
+        assert tag in tags, tag
+    assert sum(len(accumulator.Scalars(tag)) for tag in tags) == expected  # nothing else, nothing twice
+
+
+def test_tensorboard_default_and_switch_change_no_signature():
+    """``ec617973`` was the signature of ``solver=compression/mmd`` before TensorBoard was on by default."""
+    from audiocraft_mmd import train
+    assert train.main.get_xp(["solver=compression/mmd"]).sig == "ec617973"
+    assert train.main.get_xp(["solver=compression/mmd", "logging.log_tensorboard=false"]).sig == "ec617973"
+
+
 def test_run_writes_checkpoint_and_samples(finished_xp):
     xp_folder, _ = finished_xp
     assert (xp_folder / "checkpoint.th").exists()

@@ -8,7 +8,11 @@ AudioCraft's :class:`MusicGenSolver`, plus what training on this project's codec
   trained to make exact: it is refused at start, unless ``pattern_consistency.allow_mismatch=true``
   (then logged). Codecs trained with ``mmd.weight=0`` (or without the ``mmd`` section) accept any
   pattern, and a ``depth`` LM (joint over each frame's codes) fits any codec (logged).
-- **Sizes from the codec.** ``transformer_lm.n_q`` / ``card`` left null are read from the codec.
+- **Sizes and audio format from the codec.** ``transformer_lm.n_q`` / ``card``, ``sample_rate`` and
+  ``channels`` left null (the defaults) are read from the codec's checkpoint; a value given that
+  contradicts the codec is a :class:`ConfigError` naming both values and the codec, raised before
+  the data checks or any model is built (:meth:`MMDMusicGenSolver.resolve_config`). The frame rate
+  is not a config key: AudioCraft reads it from the codec; the log says how many frames a segment is.
 - **Sampling.** ``generate.lm.top_k`` above the codebook size is clipped (``torch.topk`` fails).
 - **AudioCraft's FAD / KLD / CLAP** (``evaluate.metrics.*``) from local weights only: the paths in the
   ``metrics`` section are checked at start (:mod:`audiocraft_mmd.metrics.reference_models`).
@@ -106,6 +110,55 @@ def check_pattern_consistency(cfg: omegaconf.DictConfig, codec_cfg: tp.Optional[
                       "alignment, or pattern_consistency.allow_mismatch=true.")
 
 
+# The audio format keys of an LM config that the codec fixes (null = the codec's).
+AUDIO_FORMAT_KEYS = ("sample_rate", "channels")
+
+
+def codec_audio_format(codec_cfg: omegaconf.DictConfig) -> tp.Dict[str, int]:
+    """The codec's ``sample_rate`` and ``channels`` (from its saved XP config)."""
+    return {key: int(codec_cfg[key]) for key in AUDIO_FORMAT_KEYS}
+
+
+def check_audio_format(given: tp.Mapping[str, tp.Any], codec_cfg: tp.Optional[omegaconf.DictConfig],
+                       reference: str) -> None:
+    """Refuses ``sample_rate`` / ``channels`` values in ``given`` that differ from the codec's.
+
+    Null values are not checked (they mean "the codec's"); nor is anything for a codec without a saved
+    config (``//pretrained/``), which AudioCraft checks when it loads it.
+
+    Raises:
+        ConfigError: Naming the key, both values and the codec reference.
+    """
+    if codec_cfg is None:
+        return
+    codec = codec_audio_format(codec_cfg)
+    for key in AUDIO_FORMAT_KEYS:
+        value = given.get(key)
+        if value is not None and int(value) != codec[key]:
+            raise ConfigError(f"{key}={value} contradicts the codec {reference}, whose {key} is {codec[key]}. "
+                              f"Leave {key} unset (the LM takes the codec's), or set {key}={codec[key]}.")
+
+
+def fill_audio_format(cfg: omegaconf.DictConfig, codec_cfg: tp.Optional[omegaconf.DictConfig]) -> None:
+    """Sets ``sample_rate`` / ``channels`` from the codec when null; refuses values that contradict it.
+
+    Raises:
+        ConfigError: See :func:`check_audio_format`; or a null value with a ``//pretrained/`` codec.
+    """
+    reference = str(cfg.compression_model_checkpoint)
+    if codec_cfg is None:
+        missing = [key for key in AUDIO_FORMAT_KEYS if cfg.get(key) is None]
+        if missing:
+            raise ConfigError(f"{' and '.join(missing)} must be set for the codec {reference}: it has no saved "
+                              "XP config to read them from.")
+        return
+    check_audio_format(cfg, codec_cfg, reference)
+    for key, value in codec_audio_format(codec_cfg).items():
+        if cfg.get(key) is None:
+            cfg[key] = value
+            logger.info("%s=%d, the codec's (%s).", key, value, reference)
+
+
 def fill_lm_sizes(cfg: omegaconf.DictConfig, codec_cfg: tp.Optional[omegaconf.DictConfig]) -> None:
     """Sets ``transformer_lm.n_q`` / ``card`` from the codec when they are null."""
     if codec_cfg is None:
@@ -126,18 +179,35 @@ class MMDMusicGenSolver(MusicGenSolver):
     to a warning.
     """
 
-    def __init__(self, cfg: omegaconf.DictConfig):
+    @staticmethod
+    def resolve_config(cfg: omegaconf.DictConfig) -> None:
+        """Checks the metrics' weights, fills what the codec fixes (sample rate, channels, LM sizes) and
+        checks the pattern, before anything is built: :func:`audiocraft_mmd.train.get_solver` calls it ahead of the data checks,
+        which need the sample rate. Idempotent.
+
+        Raises:
+            ConfigError: A value that contradicts the codec, or an inconsistent pattern.
+        """
         from ..metrics.reference_models import check_reference_metrics
         check_reference_metrics(cfg)  # FAD / KLD / CLAP: local weights or a clear error, before any work
         codec_cfg = read_codec_config(cfg.compression_model_checkpoint)
+        fill_audio_format(cfg, codec_cfg)
         fill_lm_sizes(cfg, codec_cfg)
         check_pattern_consistency(cfg, codec_cfg)
+
+    def __init__(self, cfg: omegaconf.DictConfig):
+        self.resolve_config(cfg)  # again, for solvers built without train.get_solver
         super().__init__(cfg)
-        # Checkpoints store the XP's config: record the sizes read from the codec there too, so
+        # Checkpoints store the XP's config: record the values read from the codec there too, so
         # that AudioCraft's loaders rebuild the LM from the checkpoint alone.
-        xp_lm = self.xp.cfg.transformer_lm
-        if xp_lm is not cfg.transformer_lm:
-            xp_lm.n_q, xp_lm.card = cfg.transformer_lm.n_q, cfg.transformer_lm.card
+        if self.xp.cfg is not cfg:
+            for key in AUDIO_FORMAT_KEYS:
+                self.xp.cfg[key] = cfg[key]
+            self.xp.cfg.transformer_lm.n_q = cfg.transformer_lm.n_q
+            self.xp.cfg.transformer_lm.card = cfg.transformer_lm.card
+        self.logger.info("Segments of %g s are %g frames of the codec's %g Hz.", self.cfg.dataset.segment_duration,
+                         self.cfg.dataset.segment_duration * self.compression_model.frame_rate,
+                         self.compression_model.frame_rate)
         options = self.cfg.generate.get("music_distance") or {}
         if options.get("enabled"):
             from ..metrics.musicnn import package_checkpoint
