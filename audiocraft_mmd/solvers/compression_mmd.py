@@ -76,6 +76,7 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
     if macro and int(mmd_cfg.every) != 1:
         raise ConfigError(f"mmd.macro_batch={macro} already sets the loss's schedule: leave mmd.every at 1.")
     bank = mmd_cfg.get("bank") or 0
+    adversary = (mmd_cfg.get("adversary") or {}).get("weight") or 0
     if isinstance(bank, bool) or not isinstance(bank, int) or bank < 0:
         raise ConfigError(f"mmd.bank must be an int >= 0 (0: off), got {bank!r}.")
     if bank > 1:
@@ -84,7 +85,6 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
         for key, (value, needed) in conflicts.items():
             if value != needed:
                 raise ConfigError(f"mmd.bank={bank} needs {key}={needed!r}, got {value!r}.")
-        adversary = (mmd_cfg.get("adversary") or {}).get("weight") or 0
         q_dropout = bool((cfg.get("rvq") or {}).get("q_dropout"))
         for key, value, needed in (("mmd.adversary.weight", adversary, 0), ("rvq.q_dropout", q_dropout, False)):
             if value != needed:  # the bank's rows must keep their meaning and shape from step to step
@@ -103,7 +103,7 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
             raise ConfigError(f"mmd.estimator=soft_mi assigns each stage's input to that stage's codebook; "
                               f"mmd.source={mmd_cfg.source!r} streams have no codebook: use mmd.source=quantized.")
         conflicts = {"mmd.macro_batch": (macro, 0), "mmd.bank": (bank, 0),
-                     "mmd.adversary.weight": ((mmd_cfg.get("adversary") or {}).get("weight") or 0, 0),
+                     "mmd.adversary.weight": (adversary, 0),
                      "mmd.scope_check": (bool(mmd_cfg.get("scope_check")), False)}
         for key, (value, needed) in conflicts.items():
             if value != needed:
@@ -121,7 +121,7 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
         if macro:
             raise ConfigError(f"mmd.target_grad_ratio needs the per-step loss's gradient ratio; mmd.macro_batch={macro} "
                               "computes the loss outside the step: set one of them only.")
-        if (mmd_cfg.get("adversary") or {}).get("weight"):
+        if adversary:
             raise ConfigError("mmd.target_grad_ratio steers the kernel loss's own gradient; with mmd.adversary.weight "
                               "> 0 the measured gradient mixes both terms: set one of them only.")
     updates = cfg.optim.get("updates_per_epoch")
