@@ -7,13 +7,18 @@ start, updates and seed; the one-run schedule's: the study baseline), the relati
 delay-aligned MI, the entropy and SI-SNR changes, the issue's gates (cut >= 50 %, entropy at most 0.25
 bit lower, SI-SNR at most 0.5 dB lower) and the XP-minutes. Unfinished XPs are listed as such.
 
-Figures come from the evaluate stage (64 one-second clips of the evaluate split), not from the
-dependence command on the whole split: read them as the grid's progress, not as the study's result.
+Figures come from the evaluate stage (64 one-second clips of the evaluate split). ``--measure`` adds
+the dependence command on the whole evaluate split (10 s segments, slow pairs 2.5 s apart or more, 95 %
+intervals; cached in each XP's ``study_dependence``, as the study's report does), where the gate also
+asks the cut to leave the reference's interval. ``--lms`` adds the LMs of grid ``independence_lms``:
+validation cross-entropy against the codec's entropy, each factorised LM's gap to the depth LM
+(codebooks 2..K) and the share of the reference's gap a variant closes.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from pathlib import Path
 import sys
@@ -22,28 +27,24 @@ import typing as tp
 MIN_FAST_CUT = 0.5
 MAX_ENTROPY_LOSS_BITS = 0.25
 MAX_SISNR_LOSS_DB = 0.5
-COLUMNS = ("si_snr_db", "entropy_mean", "entropy_min", "mi_parallel", "mi_delay", "mi_fast_delay", "mi_slow_delay",
-           "mi_fast_parallel", "mmd_estimate")
-
-
-def _xp(overrides: tp.Dict[str, tp.Any]):
-    from .train import main
-    return main.get_xp(main.value_to_argv(overrides))
+# The dependence command's settings for --measure: the study's (so the baselines' measurements are shared
+# with its report), on 10 s segments, which gives slow pairs 2.5 s apart or more.
+SEGMENT_SECONDS = 10.
 
 
 def collect() -> tp.List[tp.Dict[str, tp.Any]]:
     """One row per seed and experiment: its XP, evaluate figures (None while unfinished) and reference."""
     from .grids._study import SMALL, last_stage_metrics
-    from .grids.independence import experiments
+    from .grids.independence import experiment_xp, experiments
     from .study import xp_minutes
     from .xps import is_finished
     rows = []
     for seed in SMALL.seeds:
         table = experiments(seed)
         for label, (overrides, reference) in table.items():
-            xp = _xp(overrides)
+            xp = experiment_xp(overrides)
             done = is_finished(xp)
-            rows.append({"seed": seed, "label": label, "sig": xp.sig, "reference": reference,
+            rows.append({"seed": seed, "label": label, "sig": xp.sig, "reference": reference, "xp": xp if done else None,
                          "metrics": last_stage_metrics(xp, "evaluate") if done else None,
                          "minutes": xp_minutes(xp) if done else float("nan")})
     return rows
@@ -89,11 +90,173 @@ def table(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------------------------------
+# --measure: the dependence command on the whole evaluate split.
+
+def measure(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> None:
+    """Adds ``dependence`` (the command's report: fast/slow split with intervals) to every finished row."""
+    from .progress import track
+    from .study import measure_dependence
+    for row in track([r for r in rows if r["xp"] is not None], "independence: codecs measured",
+                     note=lambda r: f"{r['label']} seed={r['seed']}"):
+        xp = row["xp"]
+        row["dependence"] = measure_dependence(xp, str(xp.cfg.datasource.evaluate), SEGMENT_SECONDS)
+
+
+def _split(report: tp.Dict[str, tp.Any], alignment: str, part: str) -> tp.Tuple[float, float, float]:
+    """``(value, low, high)`` of one part (total, fast, slow) of the report's fast/slow split."""
+    split = report["fast_slow"][alignment]
+    low, high = split["intervals"].get(part, (math.nan, math.nan))
+    return split[part], low, high
+
+
+def _interval(value: tp.Tuple[float, float, float]) -> str:
+    return f"{value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}]"
+
+
+def compare_measured(row: tp.Dict[str, tp.Any], reference: tp.Dict[str, tp.Any]) -> tp.Dict[str, tp.Any]:
+    """The cut in fast delay-aligned MI on the whole split, whether it leaves the reference's interval, the
+    entropy change (whole split) and SI-SNR change (evaluate stage), and the gates."""
+    if "dependence" not in row or "dependence" not in reference:
+        return {}
+    ours, theirs = _split(row["dependence"], "delay", "fast"), _split(reference["dependence"], "delay", "fast")
+    cut = 1 - ours[0] / theirs[0] if theirs[0] > 0 else None
+    outside = ours[0] < theirs[1]
+    entropy = _mean_entropy(row["dependence"]) - _mean_entropy(reference["dependence"])
+    sisnr = row["metrics"]["si_snr_db"] - reference["metrics"]["si_snr_db"]
+    met = (cut is not None and cut >= MIN_FAST_CUT and outside and entropy >= -MAX_ENTROPY_LOSS_BITS
+           and sisnr >= -MAX_SISNR_LOSS_DB)
+    return {"cut": cut, "outside": outside, "entropy": entropy, "sisnr": sisnr, "met": met}
+
+
+def _mean_entropy(report: tp.Dict[str, tp.Any]) -> float:
+    entropy = report["usage"]["entropy"]
+    return sum(entropy) / len(entropy)
+
+
+def measured_table(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> str:
+    header = ["seed", "codec", "XP", "entropy mean", "MI parallel", "MI delay", "fast delay", "slow delay",
+              "fast parallel", "compared with", "fast delay cut", "below its interval", "Δ entropy", "Δ SI-SNR", "gates"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    by_key = {(row["seed"], row["label"]): row for row in rows}
+    for row in rows:
+        if "dependence" not in row:
+            continue
+        report = row["dependence"]
+        reference = by_key.get((row["seed"], row["reference"])) if row["reference"] else None
+        delta = compare_measured(row, reference) if reference else {}
+        cells = [f"{_mean_entropy(report):.2f}", *(_interval(_split(report, a, "total")) for a in ("parallel", "delay")),
+                 *(_interval(_split(report, "delay", part)) for part in ("fast", "slow")),
+                 _interval(_split(report, "parallel", "fast")), row["reference"] or "-",
+                 "-" if delta.get("cut") is None else f"{100 * delta['cut']:.1f} %",
+                 "-" if not delta else ("yes" if delta["outside"] else "no"),
+                 _fmt(delta.get("entropy"), "+.2f"), _fmt(delta.get("sisnr"), "+.2f"),
+                 ("met" if delta["met"] else "not met") if delta else "-"]
+        lines.append("| " + " | ".join([str(row["seed"]), row["label"], row["sig"], *cells]) + " |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------
+# --lms: the LMs of grid independence_lms.
+
+NATS_PER_BIT = math.log(2)
+
+
+@dataclasses.dataclass(frozen=True)
+class CodecRole:
+    """What :func:`audiocraft_mmd.study.gap_closure` needs of a codec: is it the reference of its pair."""
+    label: str
+    seed: int
+    is_baseline: bool
+
+
+def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> tp.List[tp.Any]:
+    """The finished LMs of grid ``independence_lms`` on the rows' codecs (validation CE per codebook)."""
+    from .grids._study import last_stage_metrics
+    from .grids.independence_lms import LM_PAIRS, LM_PATTERNS, lm_argv
+    from .study import LMResult, xp_minutes
+    from .train import main
+    from .xps import is_finished
+    references = set(LM_PAIRS.values())
+    found = []
+    for row in rows:
+        if row["xp"] is None or (row["label"] not in LM_PAIRS and row["label"] not in references):
+            continue
+        for pattern in LM_PATTERNS:
+            xp = main.get_xp(lm_argv(row["sig"], pattern, row["seed"]))
+            valid = last_stage_metrics(xp, "valid")
+            if not (is_finished(xp) and valid):
+                continue
+            num_q = sum(1 for key in valid if key.startswith("ce_q"))
+            cell = {"valid_ce": valid["ce"], "valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
+            role = CodecRole(row["label"], row["seed"], row["label"] in references)
+            found.append(LMResult(codec=role, pattern=pattern, sig=xp.sig, cell=cell, minutes=xp_minutes(xp)))
+    return found
+
+
+def lm_table(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.Any]) -> str:
+    """One line per LM: CE (all codebooks, per codebook, 2..K), CE minus the codec's entropy (what the LM
+    gains from context, nats; lower is better), and its gap to the depth LM on the same tokens (2..K)."""
+    entropy = {(row["seed"], row["label"]): row["metrics"]["entropy_mean"] * NATS_PER_BIT
+               for row in rows if row["metrics"]}
+    depth = {(lm.codec.seed, lm.codec.label): lm.cell for lm in lms if lm.pattern == "depth"}
+    header = ["seed", "codec", "LM", "XP", "valid CE", "CE per codebook", "CE 2..K", "codec entropy (nats)",
+              "CE − entropy", "gap to depth (2..K)", "XP-min"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for lm in lms:
+        key = (lm.codec.seed, lm.codec.label)
+        ce = lm.cell["valid_ce_per_codebook"]
+        rest = _rest(lm.cell)
+        h = entropy.get(key)
+        gap = rest - _rest(depth[key]) if key in depth and lm.pattern != "depth" else None
+        cells = [str(lm.codec.seed), lm.codec.label, lm.pattern, lm.sig, f"{lm.cell['valid_ce']:.3f}",
+                 " / ".join(f"{v:.3f}" for v in ce), f"{rest:.3f}", _fmt(h), "-" if h is None else f"{lm.cell['valid_ce'] - h:+.3f}", _fmt(gap, "+.3f"),
+                 _fmt(lm.minutes, ".1f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _rest(cell: tp.Dict[str, tp.Any]) -> float:
+    ce = cell["valid_ce_per_codebook"]
+    return sum(ce[1:]) / (len(ce) - 1)
+
+
+def gap_lines(lms: tp.Sequence[tp.Any]) -> tp.List[str]:
+    """Per seed and pair: each factorised LM's gap to depth on both codecs and the share the variant closes."""
+    from .grids.independence_lms import LM_PAIRS
+    from .study import FACTORISED_LMS, gap_closure, gap_keys
+    lines = []
+    for variant, reference in LM_PAIRS.items():
+        for seed in sorted({lm.codec.seed for lm in lms}):
+            pair = [lm for lm in lms if lm.codec.seed == seed and lm.codec.label in (variant, reference)]
+            row = gap_closure(pair)
+            for pattern in FACTORISED_LMS:
+                keys = gap_keys(pattern, "depth")
+                if keys["closed"] not in row:
+                    continue
+                closed = row[keys["closed"]]
+                lines.append(f"- seed {seed}, {variant} against {reference}: {pattern} − depth (codebooks 2..K) "
+                             f"{row[keys['baseline']]:+.3f} → {row[keys['mmd']]:+.3f} nats; share closed: "
+                             + ("undefined (depth is not better on the reference's tokens)" if math.isnan(closed)
+                                else f"{closed:.1%}"))
+    return lines
+
+
 def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.independence_report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", help="write the table to this file (default: print it)")
+    parser.add_argument("--out", help="write the tables to this file (default: print them)")
+    parser.add_argument("--measure", action="store_true",
+                        help="add the dependence command on the whole evaluate split (cached per XP)")
+    parser.add_argument("--lms", action="store_true", help="add the LMs of grid independence_lms")
     args = parser.parse_args(argv)
-    text = table(collect()) + "\n"
+    rows = collect()
+    text = table(rows) + "\n"
+    if args.measure:
+        measure(rows)
+        text += f"\nWhole evaluate split, {SEGMENT_SECONDS:g} s segments:\n\n" + measured_table(rows) + "\n"
+    if args.lms:
+        lms = collect_lms(rows)
+        text += "\nLMs (grid independence_lms):\n\n" + lm_table(rows, lms) + "\n\n" + "\n".join(gap_lines(lms)) + "\n"
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}", file=sys.stderr)

@@ -43,6 +43,12 @@ def experiments(seed: int) -> tp.Dict[str, tp.Tuple[tp.Dict[str, tp.Any], tp.Opt
     return table
 
 
+def experiment_xp(overrides: tp.Dict[str, tp.Any]):
+    """The Dora XP of one experiment's overrides (the signature the grid schedules)."""
+    from audiocraft_mmd.train import main
+    return main.get_xp(main.value_to_argv(overrides))
+
+
 @StudyCodecExplorer
 def explorer(launcher):
     launcher.slurm_(**SMALL.slurm)

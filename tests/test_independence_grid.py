@@ -1,9 +1,14 @@
 """Grid ``independence`` (#23) and its table: every experiment has its reference at the same seed, fine-
 tunes start from that seed's trained baseline, and the table applies the issue's gates."""
 
+import math
+
 from audiocraft_mmd.grids._study import SMALL, codec_xp
-from audiocraft_mmd.grids.independence import BASELINE, FINETUNE_REFERENCE, experiments
-from audiocraft_mmd.independence_report import compare, table
+from audiocraft_mmd.grids.independence import BASELINE, FINETUNE_REFERENCE, SCHEDULE, experiments
+from audiocraft_mmd.grids.independence_lms import LM_OVERRIDES, LM_PAIRS, LM_PATTERNS, lm_codecs
+from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table,
+                                                measured_table, table)
+from audiocraft_mmd.study import LMResult
 
 
 def test_experiments_and_their_references():
@@ -35,3 +40,54 @@ def test_gates():
     rows = [reference, row("a", "ref", 0.2), {**row("e", "ref", 0.), "metrics": None}]
     text = table(rows)
     assert "| 1 | a | 00000000 |" in text and "50.0 %" in text and "| met |" in text and "not finished" in text
+
+
+def dependence_report(fast, slow=0.1, entropy=7.5, half_width=0.02):
+    def split(fast_):
+        values = {"total": fast_ + slow, "fast": fast_, "slow": slow}
+        return {**values, "intervals": {k: (v - half_width, v + half_width) for k, v in values.items()}}
+    return {"usage": {"entropy": [entropy] * 4}, "fast_slow": {"parallel": split(fast), "delay": split(fast)}}
+
+
+def test_whole_split_gates_ask_the_cut_to_leave_the_reference_interval():
+    reference = {**row("ref", None, 0.4), "dependence": dependence_report(0.4)}
+    halved = {**row("a", "ref", 0.2), "dependence": dependence_report(0.2)}
+    assert compare_measured(halved, reference)["met"] and compare_measured(halved, reference)["outside"]
+    wide = {**reference, "dependence": dependence_report(0.4, half_width=0.3)}  # 0.2 is inside [0.1, 0.7]
+    result = compare_measured(halved, wide)
+    assert result["cut"] == 0.5 and not result["outside"] and not result["met"]
+    collapsed = {**halved, "dependence": dependence_report(0.2, entropy=7.0)}
+    assert not compare_measured(collapsed, reference)["met"]
+    text = measured_table([reference, halved, row("b", "ref", 0.1)])  # b: not measured, left out
+    assert "| 1 | a | 00000000 | 7.50 |" in text and "0.200 [0.180, 0.220]" in text and "| 50.0 % | yes |" in text
+    assert "| b |" not in text
+
+
+def lm(label, seed, is_reference, pattern, ce):
+    return LMResult(codec=CodecRole(label, seed, is_reference), pattern=pattern, sig=pattern[:8], cell={
+        "valid_ce": sum(ce) / len(ce), "valid_ce_per_codebook": list(ce)}, minutes=2.0)
+
+
+def test_lm_table_and_gap_closure_per_seed():
+    reference, variant = LM_PAIRS[SCHEDULE], SCHEDULE
+    lms = [lm(reference, 1, True, "parallel", [4., 5., 5., 5.]), lm(reference, 1, True, "depth", [4., 4., 4., 4.]),
+           lm(variant, 1, False, "parallel", [4., 5., 5., 5.]), lm(variant, 1, False, "depth", [4., 4.5, 4.5, 4.5])]
+    rows = [{**row(reference, None, 0.4), "label": reference}, {**row(variant, reference, 0.2), "label": variant}]
+    text = lm_table(rows, lms)
+    # the parallel LM's CE 2..K is 1 nat above depth's on the reference, 0.5 on the variant
+    assert f"| 1 | {reference} | parallel | parallel | 4.750 | 4.000 / 5.000 / 5.000 / 5.000 | 5.000 |" in text
+    assert "| +1.000 |" in text and "| +0.500 |" in text
+    entropy_nats = 7.5 * math.log(2)
+    assert f"{entropy_nats:.3f} | {4.75 - entropy_nats:+.3f}" in text
+    (line,) = gap_lines(lms)
+    assert "+1.000 → +0.500 nats; share closed: 50.0%" in line
+    undefined = [lms[0], lm(reference, 1, True, "depth", [4., 6., 6., 6.]), *lms[2:]]
+    assert "undefined" in gap_lines(undefined)[0]
+
+
+def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
+    codecs = lm_codecs()
+    assert codecs[:2] == [BASELINE, SCHEDULE] and set(LM_PATTERNS) == {"parallel", "delay", "depth"}
+    for seed in SMALL.seeds:
+        assert set(codecs) <= set(experiments(seed))
+    assert set(LM_OVERRIDES) == {"optim.updates_per_epoch=100", "optim.lr=3e-3"}  # 400 updates (4 epochs)

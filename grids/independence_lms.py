@@ -1,0 +1,47 @@
+"""``dora grid independence_lms``: is a codec of grid ``independence`` a gain for the LMs? (#23, #18)
+
+Trains parallel, delay and depth LMs (``solver=musicgen/study`` at 400 updates and lr 3e-3, the LM
+probe that trained them best) on the tokens of each seed's variants in :data:`LM_PAIRS` and of the
+codecs they are compared with. The depth LM models each frame's codes jointly: on the reference codec
+its gap to the parallel LM (codebooks 2..K) is the price of the parallel factorisation, and the share of
+it a variant closes is what the loss is for. LMs whose codec has not finished wait for the next run of
+this grid. Locally: ``python -m audiocraft_mmd.grid local independence_lms --jobs 2`` (resumable);
+the table: ``python -m audiocraft_mmd.independence_report --lms``.
+"""
+
+import typing as tp
+
+from ._study import SMALL, StudyLMExplorer
+from .independence import BASELINE, FINETUNE_REFERENCE, SCHEDULE, experiment_xp, experiments
+
+LM_OVERRIDES = ("optim.updates_per_epoch=100", "optim.lr=3e-3")
+LM_PATTERNS = ("parallel", "delay", "depth")
+# variant -> the codec it is compared with, in the order they train (the one-run schedule first: it is
+# what ``dora run`` would be).
+LM_PAIRS = {SCHEDULE: BASELINE, "fine-tune λ=3000 pooled": FINETUNE_REFERENCE}
+
+
+def lm_codecs() -> tp.List[str]:
+    """Every codec label the LMs train on, references first within each pair."""
+    return [label for pair in LM_PAIRS.items() for label in reversed(pair)]
+
+
+def lm_argv(codec_sig: str, pattern: str, seed: int) -> tp.List[str]:
+    return SMALL.lm_argv(codec_sig, pattern, seed, LM_OVERRIDES)
+
+
+@StudyLMExplorer
+def explorer(launcher):
+    from audiocraft_mmd.xps import is_finished
+    launcher.slurm_(**SMALL.slurm)
+    waiting = []
+    for label in lm_codecs():
+        for seed in SMALL.seeds:
+            codec = experiment_xp(experiments(seed)[label][0])
+            if not is_finished(codec):
+                waiting.append(f"{label} seed={seed} (codec {codec.sig})")
+                continue
+            for pattern in LM_PATTERNS:
+                launcher(lm_argv(codec.sig, pattern, seed))
+    for line in waiting:
+        print(f"Waiting: the LMs on {line}; run grid independence, then this grid again.")
