@@ -8,11 +8,11 @@ delay-aligned MI, the entropy and SI-SNR changes, the issue's gates (cut >= 50 %
 bit lower, SI-SNR at most 0.5 dB lower) and the XP-minutes. Unfinished XPs are listed as such.
 
 Figures come from the evaluate stage (64 one-second clips of the evaluate split). ``--measure`` adds
-the dependence command on the whole evaluate split (10 s segments, slow pairs 2.5 s apart or more, 95 %
-intervals; cached in each XP's ``study_dependence``, as the study's report does), where the gate also
-asks the cut to leave the reference's interval. ``--lms`` adds the LMs of grid ``independence_lms``:
-validation cross-entropy against the codec's entropy, each factorised LM's gap to the depth LM
-(codebooks 2..K) and the share of the reference's gap a variant closes.
+the dependence command on the whole evaluate split, or on other music with ``--data`` (10 s segments,
+slow pairs 2.5 s apart or more, 95 % intervals; cached in each XP folder), where the gate also asks the
+cut to leave the reference's interval. ``--lms`` adds the LMs of grid ``independence_lms``: validation
+cross-entropy against the codec's entropy, each factorised LM's gap to the depth LM (codebooks 2..K)
+and the share of the reference's gap a variant closes.
 """
 
 from __future__ import annotations
@@ -93,14 +93,18 @@ def table(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> str:
 # ----------------------------------------------------------------------------------------------------
 # --measure: the dependence command on the whole evaluate split.
 
-def measure(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> None:
-    """Adds ``dependence`` (the command's report: fast/slow split with intervals) to every finished row."""
+def measure(rows: tp.Sequence[tp.Dict[str, tp.Any]], data: tp.Optional[str] = None) -> None:
+    """Adds ``dependence`` (the command's report: fast/slow split with intervals) to every finished row,
+    measured on ``data`` (a manifest folder; default: each codec's evaluate split). Cached in the XP folder:
+    ``study_dependence`` for the evaluate split (shared with the study's report), else
+    ``study_dependence_<dataset>``."""
     from .progress import track
-    from .study import measure_dependence
+    from .study import DEPENDENCE_FOLDER, measure_dependence
+    folder = DEPENDENCE_FOLDER if data is None else f"{DEPENDENCE_FOLDER}_{Path(data).parent.name}"
     for row in track([r for r in rows if r["xp"] is not None], "independence: codecs measured",
                      note=lambda r: f"{r['label']} seed={r['seed']}"):
         xp = row["xp"]
-        row["dependence"] = measure_dependence(xp, str(xp.cfg.datasource.evaluate), SEGMENT_SECONDS)
+        row["dependence"] = measure_dependence(xp, data or str(xp.cfg.datasource.evaluate), SEGMENT_SECONDS, folder)
 
 
 def _split(report: tp.Dict[str, tp.Any], alignment: str, part: str) -> tp.Tuple[float, float, float]:
@@ -247,13 +251,16 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--out", help="write the tables to this file (default: print them)")
     parser.add_argument("--measure", action="store_true",
                         help="add the dependence command on the whole evaluate split (cached per XP)")
+    parser.add_argument("--data", help="with --measure: measure on this manifest folder instead of each codec's "
+                        "evaluate split (e.g. other music: egs/NAME/evaluate)")
     parser.add_argument("--lms", action="store_true", help="add the LMs of grid independence_lms")
     args = parser.parse_args(argv)
     rows = collect()
     text = table(rows) + "\n"
     if args.measure:
-        measure(rows)
-        text += f"\nWhole evaluate split, {SEGMENT_SECONDS:g} s segments:\n\n" + measured_table(rows) + "\n"
+        measure(rows, args.data)
+        text += (f"\n{args.data or 'Whole evaluate split'}, {SEGMENT_SECONDS:g} s segments:\n\n"
+                 + measured_table(rows) + "\n")
     if args.lms:
         lms = collect_lms(rows)
         text += "\nLMs (grid independence_lms):\n\n" + lm_table(rows, lms) + "\n\n" + "\n".join(gap_lines(lms)) + "\n"
