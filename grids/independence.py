@@ -5,6 +5,8 @@ updates (``continue_from``), with the loss and, as the reference, with λ = 0 (s
 seed). The lead of FINDINGS.md (λ = 3000, parallel alignment, median bandwidths, pooled product) beside
 the within-clip product and the soft-assignment MI steered to a gradient share of 1. One run from
 scratch: λ = 0 for the first half, then steered to a gradient share of 1, against the baseline itself.
+Then the longer budget: the one-run schedule and the λ = 3000 fine-tune at five times the updates, each
+against its reference at the same budget (about 45 and 16 XP-minutes each on one core).
 The fast/slow split of the MI is in every evaluate stage (``mi_fast_*``, ``mi_slow_*``). Locally:
 ``python -m audiocraft_mmd.grid local independence --jobs 2`` (resumable); the table:
 ``python -m audiocraft_mmd.independence_report``.
@@ -30,6 +32,19 @@ SCHEDULE = "one run: warmup 250, ratio 1"
 SCHEDULE_OVERRIDES = {**LOSS, "mmd.weight": 3000., "mmd.warmup": 250, "mmd.target_grad_ratio": 1.}
 
 
+# The longer budget: five times the updates of each comparison above, same starts and references.
+LONG = 5
+LONG_BASELINE = f"baseline ×{LONG} ({LONG * 500} updates)"
+LONG_FINETUNE_REFERENCE = f"fine-tune ×{LONG} λ=0 ({LONG * 200} updates)"
+LONG_EXPERIMENTS = {
+    LONG_BASELINE: ({"optim.epochs": LONG * 10}, None, None),
+    f"one run ×{LONG}: warmup 250, ratio 1": ({**SCHEDULE_OVERRIDES, "optim.epochs": LONG * 10}, LONG_BASELINE, None),
+    LONG_FINETUNE_REFERENCE: ({"mmd.weight": 0., "optim.epochs": LONG * FINETUNE_EPOCHS}, None, "start"),
+    f"fine-tune ×{LONG} λ=3000 pooled": ({**FINETUNES["fine-tune λ=3000 pooled"], "optim.epochs": LONG * FINETUNE_EPOCHS},
+                                        LONG_FINETUNE_REFERENCE, "start"),
+}
+
+
 def experiments(seed: int) -> tp.Dict[str, tp.Tuple[tp.Dict[str, tp.Any], tp.Optional[str]]]:
     """``label -> (overrides, label of the codec it is compared with)`` at ``seed``; the baseline is the
     study's (grid ``study_codecs``)."""
@@ -40,6 +55,8 @@ def experiments(seed: int) -> tp.Dict[str, tp.Tuple[tp.Dict[str, tp.Any], tp.Opt
     for label, overrides in FINETUNES.items():
         table[label] = ({**start, **overrides}, None if label == FINETUNE_REFERENCE else FINETUNE_REFERENCE)
     table[SCHEDULE] = ({"solver": SMALL.codec_solver, "seed": seed, **SCHEDULE_OVERRIDES}, BASELINE)
+    for label, (overrides, reference, warm) in LONG_EXPERIMENTS.items():
+        table[label] = ({**(start if warm else {"solver": SMALL.codec_solver, "seed": seed}), **overrides}, reference)
     return table
 
 

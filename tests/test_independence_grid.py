@@ -4,7 +4,8 @@ tunes start from that seed's trained baseline, and the table applies the issue's
 import math
 
 from audiocraft_mmd.grids._study import SMALL, codec_xp
-from audiocraft_mmd.grids.independence import BASELINE, FINETUNE_REFERENCE, SCHEDULE, experiments
+from audiocraft_mmd.grids.independence import (BASELINE, FINETUNE_REFERENCE, LONG_BASELINE, LONG_EXPERIMENTS,
+                                               LONG_FINETUNE_REFERENCE, SCHEDULE, experiments)
 from audiocraft_mmd.grids.independence_lms import LM_OVERRIDES, LM_PAIRS, LM_PATTERNS, lm_codecs
 from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table,
                                                 measured_table, table)
@@ -19,8 +20,11 @@ def test_experiments_and_their_references():
             assert overrides["seed"] == seed
             assert reference is None or reference in table_
             if "continue_from" in overrides:
-                assert overrides["continue_from"] == f"//sig/{start}" and overrides["optim.epochs"] == 4
-                assert reference in (None, FINETUNE_REFERENCE)
+                long = label in LONG_EXPERIMENTS
+                assert overrides["continue_from"] == f"//sig/{start}" and overrides["optim.epochs"] == 4 * (5 if long else 1)
+                assert reference in ((None, LONG_FINETUNE_REFERENCE) if long else (None, FINETUNE_REFERENCE))
+            elif label in LONG_EXPERIMENTS:  # from scratch at five times the study's 10 epochs
+                assert overrides["optim.epochs"] == 50 and reference in (None, LONG_BASELINE)
         assert table_[FINETUNE_REFERENCE][0]["mmd.weight"] == 0 and table_[BASELINE][1] is None
 
 
