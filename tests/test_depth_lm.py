@@ -15,9 +15,10 @@ from test_musicgen import TINY_LM, lm_config
 K, CARD = 4, 16
 
 
-def depth_config(conditioned: bool = False, num_layers: int = 2) -> omegaconf.DictConfig:
+def depth_config(conditioned: bool = False, num_layers: int = 2, context: str = "first") -> omegaconf.DictConfig:
     cfg = lm_config("depth")
-    cfg.codebooks_pattern.depth = {"num_layers": num_layers, "dim": 16, "num_heads": 2, "hidden_scale": 2}
+    cfg.codebooks_pattern.depth = {"num_layers": num_layers, "dim": 16, "num_heads": 2, "hidden_scale": 2,
+                                   "context": context}
     if conditioned:  # a genre LUT prepended to the input, with classifier-free guidance
         from pathlib import Path
         lut = omegaconf.OmegaConf.load(Path(__file__).resolve().parents[1] / "config" / "conditioner" / "genre_lut.yaml")
@@ -66,9 +67,12 @@ def reference_state(lm, frames, condition_tensors):
 
 
 def depth_inputs(lm, state, frame_codes):
-    """Inputs of depth positions 0..len(frame_codes): projected state, then embedded codes."""
+    """Inputs of depth positions 0..len(frame_codes): projected state, then embedded codes (each plus its
+    own projection of the state with context=every)."""
     inputs = [state @ lm.depth_in.weight.T + lm.depth_in.bias + lm.depth_pos[0]]
-    inputs += [lm.depth_emb[j].weight[code] + lm.depth_pos[j + 1] for j, code in enumerate(frame_codes)]
+    for j, code in enumerate(frame_codes):
+        context = state @ lm.depth_ctx[j].weight.T + lm.depth_ctx[j].bias if len(lm.depth_ctx) else 0.
+        inputs.append(lm.depth_emb[j].weight[code] + lm.depth_pos[j + 1] + context)
     return torch.stack(inputs, 1)
 
 
@@ -113,9 +117,10 @@ def attributes_for(genres):
     return [ConditioningAttributes(text={"genre": genre, "description": None}) for genre in genres]
 
 
+@pytest.mark.parametrize("context", ["first", "every"])
 @pytest.mark.parametrize("conditioned", [False, True])
-def test_likelihood_matches_the_slow_reference(conditioned):
-    lm = build(depth_config(conditioned))
+def test_likelihood_matches_the_slow_reference(conditioned, context):
+    lm = build(depth_config(conditioned, context=context))
     codes = torch.randint(0, CARD, (2, K, 6), generator=torch.Generator().manual_seed(1))
     attributes = attributes_for(["rock", None])
     with torch.no_grad():
@@ -131,8 +136,9 @@ SAMPLINGS = [dict(use_sampling=True, temp=1.0, top_k=5, top_p=0.0), dict(use_sam
 
 @pytest.mark.parametrize("sampling", SAMPLINGS, ids=["top_k", "top_p", "temperature", "greedy"])
 @pytest.mark.parametrize("conditioned", [False, True], ids=["unconditional", "cfg"])
-def test_sampling_matches_the_slow_reference_with_a_fixed_seed(conditioned, sampling):
-    lm = build(depth_config(conditioned))
+@pytest.mark.parametrize("context", ["first", "every"])
+def test_sampling_matches_the_slow_reference_with_a_fixed_seed(conditioned, sampling, context):
+    lm = build(depth_config(conditioned, context=context))
     attributes = attributes_for(["rock", "jazz"])
     torch.manual_seed(3)
     fast = lm.generate(None, attributes, max_gen_len=7, cfg_coef=3.0, **sampling)
@@ -145,8 +151,9 @@ def test_sampling_matches_the_slow_reference_with_a_fixed_seed(conditioned, samp
         assert not torch.equal(lm.generate(None, attributes, max_gen_len=7, cfg_coef=3.0, **sampling), fast)
 
 
-def test_prompt_and_two_step_guidance_match_the_reference():
-    lm = build(depth_config(conditioned=True))
+@pytest.mark.parametrize("context", ["first", "every"])
+def test_prompt_and_two_step_guidance_match_the_reference(context):
+    lm = build(depth_config(conditioned=True, context=context))
     attributes = attributes_for(["rock", "jazz"])
     prompt = torch.randint(0, CARD, (2, K, 3), generator=torch.Generator().manual_seed(2))
     sampling = dict(use_sampling=True, temp=1.0, top_k=8, top_p=0.0)
@@ -160,8 +167,9 @@ def test_prompt_and_two_step_guidance_match_the_reference():
     assert torch.equal(one_step, slow) and torch.equal(two_step, slow)
 
 
-def test_code_k_of_frame_t_sees_only_earlier_frames_and_lower_codes():
-    lm = build(depth_config())
+@pytest.mark.parametrize("context", ["first", "every"])
+def test_code_k_of_frame_t_sees_only_earlier_frames_and_lower_codes(context):
+    lm = build(depth_config(context=context))
     T = 5
     codes = torch.randint(0, CARD, (1, K, T), generator=torch.Generator().manual_seed(0))
     frame, level = torch.arange(T)[None, :], torch.arange(K)[:, None]  # [1, T], [K, 1]
@@ -203,12 +211,15 @@ def test_config_errors_name_the_key():
     cfg.codebooks_pattern.depth.width = 3
     with pytest.raises(ConfigError, match="codebooks_pattern.depth.width"):
         build(cfg)
+    with pytest.raises(ConfigError, match="codebooks_pattern.depth.*context must be one of first, every"):
+        build(depth_config(context="all"))
 
 
-def test_state_dict_round_trip(tmp_path):
-    lm = build(depth_config(conditioned=True), seed=0)
+@pytest.mark.parametrize("context", ["first", "every"])
+def test_state_dict_round_trip(tmp_path, context):
+    lm = build(depth_config(conditioned=True, context=context), seed=0)
     torch.save(lm.state_dict(), tmp_path / "lm.th")
-    other = build(depth_config(conditioned=True), seed=1)
+    other = build(depth_config(conditioned=True, context=context), seed=1)
     codes = torch.randint(0, CARD, (2, K, 5))
     attributes = attributes_for(["rock", None])
     with torch.no_grad():

@@ -11,8 +11,9 @@ Model (RQ-Transformer, CVPR 2022; Moshi's depth transformer): the temporal trans
 AudioCraft's ``LMModel`` over the parallel layout (its embeddings, ``StreamingTransformer``,
 conditioners, fuser and KV cache), giving a state h_t from frames < t. A small causal depth
 transformer runs over the K codebooks of frame t: its input at depth position 0 is a projection of
-h_t, at position k > 0 the embedding of code q_{k-1} of the same frame; every position adds a
-learned depth-position embedding; position k outputs the logits of q_k. So code k of frame t sees
+h_t, at position k > 0 the embedding of code q_{k-1} of the same frame (plus, with ``context=every``,
+its own projection of h_t, as in Moshi); every position adds a learned depth-position embedding;
+position k outputs the logits of q_k. So code k of frame t sees
 all earlier frames and codes < k of its own frame, nothing else: the frame's joint distribution is
 modelled, with T temporal steps and T x K cheap depth steps.
 
@@ -97,6 +98,9 @@ class DepthLM(LMModel):
         # Codes 0..K-2 of the frame feed depth positions 1..K-1 (the last code feeds nothing).
         self.depth_emb = nn.ModuleList([ScaledEmbedding(card, depth_dim, lr=emb_lr, **factory)
                                         for _ in range(n_q - 1)])
+        # With context=every, depth position k > 0 also adds its own projection of h_t.
+        self.depth_ctx = nn.ModuleList([nn.Linear(dim, depth_dim, **factory) for _ in range(n_q - 1)]
+                                       if pattern_provider.context == "every" else [])
         self.depth_pos = nn.Parameter(torch.zeros(n_q, depth_dim, **factory))
         self.depth_layers = nn.ModuleList([
             DepthLayer(depth_dim, pattern_provider.num_heads, pattern_provider.hidden_scale, **factory)
@@ -106,7 +110,7 @@ class DepthLM(LMModel):
         self.linears = nn.ModuleList([nn.Linear(depth_dim, card, bias=bias_proj, **factory) for _ in range(n_q)])
         nn.init.normal_(self.depth_pos, std=depth_dim ** -0.5)
         if weight_init is not None:
-            for module in [self.depth_in, *self.depth_emb, *self.depth_layers, *self.linears]:
+            for module in [self.depth_in, *self.depth_ctx, *self.depth_emb, *self.depth_layers, *self.linears]:
                 module.apply(lambda m: init_layer(m, method=weight_init, zero_bias_init=zero_bias_init))
 
     # ---- temporal transformer (LMModel.forward without its output heads) ----
@@ -136,10 +140,14 @@ class DepthLM(LMModel):
 
     def depth_input(self, k: int, states: tp.Optional[torch.Tensor] = None,
                     codes: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Input of depth position k: projected temporal states (k = 0) or embedded codes q_{k-1}."""
+        """Input of depth position k: projected temporal states (k = 0) or embedded codes q_{k-1} (plus
+        projected states with ``context=every``); ``states`` [..., dim] and ``codes`` [...] share their shape."""
         if k == 0:
             return F.linear(states, self.depth_in.weight, self.depth_in.bias) + self.depth_pos[0]
-        return F.embedding(codes, self.depth_emb[k - 1].weight) + self.depth_pos[k]
+        x = F.embedding(codes, self.depth_emb[k - 1].weight) + self.depth_pos[k]
+        if self.depth_ctx:
+            x = x + F.linear(states, self.depth_ctx[k - 1].weight, self.depth_ctx[k - 1].bias)
+        return x
 
     def depth_logits(self, x: torch.Tensor, first: int = 0, cache: DepthCache = None) -> torch.Tensor:
         """Logits [N, L, card] of depth positions first..first+L-1 from their inputs x [N, L, depth_dim]."""
@@ -162,7 +170,7 @@ class DepthLM(LMModel):
         states = self.temporal_states(torch.cat([start, codes[..., :-1]], dim=-1), conditions,
                                       condition_tensors)  # [B, T, dim]: state t has seen frames < t
         inputs = [self.depth_input(0, states=states)]
-        inputs += [self.depth_input(k, codes=codes[:, k - 1]) for k in range(1, K)]
+        inputs += [self.depth_input(k, states=states, codes=codes[:, k - 1]) for k in range(1, K)]
         x = torch.stack(inputs, dim=2).reshape(B * T, K, self.depth_dim)
         return self.depth_logits(x).view(B, T, K, -1).transpose(1, 2)
 
@@ -208,7 +216,7 @@ class DepthLM(LMModel):
             code = sample_code(logits, use_sampling, temp, top_k, top_p)  # [B, 1]
             frame.append(code)
             if k + 1 < self.num_codebooks:
-                x = self.depth_input(k + 1, codes=torch.cat([code, code]) if guided else code)[:, 0]
+                x = self.depth_input(k + 1, states=states[:, None], codes=torch.cat([code, code]) if guided else code)[:, 0]
         return torch.stack(frame, dim=1)  # [B, K, 1]
 
 

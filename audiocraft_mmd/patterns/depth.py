@@ -4,7 +4,7 @@ Selecting ``codebooks_pattern.modeling=depth`` builds :class:`audiocraft_mmd.mod
 instead of MusicGen's ``LMModel`` (see :func:`audiocraft_mmd.integration` 's LM builder). The pattern
 is the parallel one (T temporal steps, one per frame); the depth transformer then predicts the K
 codes of each frame one after the other, so the frame is modelled jointly. Its sizes are this
-pattern's arguments (``codebooks_pattern.depth.{num_layers,dim,num_heads,hidden_scale}``), so they
+pattern's arguments (``codebooks_pattern.depth.{num_layers,dim,num_heads,hidden_scale,context}``), so they
 are validated like every pattern's and travel with the LM's config into exports.
 """
 
@@ -25,22 +25,32 @@ class DepthPatternProvider(ParallelPatternProvider):
         dim: Width of the depth transformer.
         num_heads: Attention heads of the depth transformer (must divide ``dim``).
         hidden_scale: Feed-forward width of the depth transformer, in multiples of ``dim``.
+        context: Where the temporal state enters the depth transformer: ``first``, as its input at depth
+            position 0 only (the RQ-Transformer's choice: later positions read it through attention), or
+            ``every``, projected (one linear map per position) and added to the input of every position
+            (Moshi's depth transformer), so each code's prediction reads the context directly.
     """
+
+    CONTEXTS = ("first", "every")
 
     # The joint distribution of a frame's codes is modelled exactly, whatever the codec's loss
     # aligned: the pattern-consistency check accepts any codec with it.
     fits_any_alignment = True
 
-    def __init__(self, n_q: int, num_layers: int = 1, dim: int = 64, num_heads: int = 4, hidden_scale: int = 4):
+    def __init__(self, n_q: int, num_layers: int = 1, dim: int = 64, num_heads: int = 4, hidden_scale: int = 4,
+                 context: str = "first"):
         for name, value in [("num_layers", num_layers), ("dim", dim), ("num_heads", num_heads),
                             ("hidden_scale", hidden_scale)]:
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if int(dim) % int(num_heads):
             raise ValueError(f"num_heads={num_heads} must divide dim={dim}")
+        if context not in self.CONTEXTS:
+            raise ValueError(f"context must be one of {', '.join(self.CONTEXTS)}, got {context!r}")
         super().__init__(n_q)
         self.num_layers, self.dim = int(num_layers), int(dim)
         self.num_heads, self.hidden_scale = int(num_heads), int(hidden_scale)
+        self.context = context
 
     @property
     def alignment_delays(self) -> tp.List[int]:
