@@ -175,9 +175,10 @@ class CodecRole:
 
 
 def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> tp.List[tp.Any]:
-    """The finished LMs of grid ``independence_lms`` on the rows' codecs (validation CE per codebook)."""
+    """The finished LMs of grid ``independence_lms`` on the rows' codecs (validation CE per codebook);
+    ``LMResult.pattern`` is the LM's name in :data:`grids.independence_lms.LMS`."""
     from .grids._study import last_stage_metrics
-    from .grids.independence_lms import LM_PAIRS, LM_PATTERNS, lm_argv
+    from .grids.independence_lms import LM_PAIRS, LMS, lm_argv
     from .study import LMResult, xp_minutes
     from .train import main
     from .xps import is_finished
@@ -186,36 +187,41 @@ def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> tp.List[tp.Any]:
     for row in rows:
         if row["xp"] is None or (row["label"] not in LM_PAIRS and row["label"] not in references):
             continue
-        for pattern in LM_PATTERNS:
-            xp = main.get_xp(lm_argv(row["sig"], pattern, row["seed"]))
+        for name in LMS:
+            xp = main.get_xp(lm_argv(row["sig"], name, row["seed"]))
             valid = last_stage_metrics(xp, "valid")
             if not (is_finished(xp) and valid):
                 continue
             num_q = sum(1 for key in valid if key.startswith("ce_q"))
             cell = {"valid_ce": valid["ce"], "valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
             role = CodecRole(row["label"], row["seed"], row["label"] in references)
-            found.append(LMResult(codec=role, pattern=pattern, sig=xp.sig, cell=cell, minutes=xp_minutes(xp)))
+            found.append(LMResult(codec=role, pattern=name, sig=xp.sig, cell=cell, minutes=xp_minutes(xp)))
     return found
+
+
+def _is_depth(name: str) -> bool:
+    return name.startswith("depth")
 
 
 def lm_table(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.Any]) -> str:
     """One line per LM: CE (all codebooks, per codebook, 2..K), CE minus the codec's entropy (what the LM
-    gains from context, nats; lower is better), and its gap to the depth LM on the same tokens (2..K)."""
+    gains from context, nats; lower is better), and its gap to each depth LM on the same tokens (2..K)."""
     entropy = {(row["seed"], row["label"]): row["metrics"]["entropy_mean"] * NATS_PER_BIT
                for row in rows if row["metrics"]}
-    depth = {(lm.codec.seed, lm.codec.label): lm.cell for lm in lms if lm.pattern == "depth"}
+    depth_names = list(dict.fromkeys(lm.pattern for lm in lms if _is_depth(lm.pattern)))
+    depth = {(lm.codec.seed, lm.codec.label, lm.pattern): lm.cell for lm in lms if _is_depth(lm.pattern)}
     header = ["seed", "codec", "LM", "XP", "valid CE", "CE per codebook", "CE 2..K", "codec entropy (nats)",
-              "CE − entropy", "gap to depth (2..K)", "XP-min"]
+              "CE − entropy", f"gap to {' / '.join(depth_names) or 'depth'} (2..K)", "XP-min"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for lm in lms:
-        key = (lm.codec.seed, lm.codec.label)
-        ce = lm.cell["valid_ce_per_codebook"]
-        rest = _rest(lm.cell)
-        h = entropy.get(key)
-        gap = rest - _rest(depth[key]) if key in depth and lm.pattern != "depth" else None
-        cells = [str(lm.codec.seed), lm.codec.label, lm.pattern, lm.sig, f"{lm.cell['valid_ce']:.3f}",
-                 " / ".join(f"{v:.3f}" for v in ce), f"{rest:.3f}", _fmt(h), "-" if h is None else f"{lm.cell['valid_ce'] - h:+.3f}", _fmt(gap, "+.3f"),
-                 _fmt(lm.minutes, ".1f")]
+        seed, label = lm.codec.seed, lm.codec.label
+        h = entropy.get((seed, label))
+        gaps = [_rest(lm.cell) - _rest(depth[(seed, label, name)]) if (seed, label, name) in depth else None
+                for name in depth_names]
+        cells = [str(seed), label, lm.pattern, lm.sig, f"{lm.cell['valid_ce']:.3f}",
+                 " / ".join(f"{v:.3f}" for v in lm.cell["valid_ce_per_codebook"]), f"{_rest(lm.cell):.3f}", _fmt(h),
+                 "-" if h is None else f"{lm.cell['valid_ce'] - h:+.3f}",
+                 "-" if _is_depth(lm.pattern) else " / ".join(_fmt(g, "+.3f") for g in gaps), _fmt(lm.minutes, ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -226,23 +232,27 @@ def _rest(cell: tp.Dict[str, tp.Any]) -> float:
 
 
 def gap_lines(lms: tp.Sequence[tp.Any]) -> tp.List[str]:
-    """Per seed and pair: each factorised LM's gap to depth on both codecs and the share the variant closes."""
+    """Per depth LM, pair and seed: each factorised LM's gap to that depth LM on both codecs, and the share
+    of the reference's gap the variant closes (:func:`audiocraft_mmd.study.gap_closure`)."""
     from .grids.independence_lms import LM_PAIRS
     from .study import FACTORISED_LMS, gap_closure, gap_keys
     lines = []
-    for variant, reference in LM_PAIRS.items():
-        for seed in sorted({lm.codec.seed for lm in lms}):
-            pair = [lm for lm in lms if lm.codec.seed == seed and lm.codec.label in (variant, reference)]
-            row = gap_closure(pair)
-            for pattern in FACTORISED_LMS:
-                keys = gap_keys(pattern, "depth")
-                if keys["closed"] not in row:
-                    continue
-                closed = row[keys["closed"]]
-                lines.append(f"- seed {seed}, {variant} against {reference}: {pattern} − depth (codebooks 2..K) "
-                             f"{row[keys['baseline']]:+.3f} → {row[keys['mmd']]:+.3f} nats; share closed: "
-                             + ("undefined (depth is not better on the reference's tokens)" if math.isnan(closed)
-                                else f"{closed:.1%}"))
+    for depth_name in dict.fromkeys(lm.pattern for lm in lms if _is_depth(lm.pattern)):
+        for variant, reference in LM_PAIRS.items():
+            for seed in sorted({lm.codec.seed for lm in lms}):
+                pair = [dataclasses.replace(lm, pattern="depth") if lm.pattern == depth_name else lm for lm in lms
+                        if lm.codec.seed == seed and lm.codec.label in (variant, reference)
+                        and (lm.pattern == depth_name or not _is_depth(lm.pattern))]
+                row = gap_closure(pair)
+                for pattern in FACTORISED_LMS:
+                    keys = gap_keys(pattern, "depth")
+                    if keys["closed"] not in row:
+                        continue
+                    closed = row[keys["closed"]]
+                    lines.append(f"- seed {seed}, {variant} against {reference}: {pattern} − {depth_name} (codebooks "
+                                 f"2..K) {row[keys['baseline']]:+.3f} → {row[keys['mmd']]:+.3f} nats; share closed: "
+                                 + ("undefined (depth is not better on the reference's tokens)" if math.isnan(closed)
+                                    else f"{closed:.1%}"))
     return lines
 
 

@@ -1,7 +1,7 @@
 """``dora grid independence_lms``: is a codec of grid ``independence`` a gain for the LMs? (#23, #18)
 
 Trains parallel, delay and depth LMs (``solver=musicgen/study`` at 400 updates and lr 3e-3, the LM
-probe that trained them best) on the tokens of each seed's variants in :data:`LM_PAIRS` and of the
+probe that trained them best; two depth LMs, see :data:`LMS`) on the tokens of each seed's variants in :data:`LM_PAIRS` and of the
 codecs they are compared with. The depth LM models each frame's codes jointly: on the reference codec
 its gap to the parallel LM (codebooks 2..K) is the price of the parallel factorisation, and the share of
 it a variant closes is what the loss is for. LMs whose codec has not finished wait for the next run of
@@ -15,7 +15,11 @@ from ._study import SMALL, StudyLMExplorer
 from .independence import BASELINE, FINETUNE_REFERENCE, SCHEDULE, experiment_xp, experiments
 
 LM_OVERRIDES = ("optim.updates_per_epoch=100", "optim.lr=3e-3")
-LM_PATTERNS = ("parallel", "delay", "depth")
+# LM name -> (pattern, extra overrides). The second depth LM answers "does depth lose to parallel because of
+# its size?": the temporal state enters every depth position (Moshi), at the temporal width.
+DEPTH_EVERY = "depth (context every, dim 128)"
+LMS = {"parallel": ("parallel", ()), "delay": ("delay", ()), "depth": ("depth", ()),
+       DEPTH_EVERY: ("depth", ("codebooks_pattern.depth.context=every", "codebooks_pattern.depth.dim=128"))}
 # variant -> the codec it is compared with, in the order they train (the one-run schedule first: it is
 # what ``dora run`` would be).
 LM_PAIRS = {SCHEDULE: BASELINE, "fine-tune λ=3000 pooled": FINETUNE_REFERENCE}
@@ -26,8 +30,10 @@ def lm_codecs() -> tp.List[str]:
     return [label for pair in LM_PAIRS.items() for label in reversed(pair)]
 
 
-def lm_argv(codec_sig: str, pattern: str, seed: int) -> tp.List[str]:
-    return SMALL.lm_argv(codec_sig, pattern, seed, LM_OVERRIDES)
+def lm_argv(codec_sig: str, lm: str, seed: int) -> tp.List[str]:
+    """The overrides of LM ``lm`` (a key of :data:`LMS`) on a codec's tokens."""
+    pattern, extra = LMS[lm]
+    return SMALL.lm_argv(codec_sig, pattern, seed, (*LM_OVERRIDES, *extra))
 
 
 @StudyLMExplorer
@@ -35,13 +41,15 @@ def explorer(launcher):
     from audiocraft_mmd.xps import is_finished
     launcher.slurm_(**SMALL.slurm)
     waiting = []
-    for label in lm_codecs():
-        for seed in SMALL.seeds:
-            codec = experiment_xp(experiments(seed)[label][0])
-            if not is_finished(codec):
-                waiting.append(f"{label} seed={seed} (codec {codec.sig})")
-                continue
-            for pattern in LM_PATTERNS:
-                launcher(lm_argv(codec.sig, pattern, seed))
-    for line in waiting:
+    # The LMs added later come after the first ones, so a resumed grid keeps its order.
+    for lms in (("parallel", "delay", "depth"), (DEPTH_EVERY,)):
+        for label in lm_codecs():
+            for seed in SMALL.seeds:
+                codec = experiment_xp(experiments(seed)[label][0])
+                if not is_finished(codec):
+                    waiting.append(f"{label} seed={seed} (codec {codec.sig})")
+                    continue
+                for lm in lms:
+                    launcher(lm_argv(codec.sig, lm, seed))
+    for line in dict.fromkeys(waiting):
         print(f"Waiting: the LMs on {line}; run grid independence, then this grid again.")

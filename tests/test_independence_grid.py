@@ -6,7 +6,7 @@ import math
 from audiocraft_mmd.grids._study import SMALL, codec_xp
 from audiocraft_mmd.grids.independence import (BASELINE, FINETUNE_REFERENCE, LONG_BASELINE, LONG_EXPERIMENTS,
                                                LONG_FINETUNE_REFERENCE, SCHEDULE, experiments)
-from audiocraft_mmd.grids.independence_lms import LM_OVERRIDES, LM_PAIRS, LM_PATTERNS, lm_codecs
+from audiocraft_mmd.grids.independence_lms import DEPTH_EVERY, LM_OVERRIDES, LM_PAIRS, LMS, lm_codecs
 from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table,
                                                 measured_table, table)
 from audiocraft_mmd.study import LMResult
@@ -87,11 +87,19 @@ def test_lm_table_and_gap_closure_per_seed():
     assert "+1.000 → +0.500 nats; share closed: 50.0%" in line
     undefined = [lms[0], lm(reference, 1, True, "depth", [4., 6., 6., 6.]), *lms[2:]]
     assert "undefined" in gap_lines(undefined)[0]
+    # a second depth LM: its own gap column and its own closure line
+    second = [lm(reference, 1, True, DEPTH_EVERY, [3.5, 4.5, 4.5, 4.5]), lm(variant, 1, False, DEPTH_EVERY, [4., 4.5, 4.5, 4.5])]
+    text = lm_table(rows, lms + second)
+    assert f"gap to depth / {DEPTH_EVERY} (2..K)" in text and "| +1.000 / +0.500 |" in text
+    lines = gap_lines(lms + second)
+    assert len(lines) == 2 and f"parallel − {DEPTH_EVERY} (codebooks 2..K) +0.500 → +0.500 nats; share closed: 0.0%" in lines[1]
 
 
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
     codecs = lm_codecs()
-    assert codecs[:2] == [BASELINE, SCHEDULE] and set(LM_PATTERNS) == {"parallel", "delay", "depth"}
+    assert codecs[:2] == [BASELINE, SCHEDULE] and [pattern for pattern, _ in LMS.values()] == \
+        ["parallel", "delay", "depth", "depth"]
+    assert "codebooks_pattern.depth.context=every" in LMS[DEPTH_EVERY][1]
     for seed in SMALL.seeds:
         assert set(codecs) <= set(experiments(seed))
     assert set(LM_OVERRIDES) == {"optim.updates_per_epoch=100", "optim.lr=3e-3"}  # 400 updates (4 epochs)
