@@ -256,6 +256,36 @@ def gap_lines(lms: tp.Sequence[tp.Any]) -> tp.List[str]:
     return lines
 
 
+def repeat_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.Any]) -> tp.List[str]:
+    """The LMs' run-to-run spread: each LM on the repeated codec at its two LM seeds (CE 2..K), and each
+    factorised LM's gap to each depth LM at both."""
+    from .grids._study import last_stage_metrics
+    from .grids.independence_lms import LMS, REPEAT_CODEC, REPEAT_SEED_OFFSET, lm_argv
+    from .train import main
+    from .xps import is_finished
+    row = next((r for r in rows if r["label"] == REPEAT_CODEC and r["xp"] is not None), None)
+    if row is None:
+        return []
+    first = {lm.pattern: lm.cell for lm in lms if lm.codec.seed == row["seed"] and lm.codec.label == REPEAT_CODEC}
+    again = {}
+    for name in LMS:
+        xp = main.get_xp(lm_argv(row["sig"], name, row["seed"] + REPEAT_SEED_OFFSET))
+        valid = last_stage_metrics(xp, "valid")
+        if is_finished(xp) and valid and name in first:
+            num_q = len(first[name]["valid_ce_per_codebook"])
+            again[name] = {"valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
+    seed2 = row["seed"] + REPEAT_SEED_OFFSET
+    lines = [f"- {name} on {REPEAT_CODEC} seed={row['seed']}, CE 2..K at LM seeds {row['seed']} / {seed2}: "
+             f"{_rest(first[name]):.3f} / {_rest(cell):.3f} (difference {_rest(cell) - _rest(first[name]):+.3f})"
+             for name, cell in again.items()]
+    for depth_name in (name for name in again if _is_depth(name)):
+        for name in (name for name in again if not _is_depth(name)):
+            lines.append(f"- {name} − {depth_name} (2..K) at LM seeds {row['seed']} / {seed2}: "
+                         f"{_rest(first[name]) - _rest(first[depth_name]):+.3f} / "
+                         f"{_rest(again[name]) - _rest(again[depth_name]):+.3f}")
+    return lines
+
+
 def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.independence_report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="write the tables to this file (default: print them)")
@@ -274,6 +304,9 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     if args.lms:
         lms = collect_lms(rows)
         text += "\nLMs (grid independence_lms):\n\n" + lm_table(rows, lms) + "\n\n" + "\n".join(gap_lines(lms)) + "\n"
+        repeats = repeat_lines(rows, lms)
+        if repeats:
+            text += "\nThe LMs' run-to-run spread (another LM seed on the same tokens):\n\n" + "\n".join(repeats) + "\n"
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """``dora grid independence_lms``: is a codec of grid ``independence`` a gain for the LMs? (#23, #18)
 
 Trains parallel, delay and depth LMs (``solver=musicgen/study`` at 400 updates and lr 3e-3, the LM
-probe that trained them best; two depth LMs, see :data:`LMS`) on the tokens of each seed's variants in :data:`LM_PAIRS` and of the
+probe that trained them best; two depth LMs, see :data:`LMS`), and the same LMs with another seed on
+the first seed's baseline (their run-to-run spread) on the tokens of each seed's variants in :data:`LM_PAIRS` and of the
 codecs they are compared with. The depth LM models each frame's codes jointly: on the reference codec
 its gap to the parallel LM (codebooks 2..K) is the price of the parallel factorisation, and the share of
 it a variant closes is what the loss is for. LMs whose codec has not finished wait for the next run of
@@ -23,6 +24,10 @@ LMS = {"parallel": ("parallel", ()), "delay": ("delay", ()), "depth": ("depth", 
 # variant -> the codec it is compared with, in the order they train (the one-run schedule first: it is
 # what ``dora run`` would be).
 LM_PAIRS = {SCHEDULE: BASELINE, "fine-tune λ=3000 pooled": FINETUNE_REFERENCE}
+
+# The LMs' own run-to-run spread: every LM on the first seed's baseline again with another LM seed.
+REPEAT_CODEC = BASELINE
+REPEAT_SEED_OFFSET = 100
 
 
 def lm_codecs() -> tp.List[str]:
@@ -51,5 +56,10 @@ def explorer(launcher):
                     continue
                 for lm in lms:
                     launcher(lm_argv(codec.sig, lm, seed))
+    first = SMALL.seeds[0]
+    codec = experiment_xp(experiments(first)[REPEAT_CODEC][0])
+    if is_finished(codec):
+        for lm in LMS:
+            launcher(lm_argv(codec.sig, lm, first + REPEAT_SEED_OFFSET))
     for line in dict.fromkeys(waiting):
         print(f"Waiting: the LMs on {line}; run grid independence, then this grid again.")
