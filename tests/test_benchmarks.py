@@ -66,3 +66,16 @@ def test_training_step_benchmark_runs_the_schedule(tmp_path):
     assert results["per_step_metrics"]["mmd_rows"] == 3 * 47 and len(results["per_step_steps_s"]) == 1
     assert "mmd" in results["schedule_metrics"] and "g_loss" in results["lambda0_metrics"]
     assert json.loads((tmp_path / "step.json").read_text())["macro_batch"] == 2
+
+
+def test_depth_lm_benchmark_times_each_pattern_with_the_depth_block_overridden(capsys):
+    from audiocraft_mmd.benchmarks import depth_lm
+    timings = depth_lm.main(["--patterns", "parallel,depth", "--duration", "0.05", "--repeats", "1",
+                             "--depth", "context=every", "--depth", "dim=32"])
+    parallel, depth = timings
+    assert parallel.ratio_to_parallel == 1 and depth.depth_steps == 5 * 4 and parallel.depth_steps == 0
+    plain = depth_lm.run(["parallel", "depth"], duration=0.05, repeats=1)[1]
+    assert depth.parameters != plain.parameters  # the override reached the depth block
+    assert "depth context=every, depth dim=32:" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        depth_lm.main(["--depth", "context"])

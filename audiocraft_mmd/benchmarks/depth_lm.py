@@ -40,14 +40,16 @@ class PatternTiming:
     depth_steps: int
 
 
-def lm_config(pattern: str, n_q: int, card: int) -> omegaconf.DictConfig:
-    """The study's LM config (``model/lm/small.yaml``) for ``pattern``, unconditional, on CPU."""
+def lm_config(pattern: str, n_q: int, card: int, depth: tp.Optional[tp.Dict[str, tp.Any]] = None
+              ) -> omegaconf.DictConfig:
+    """The study's LM config (``model/lm/small.yaml``) for ``pattern``, unconditional, on CPU; ``depth``
+    overrides keys of its ``codebooks_pattern.depth`` block."""
     small = omegaconf.OmegaConf.load(CONFIG_DIR / "model" / "lm" / "small.yaml")
     cfg = omegaconf.OmegaConf.merge(small, {
         "device": "cpu", "dtype": "float32", "dataset": {"segment_duration": 2.}, "conditioners": None,
         "fuser": {"sum": [], "prepend": [], "cross": [], "input_interpolate": []},
         "classifier_free_guidance": {"training_dropout": 0., "inference_coef": 1.},
-        "attribute_dropout": {}, "codebooks_pattern": {"modeling": pattern},
+        "attribute_dropout": {}, "codebooks_pattern": {"modeling": pattern, "depth": dict(depth or {})},
         "transformer_lm": {"n_q": n_q, "card": card}})
     return cfg
 
@@ -63,7 +65,8 @@ def time_generation(lm, samples: int, frames: int, seed: int) -> float:
 
 
 def run(patterns: tp.Sequence[str] = PATTERNS, n_q: int = 4, card: int = 256, samples: int = 2,
-        duration: float = 2., frame_rate: float = 100., repeats: int = 5, seed: int = 0) -> tp.List[PatternTiming]:
+        duration: float = 2., frame_rate: float = 100., repeats: int = 5, seed: int = 0,
+        depth: tp.Optional[tp.Dict[str, tp.Any]] = None) -> tp.List[PatternTiming]:
     """Times each pattern's generation (see module docstring); ``patterns`` must include ``parallel``."""
     import audiocraft_mmd  # noqa: F401  (our patterns and the depth LM's builder)
     from audiocraft.models import builders
@@ -74,7 +77,7 @@ def run(patterns: tp.Sequence[str] = PATTERNS, n_q: int = 4, card: int = 256, sa
     set_efficient_attention_backend("torch")
     frames = int(round(duration * frame_rate))
     torch.manual_seed(seed)
-    lms = {pattern: builders.get_lm_model(lm_config(pattern, n_q, card)).eval() for pattern in patterns}
+    lms = {pattern: builders.get_lm_model(lm_config(pattern, n_q, card, depth)).eval() for pattern in patterns}
     for lm in lms.values():  # warm-up: first calls allocate
         time_generation(lm, samples, min(frames, 8), seed)
     times: tp.Dict[str, tp.List[float]] = {pattern: [] for pattern in patterns}
@@ -92,7 +95,8 @@ def run(patterns: tp.Sequence[str] = PATTERNS, n_q: int = 4, card: int = 256, sa
 
 def markdown(timings: tp.List[PatternTiming], args: argparse.Namespace) -> str:
     lines = [f"Generation of {args.samples} x {args.duration} s at {args.frame_rate:g} Hz, K = {args.n_q}, "
-             f"card {args.card}, {args.threads} thread(s), median of {args.repeats}:", "",
+             f"card {args.card}, {args.threads} thread(s), median of {args.repeats}"
+             + "".join(f", depth {item}" for item in args.depth) + ":", "",
              "| pattern | parameters | temporal steps | depth steps | seconds | ratio to parallel |",
              "| --- | --- | --- | --- | --- | --- |"]
     for t in timings:
@@ -112,11 +116,21 @@ def main(argv: tp.Optional[tp.List[str]] = None) -> tp.List[PatternTiming]:
     parser.add_argument("--frame-rate", type=float, default=100.)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--depth", action="append", default=[], metavar="KEY=VALUE",
+                        help="a key of the depth LM's codebooks_pattern.depth block (repeatable), e.g. "
+                        "--depth context=every --depth dim=128")
     parser.add_argument("--json", type=Path, help="also write the timings here")
     args = parser.parse_args(argv)
+    depth = {}
+    for item in args.depth:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--depth takes KEY=VALUE, got {item!r}")
+        depth[key] = int(value) if value.isdigit() else value
     torch.set_num_threads(args.threads)
     timings = run([p.strip() for p in args.patterns.split(",") if p.strip()], n_q=args.n_q, card=args.card,
-                  samples=args.samples, duration=args.duration, frame_rate=args.frame_rate, repeats=args.repeats)
+                  samples=args.samples, duration=args.duration, frame_rate=args.frame_rate, repeats=args.repeats,
+                  depth=depth)
     print(markdown(timings, args))
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(t) for t in timings], indent=2))
