@@ -269,9 +269,11 @@ def repeat_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.An
     first = {lm.pattern: lm.cell for lm in lms if lm.codec.seed == row["seed"] and lm.codec.label == REPEAT_CODEC}
     again = {}
     for name in LMS:
+        if name not in first:
+            continue
         xp = main.get_xp(lm_argv(row["sig"], name, row["seed"] + REPEAT_SEED_OFFSET))
         valid = last_stage_metrics(xp, "valid")
-        if is_finished(xp) and valid and name in first:
+        if is_finished(xp) and valid:
             num_q = len(first[name]["valid_ce_per_codebook"])
             again[name] = {"valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
     seed2 = row["seed"] + REPEAT_SEED_OFFSET

@@ -20,7 +20,11 @@ LM_OVERRIDES = ("optim.updates_per_epoch=100", "optim.lr=3e-3")
 # its size?": the temporal state enters every depth position (Moshi), at the temporal width.
 DEPTH_EVERY = "depth (context every, dim 128)"
 LMS = {"parallel": ("parallel", ()), "delay": ("delay", ()), "depth": ("depth", ()),
-       DEPTH_EVERY: ("depth", ("codebooks_pattern.depth.context=every", "codebooks_pattern.depth.dim=128"))}
+       DEPTH_EVERY: ("depth", ("codebooks_pattern.depth.context=every", "codebooks_pattern.depth.dim=128")),
+       # Which of its two changes makes the second depth LM better (on the baselines only):
+       "depth (context every)": ("depth", ("codebooks_pattern.depth.context=every",)),
+       "depth (dim 128)": ("depth", ("codebooks_pattern.depth.dim=128",))}
+ABLATIONS = ("depth (context every)", "depth (dim 128)")
 # variant -> the codec it is compared with, in the order they train (the one-run schedule first: it is
 # what ``dora run`` would be).
 LM_PAIRS = {SCHEDULE: BASELINE, "fine-tune λ=3000 pooled": FINETUNE_REFERENCE}
@@ -60,6 +64,12 @@ def explorer(launcher):
     codec = experiment_xp(experiments(first)[REPEAT_CODEC][0])
     if is_finished(codec):
         for lm in LMS:
-            launcher(lm_argv(codec.sig, lm, first + REPEAT_SEED_OFFSET))
+            if lm not in ABLATIONS:
+                launcher(lm_argv(codec.sig, lm, first + REPEAT_SEED_OFFSET))
+    for seed in SMALL.seeds:
+        codec = experiment_xp(experiments(seed)[BASELINE][0])
+        if is_finished(codec):
+            for lm in ABLATIONS:
+                launcher(lm_argv(codec.sig, lm, seed))
     for line in dict.fromkeys(waiting):
         print(f"Waiting: the LMs on {line}; run grid independence, then this grid again.")

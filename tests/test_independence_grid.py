@@ -6,7 +6,7 @@ import math
 from audiocraft_mmd.grids._study import SMALL, codec_xp
 from audiocraft_mmd.grids.independence import (BASELINE, FINETUNE_REFERENCE, LONG_BASELINE, LONG_EXPERIMENTS,
                                                LONG_FINETUNE_REFERENCE, SCHEDULE, experiments)
-from audiocraft_mmd.grids.independence_lms import DEPTH_EVERY, LM_OVERRIDES, LM_PAIRS, LMS, lm_codecs
+from audiocraft_mmd.grids.independence_lms import ABLATIONS, DEPTH_EVERY, LM_OVERRIDES, LM_PAIRS, LMS, lm_codecs
 from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table,
                                                 measured_table, table)
 from audiocraft_mmd.study import LMResult
@@ -98,8 +98,10 @@ def test_lm_table_and_gap_closure_per_seed():
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
     codecs = lm_codecs()
     assert codecs[:2] == [BASELINE, SCHEDULE] and [pattern for pattern, _ in LMS.values()] == \
-        ["parallel", "delay", "depth", "depth"]
+        ["parallel", "delay", "depth", "depth", "depth", "depth"]
     assert "codebooks_pattern.depth.context=every" in LMS[DEPTH_EVERY][1]
+    # the ablations change one of the second depth LM's two overrides each
+    assert sorted(override for name in ABLATIONS for override in LMS[name][1]) == sorted(LMS[DEPTH_EVERY][1])
     for seed in SMALL.seeds:
         assert set(codecs) <= set(experiments(seed))
     assert set(LM_OVERRIDES) == {"optim.updates_per_epoch=100", "optim.lr=3e-3"}  # 400 updates (4 epochs)
