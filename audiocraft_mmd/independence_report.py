@@ -114,10 +114,6 @@ def _split(report: tp.Dict[str, tp.Any], alignment: str, part: str) -> tp.Tuple[
     return split[part], low, high
 
 
-def _interval(value: tp.Tuple[float, float, float]) -> str:
-    return f"{value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}]"
-
-
 def compare_measured(row: tp.Dict[str, tp.Any], reference: tp.Dict[str, tp.Any]) -> tp.Dict[str, tp.Any]:
     """The cut in fast delay-aligned MI on the whole split, whether it leaves the reference's interval, the
     entropy change (whole split) and SI-SNR change (evaluate stage), and the gates."""
@@ -139,6 +135,7 @@ def _mean_entropy(report: tp.Dict[str, tp.Any]) -> float:
 
 
 def measured_table(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> str:
+    from .study_report import _interval
     header = ["seed", "codec", "XP", "entropy mean", "MI parallel", "MI delay", "fast delay", "slow delay",
               "fast parallel", "compared with", "fast delay cut", "below its interval", "Δ entropy", "Δ SI-SNR", "gates"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -177,11 +174,9 @@ class CodecRole:
 def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> tp.List[tp.Any]:
     """The finished LMs of grid ``independence_lms`` on the rows' codecs (validation CE per codebook);
     ``LMResult.pattern`` is the LM's name in :data:`grids.independence_lms.LMS`."""
-    from .grids._study import last_stage_metrics
     from .grids.independence_lms import LM_PAIRS, LMS, lm_argv
-    from .study import LMResult, xp_minutes
+    from .study import LMResult, valid_cell, xp_minutes
     from .train import main
-    from .xps import is_finished
     references = set(LM_PAIRS.values())
     found = []
     for row in rows:
@@ -189,11 +184,9 @@ def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> tp.List[tp.Any]:
             continue
         for name in LMS:
             xp = main.get_xp(lm_argv(row["sig"], name, row["seed"]))
-            valid = last_stage_metrics(xp, "valid")
-            if not (is_finished(xp) and valid):
+            cell = valid_cell(xp)
+            if cell is None:
                 continue
-            num_q = sum(1 for key in valid if key.startswith("ce_q"))
-            cell = {"valid_ce": valid["ce"], "valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
             role = CodecRole(row["label"], row["seed"], row["label"] in references)
             found.append(LMResult(codec=role, pattern=name, sig=xp.sig, cell=cell, minutes=xp_minutes(xp)))
     return found
@@ -227,8 +220,9 @@ def lm_table(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.Any]) 
 
 
 def _rest(cell: tp.Dict[str, tp.Any]) -> float:
-    ce = cell["valid_ce_per_codebook"]
-    return sum(ce[1:]) / (len(ce) - 1)
+    """The cell's cross-entropy on codebooks 2..K (what a gap to depth compares)."""
+    from .study import gap_cross_entropy
+    return gap_cross_entropy(cell, "depth")
 
 
 def gap_lines(lms: tp.Sequence[tp.Any]) -> tp.List[str]:
@@ -259,10 +253,9 @@ def gap_lines(lms: tp.Sequence[tp.Any]) -> tp.List[str]:
 def repeat_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.Any]) -> tp.List[str]:
     """The LMs' run-to-run spread: each LM on the repeated codec at its two LM seeds (CE 2..K), and each
     factorised LM's gap to each depth LM at both."""
-    from .grids._study import last_stage_metrics
     from .grids.independence_lms import LMS, REPEAT_CODEC, REPEAT_SEED_OFFSET, lm_argv
+    from .study import valid_cell
     from .train import main
-    from .xps import is_finished
     row = next((r for r in rows if r["label"] == REPEAT_CODEC and r["xp"] is not None), None)
     if row is None:
         return []
@@ -271,11 +264,9 @@ def repeat_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.An
     for name in LMS:
         if name not in first:
             continue
-        xp = main.get_xp(lm_argv(row["sig"], name, row["seed"] + REPEAT_SEED_OFFSET))
-        valid = last_stage_metrics(xp, "valid")
-        if is_finished(xp) and valid:
-            num_q = len(first[name]["valid_ce_per_codebook"])
-            again[name] = {"valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
+        cell = valid_cell(main.get_xp(lm_argv(row["sig"], name, row["seed"] + REPEAT_SEED_OFFSET)))
+        if cell is not None:
+            again[name] = cell
     seed2 = row["seed"] + REPEAT_SEED_OFFSET
     lines = [f"- {name} on {REPEAT_CODEC} seed={row['seed']}, CE 2..K at LM seeds {row['seed']} / {seed2}: "
              f"{_rest(first[name]):.3f} / {_rest(cell):.3f} (difference {_rest(cell) - _rest(first[name]):+.3f})"

@@ -182,20 +182,27 @@ class StudyResults:
     lagged: tp.List[tp.Tuple[tp.Any, tp.Dict[str, tp.Any]]] = dataclasses.field(default_factory=list)
 
 
+def valid_cell(xp) -> tp.Optional[tp.Dict[str, tp.Any]]:
+    """A finished LM's last validation cross-entropy, mean and per codebook (None while unfinished)."""
+    from .grids._study import last_stage_metrics
+    valid = last_stage_metrics(xp, "valid")
+    if not (is_finished(xp) and valid):
+        return None
+    num_q = sum(1 for key in valid if key.startswith("ce_q"))
+    return {"valid_ce": valid["ce"], "valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
+
+
 def lm_probe_results(scale, selection) -> tp.List[LMResult]:
     """The finished LMs of ``scale.lm_probes`` (their validation cross-entropy; no generation)."""
-    from .grids._study import codec_xp, last_stage_metrics, lm_xp
+    from .grids._study import codec_xp, lm_xp
     found = []
     for spec in scale.compared(selection.best):
         codec_sig = codec_xp(scale, spec).sig
         for probe in scale.lm_probes:
             for pattern in scale.patterns:
                 xp = lm_xp(scale, codec_sig, pattern, spec.seed, probe.overrides)
-                valid = last_stage_metrics(xp, "valid")
-                if is_finished(xp) and valid:
-                    num_q = sum(1 for key in valid if key.startswith("ce_q"))
-                    cell = {"valid_ce": valid["ce"],
-                            "valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
+                cell = valid_cell(xp)
+                if cell is not None:
                     found.append(LMResult(codec=spec, pattern=pattern, sig=xp.sig, cell=cell, minutes=xp_minutes(xp),
                                           probe=probe))
     return found

@@ -1,9 +1,9 @@
 """``dora grid independence_lms``: is a codec of grid ``independence`` a gain for the LMs? (#23, #18)
 
 Trains parallel, delay and depth LMs (``solver=musicgen/study`` at 400 updates and lr 3e-3, the LM
-probe that trained them best; two depth LMs, see :data:`LMS`), and the same LMs with another seed on
-the first seed's baseline (their run-to-run spread) on the tokens of each seed's variants in :data:`LM_PAIRS` and of the
-codecs they are compared with. The depth LM models each frame's codes jointly: on the reference codec
+probe that trained them best; two depth LMs, see :data:`LMS`) on the tokens of each seed's variants in
+:data:`LM_PAIRS` and of the codecs they are compared with; then the same LMs with another seed on the
+first seed's baseline (their run-to-run spread), and the depth ablations on the baselines. The depth LM models each frame's codes jointly: on the reference codec
 its gap to the parallel LM (codebooks 2..K) is the price of the parallel factorisation, and the share of
 it a variant closes is what the loss is for. LMs whose codec has not finished wait for the next run of
 this grid. Locally: ``python -m audiocraft_mmd.grid local independence_lms --jobs 2`` (resumable);

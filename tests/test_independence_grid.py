@@ -109,15 +109,16 @@ def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
 
 def test_repeat_lines_give_the_lm_seed_spread(monkeypatch):
     import types
-    from audiocraft_mmd import train, xps
+    from audiocraft_mmd import study, train
     from audiocraft_mmd.grids import _study, independence_lms
     from audiocraft_mmd.independence_report import repeat_lines
     again = {"parallel": [4., 5.1, 5.1, 5.1], "depth": [4., 4.2, 4.2, 4.2]}  # at the repeat's LM seed
     monkeypatch.setattr(independence_lms, "lm_argv", lambda sig, name, seed: (name, seed))
     monkeypatch.setattr(train.main, "get_xp", lambda argv: types.SimpleNamespace(argv=argv))
-    monkeypatch.setattr(xps, "is_finished", lambda xp: True)
+    monkeypatch.setattr(study, "is_finished", lambda xp: True)
     monkeypatch.setattr(_study, "last_stage_metrics", lambda xp, stage: (
-        {f"ce_q{k + 1}": v for k, v in enumerate(again[xp.argv[0]])} if xp.argv[0] in again else {}))
+        {"ce": sum(again[xp.argv[0]]) / 4, **{f"ce_q{k + 1}": v for k, v in enumerate(again[xp.argv[0]])}}
+        if xp.argv[0] in again else {}))
     first = [lm(BASELINE, 2036, True, "parallel", [4., 5., 5., 5.]), lm(BASELINE, 2036, True, "depth", [4., 4., 4., 4.])]
     rows = [{**row(BASELINE, None, 0.4), "seed": 2036, "label": BASELINE, "xp": object()}]
     lines = repeat_lines(rows, first)
