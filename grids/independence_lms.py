@@ -1,7 +1,7 @@
 """``dora grid independence_lms``: is a codec of grid ``independence`` a gain for the LMs? (#23, #18)
 
 Trains parallel, delay and depth LMs (``solver=musicgen/study`` at 400 updates and lr 3e-3, the LM
-probe that trained them best; two depth LMs, see :data:`LMS`) on the tokens of each seed's variants in
+probe that trained them best; the depth LM is the default one, see :data:`LMS`) on the tokens of each seed's variants in
 :data:`LM_PAIRS` and of the codecs they are compared with; then the same LMs with another seed on the
 first seed's baseline (their run-to-run spread), and the depth ablations on the baselines. The depth LM models each frame's codes jointly: on the reference codec
 its gap to the parallel LM (codebooks 2..K) is the price of the parallel factorisation, and the share of
@@ -16,15 +16,17 @@ from ._study import SMALL, StudyLMExplorer
 from .independence import BASELINE, FINETUNE_REFERENCE, SCHEDULE, experiment_xp, experiments
 
 LM_OVERRIDES = ("optim.updates_per_epoch=100", "optim.lr=3e-3")
-# LM name -> (pattern, extra overrides). The second depth LM answers "does depth lose to parallel because of
-# its size?": the temporal state enters every depth position (Moshi), at the temporal width.
-DEPTH_EVERY = "depth (context every, dim 128)"
-LMS = {"parallel": ("parallel", ()), "delay": ("delay", ()), "depth": ("depth", ()),
-       DEPTH_EVERY: ("depth", ("codebooks_pattern.depth.context=every", "codebooks_pattern.depth.dim=128")),
-       # Which of its two changes makes the second depth LM better (on the baselines only):
-       "depth (context every)": ("depth", ("codebooks_pattern.depth.context=every",)),
-       "depth (dim 128)": ("depth", ("codebooks_pattern.depth.dim=128",))}
-ABLATIONS = ("depth (context every)", "depth (dim 128)")
+CONTEXT, DIM = "codebooks_pattern.depth.context", "codebooks_pattern.depth.dim"
+FIRST_BUILT = "depth (context first, dim 64)"
+# LM name -> (pattern, extra overrides). "depth" is the default depth LM (context every, dim 128), its
+# settings written out: they keep the signatures of the XPs trained before they became the default.
+LMS = {"parallel": ("parallel", ()), "delay": ("delay", ()), "depth": ("depth", (f"{CONTEXT}=every", f"{DIM}=128")),
+       # The depth LM as first built (the defaults until 2026-12-04), which did not beat parallel:
+       FIRST_BUILT: ("depth", (f"{CONTEXT}=first", f"{DIM}=64")),
+       # Which of the two changes made it win (on the baselines only):
+       "depth (context every, dim 64)": ("depth", (f"{CONTEXT}=every", f"{DIM}=64")),
+       "depth (context first, dim 128)": ("depth", (f"{CONTEXT}=first", f"{DIM}=128"))}
+ABLATIONS = ("depth (context every, dim 64)", "depth (context first, dim 128)")
 # variant -> the codec it is compared with, in the order they train (the one-run schedule first: it is
 # what ``dora run`` would be).
 LM_PAIRS = {SCHEDULE: BASELINE, "fine-tune λ=3000 pooled": FINETUNE_REFERENCE}
@@ -50,15 +52,14 @@ def explorer(launcher):
     from audiocraft_mmd.xps import is_finished
     launcher.slurm_(**SMALL.slurm)
     waiting = []
-    # The LMs added later come after the first ones, so a resumed grid keeps its order.
-    for lms in (("parallel", "delay", "depth"), (DEPTH_EVERY,)):
-        for label in lm_codecs():
-            for seed in SMALL.seeds:
-                codec = experiment_xp(experiments(seed)[label][0])
-                if not is_finished(codec):
-                    waiting.append(f"{label} seed={seed} (codec {codec.sig})")
-                    continue
-                for lm in lms:
+    for label in lm_codecs():
+        for seed in SMALL.seeds:
+            codec = experiment_xp(experiments(seed)[label][0])
+            if not is_finished(codec):
+                waiting.append(f"{label} seed={seed} (codec {codec.sig})")
+                continue
+            for lm in LMS:
+                if lm not in ABLATIONS:
                     launcher(lm_argv(codec.sig, lm, seed))
     first = SMALL.seeds[0]
     codec = experiment_xp(experiments(first)[REPEAT_CODEC][0])

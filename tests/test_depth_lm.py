@@ -91,7 +91,7 @@ def reference_logits(lm, codes, condition_tensors):
 def reference_generate(lm, attributes, frames, prompt=None, cfg_coef=None, **sampling):
     """Sampling frame by frame, code by code, with the same random draws as DepthLM.generate."""
     from audiocraft.modules.conditioners import ClassifierFreeGuidanceDropout
-    from audiocraft_mmd.models.depth_lm import sample_code
+    from audiocraft_mmd.models.depth_lm import gumbel_noise, sample_code
     cfg_coef = lm.cfg_coef if cfg_coef is None else cfg_coef
     B = len(attributes)
     conditions = attributes + ClassifierFreeGuidanceDropout(p=1.0)(attributes)
@@ -101,13 +101,14 @@ def reference_generate(lm, attributes, frames, prompt=None, cfg_coef=None, **sam
     for t in range(codes.shape[-1], frames):
         state = reference_state(lm, torch.cat([codes, codes]) if guided else codes, condition_tensors)
         frame = []
+        noise = gumbel_noise(K, B, lm.card, **sampling)  # one draw per frame, as DepthLM does
         for k in range(K):
             previous = [torch.cat([c, c]) if guided else c for c in frame]
             logits = reference_depth_logits(lm, depth_inputs(lm, state, previous))
             if guided:
                 cond, uncond = logits.split(B)
                 logits = uncond + (cond - uncond) * cfg_coef
-            frame.append(sample_code(logits, **sampling)[:, 0])
+            frame.append(sample_code(logits, **sampling, gumbel=None if noise is None else noise[k])[:, 0])
         codes = torch.cat([codes, torch.stack(frame, 1)[..., None]], -1)
     return codes
 
@@ -132,6 +133,23 @@ def test_likelihood_matches_the_slow_reference(conditioned, context):
 
 SAMPLINGS = [dict(use_sampling=True, temp=1.0, top_k=5, top_p=0.0), dict(use_sampling=True, temp=0.7, top_k=0, top_p=0.8),
              dict(use_sampling=True, temp=1.3, top_k=0, top_p=0.0), dict(use_sampling=False, temp=1.0, top_k=0, top_p=0.0)]
+
+
+@pytest.mark.parametrize("temp, top_k", [(0.7, 3), (1.3, 0), (1.0, 6)])
+def test_sampler_draws_musicgens_distribution(temp, top_k):
+    """Gumbel-max draws follow softmax(logits / temp) over the top-k: the frequencies of 40000 draws are
+    within 5 standard errors of it, and nothing outside the top-k is drawn."""
+    from audiocraft_mmd.models.depth_lm import sample_code
+    logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, 1.5])
+    n = 40000
+    torch.manual_seed(0)
+    codes = sample_code(logits.expand(n, -1), use_sampling=True, temp=temp, top_k=top_k, top_p=0.0)[:, 0]
+    kept = logits.topk(top_k).indices if top_k else torch.arange(len(logits))
+    expected = torch.zeros(len(logits))
+    expected[kept] = torch.softmax(logits[kept] / temp, dim=-1)
+    frequencies = torch.bincount(codes, minlength=len(logits)).float() / n
+    assert (frequencies[expected == 0] == 0).all()
+    assert ((frequencies - expected).abs() <= 5 * (expected * (1 - expected) / n).sqrt()).all()
 
 
 @pytest.mark.parametrize("sampling", SAMPLINGS, ids=["top_k", "top_p", "temperature", "greedy"])
@@ -190,7 +208,7 @@ def test_steps_per_frame_temporal_and_depth(monkeypatch):
     lm = build(depth_config())
     assert sequence_steps(lm.pattern_provider, 50) == 50 and depth_steps(lm.pattern_provider, 50) == 50 * K
     calls = {"temporal": 0, "depth": 0}
-    for name, key in [("temporal_states", "temporal"), ("depth_logits", "depth")]:
+    for name, key in [("temporal_states", "temporal"), ("depth_step", "depth")]:
         original = getattr(DepthLM, name)
 
         def counted(self, *args, _original=original, _key=key, **kwargs):

@@ -3,10 +3,13 @@ tunes start from that seed's trained baseline, and the table applies the issue's
 
 import math
 
+import omegaconf
+
 from audiocraft_mmd.grids._study import SMALL, codec_xp
 from audiocraft_mmd.grids.independence import (BASELINE, FINETUNE_REFERENCE, LONG_BASELINE, LONG_EXPERIMENTS,
                                                LONG_FINETUNE_REFERENCE, SCHEDULE, experiments)
-from audiocraft_mmd.grids.independence_lms import ABLATIONS, DEPTH_EVERY, LM_OVERRIDES, LM_PAIRS, LMS, lm_codecs
+from audiocraft_mmd.grids.independence_lms import ABLATIONS, FIRST_BUILT, LM_OVERRIDES, LM_PAIRS, LMS, lm_codecs
+from audiocraft_mmd.integration import CONFIG_DIR
 from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table,
                                                 measured_table, table)
 from audiocraft_mmd.study import LMResult
@@ -88,20 +91,24 @@ def test_lm_table_and_gap_closure_per_seed():
     undefined = [lms[0], lm(reference, 1, True, "depth", [4., 6., 6., 6.]), *lms[2:]]
     assert "undefined" in gap_lines(undefined)[0]
     # a second depth LM: its own gap column and its own closure line
-    second = [lm(reference, 1, True, DEPTH_EVERY, [3.5, 4.5, 4.5, 4.5]), lm(variant, 1, False, DEPTH_EVERY, [4., 4.5, 4.5, 4.5])]
+    second = [lm(reference, 1, True, FIRST_BUILT, [3.5, 4.5, 4.5, 4.5]), lm(variant, 1, False, FIRST_BUILT, [4., 4.5, 4.5, 4.5])]
     text = lm_table(rows, lms + second)
-    assert f"gap to depth / {DEPTH_EVERY} (2..K)" in text and "| +1.000 / +0.500 |" in text
+    assert f"gap to depth / {FIRST_BUILT} (2..K)" in text and "| +1.000 / +0.500 |" in text
     lines = gap_lines(lms + second)
-    assert len(lines) == 2 and f"parallel − {DEPTH_EVERY} (codebooks 2..K) +0.500 → +0.500 nats; share closed: 0.0%" in lines[1]
+    assert len(lines) == 2 and f"parallel − {FIRST_BUILT} (codebooks 2..K) +0.500 → +0.500 nats; share closed: 0.0%" in lines[1]
 
 
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
     codecs = lm_codecs()
     assert codecs[:2] == [BASELINE, SCHEDULE] and [pattern for pattern, _ in LMS.values()] == \
         ["parallel", "delay", "depth", "depth", "depth", "depth"]
-    assert "codebooks_pattern.depth.context=every" in LMS[DEPTH_EVERY][1]
-    # the ablations change one of the second depth LM's two overrides each
-    assert sorted(override for name in ABLATIONS for override in LMS[name][1]) == sorted(LMS[DEPTH_EVERY][1])
+    # "depth" writes out the depth defaults (so that its XPs keep their signatures)
+    defaults = omegaconf.OmegaConf.load(CONFIG_DIR / "model" / "lm" / "small.yaml").codebooks_pattern.depth
+    assert sorted(LMS["depth"][1]) == sorted(f"codebooks_pattern.depth.{key}={defaults[key]}" for key in ("context", "dim"))
+    assert sorted(LMS[FIRST_BUILT][1]) == ["codebooks_pattern.depth.context=first", "codebooks_pattern.depth.dim=64"]
+    # each ablation takes one setting from the first-built depth LM, the other from the default
+    for name in ABLATIONS:
+        assert len(set(LMS[name][1]) & set(LMS[FIRST_BUILT][1])) == 1 and len(set(LMS[name][1]) & set(LMS["depth"][1])) == 1
     for seed in SMALL.seeds:
         assert set(codecs) <= set(experiments(seed))
     assert set(LM_OVERRIDES) == {"optim.updates_per_epoch=100", "optim.lr=3e-3"}  # 400 updates (4 epochs)

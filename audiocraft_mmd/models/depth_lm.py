@@ -37,12 +37,9 @@ from audiocraft.models.lm import LMModel, LMOutput, ScaledEmbedding, init_layer
 from audiocraft.modules.conditioners import ConditioningAttributes
 from audiocraft.utils import utils
 
-# Per-layer key/value cache of one frame's depth steps: None (no cache), or a list filled on use.
-DepthCache = tp.Optional[tp.List[tp.List[torch.Tensor]]]
-
-
 class DepthLayer(nn.Module):
-    """Pre-norm causal self-attention and feed-forward block, with an optional KV cache.
+    """Pre-norm causal self-attention and feed-forward block: all positions at once (:meth:`forward`),
+    or one position after the cached ones (:meth:`step`).
 
     Plain modules and ``scaled_dot_product_attention``: K depth steps per frame must cost little,
     and AudioCraft's streaming transformer adds per-call bookkeeping that dominates at this size.
@@ -58,21 +55,33 @@ class DepthLayer(nn.Module):
         self.ff_in = nn.Linear(dim, hidden_scale * dim, **factory)
         self.ff_out = nn.Linear(hidden_scale * dim, dim, **factory)
 
-    def forward(self, x: torch.Tensor, cache: tp.Optional[tp.List[torch.Tensor]] = None) -> torch.Tensor:
-        """x [N, L, D]: L causal positions, or (with a non-empty cache) L=1 new position after them."""
-        # Functional calls on the modules' weights: no per-module call overhead at each depth step.
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, L, D]: L causal positions."""
         N, L, D = x.shape
-        h = F.layer_norm(x, (D,), self.norm_attn.weight, self.norm_attn.bias, self.norm_attn.eps)
-        q, k, v = F.linear(h, self.qkv.weight).view(N, L, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
-        if cache:
-            assert L == 1, "cached depth steps take one position at a time"
-            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-        if cache is not None:
-            cache[:] = [k, v]
-        # A lone first position attends to itself only: its attention output is its value.
-        attn = v if k.shape[2] == 1 else F.scaled_dot_product_attention(q, k, v, is_causal=L > 1)
-        x = x + F.linear(attn.transpose(1, 2).reshape(N, L, D), self.out.weight)
-        h = F.layer_norm(x, (D,), self.norm_ff.weight, self.norm_ff.bias, self.norm_ff.eps)
+        q, k, v = self._qkv(x).view(N, L, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self._feed_forward(x + F.linear(attn.transpose(1, 2).reshape(N, L, D), self.out.weight))
+
+    def step(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, position: int) -> torch.Tensor:
+        """x [N, D] at depth ``position``, after positions 0..position-1 whose keys and values are in
+        ``keys``, ``values`` [N, heads, K, D / heads]; writes this position's there."""
+        N, D = x.shape
+        q, k, v = self._qkv(x).view(N, 3, self.num_heads, 1, D // self.num_heads).unbind(1)
+        keys[:, :, position:position + 1] = k
+        values[:, :, position:position + 1] = v
+        # The first position attends to itself only: its attention output is its value.
+        attn = v if position == 0 else F.scaled_dot_product_attention(
+            q, keys[:, :, :position + 1], values[:, :, :position + 1])
+        return self._feed_forward(x + F.linear(attn.reshape(N, D), self.out.weight))
+
+    # Functional calls on the modules' weights: no per-module call overhead at each depth step.
+    def _qkv(self, x: torch.Tensor) -> torch.Tensor:
+        D = x.shape[-1]
+        return F.linear(F.layer_norm(x, (D,), self.norm_attn.weight, self.norm_attn.bias, self.norm_attn.eps),
+                        self.qkv.weight)
+
+    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.layer_norm(x, (x.shape[-1],), self.norm_ff.weight, self.norm_ff.bias, self.norm_ff.eps)
         h = F.gelu(F.linear(h, self.ff_in.weight, self.ff_in.bias), approximate="tanh")  # exact erf: 4x slower on CPU
         return x + F.linear(h, self.ff_out.weight, self.ff_out.bias)
 
@@ -138,26 +147,38 @@ class DepthLM(LMModel):
 
     # ---- depth transformer ----
 
-    def depth_input(self, k: int, states: tp.Optional[torch.Tensor] = None,
-                    codes: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Input of depth position k: projected temporal states (k = 0) or embedded codes q_{k-1} (plus
-        projected states with ``context=every``); ``states`` [..., dim] and ``codes`` [...] share their shape."""
-        if k == 0:
-            return F.linear(states, self.depth_in.weight, self.depth_in.bias) + self.depth_pos[0]
-        x = F.embedding(codes, self.depth_emb[k - 1].weight) + self.depth_pos[k]
-        if self.depth_ctx:
-            x = x + F.linear(states, self.depth_ctx[k - 1].weight, self.depth_ctx[k - 1].bias)
-        return x
+    def frame_context(self, states: torch.Tensor) -> torch.Tensor:
+        """What the K depth positions receive before any code: [..., K, depth_dim] from states [..., dim].
 
-    def depth_logits(self, x: torch.Tensor, first: int = 0, cache: DepthCache = None) -> torch.Tensor:
-        """Logits [N, L, card] of depth positions first..first+L-1 from their inputs x [N, L, depth_dim]."""
-        for index, layer in enumerate(self.depth_layers):
-            x = layer(x, None if cache is None else cache[index])
+        Position 0 gets its projection of the state; with ``context=every`` each position k > 0 gets its
+        own too (one matrix product for all); every position adds its position embedding.
+        """
+        projections = [self.depth_in, *self.depth_ctx]
+        context = F.linear(states, torch.cat([p.weight for p in projections]), torch.cat([p.bias for p in projections]))
+        context = context.unflatten(-1, (len(projections), self.depth_dim))
+        # With context=first, positions k > 0 read no state.
+        return F.pad(context, (0, 0, 0, self.num_codebooks - len(projections))) + self.depth_pos
+
+    def code_input(self, k: int, codes: torch.Tensor) -> torch.Tensor:
+        """Embedding [..., depth_dim] of codes [...] of codebook k, the input they add to depth position k + 1."""
+        return F.embedding(codes, self.depth_emb[k].weight)
+
+    def depth_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [N, K, card] of the K depth positions of a frame from their inputs x [N, K, depth_dim]."""
+        for layer in self.depth_layers:
+            x = layer(x)
         x = F.layer_norm(x, (self.depth_dim,), self.depth_norm.weight, self.depth_norm.bias, self.depth_norm.eps)
-        if x.shape[1] == 1:  # a generation step
-            head = self.linears[first]
-            return F.linear(x, head.weight, head.bias)
-        return torch.stack([self.linears[first + i](x[:, i]) for i in range(x.shape[1])], dim=1)
+        return torch.stack([self.linears[k](x[:, k]) for k in range(x.shape[1])], dim=1)
+
+    def depth_step(self, x: torch.Tensor, position: int, keys: tp.List[torch.Tensor],
+                   values: tp.List[torch.Tensor]) -> torch.Tensor:
+        """Logits [N, card] of depth ``position`` from its input x [N, depth_dim], after the positions
+        cached in each layer's ``keys`` and ``values`` (see :meth:`DepthLayer.step`)."""
+        for layer, layer_keys, layer_values in zip(self.depth_layers, keys, values):
+            x = layer.step(x, layer_keys, layer_values, position)
+        x = F.layer_norm(x, (self.depth_dim,), self.depth_norm.weight, self.depth_norm.bias, self.depth_norm.eps)
+        head = self.linears[position]
+        return F.linear(x, head.weight, head.bias)
 
     # ---- teacher-forced likelihood ----
 
@@ -169,10 +190,9 @@ class DepthLM(LMModel):
         start = torch.full((B, K, 1), self.special_token_id, dtype=codes.dtype, device=codes.device)
         states = self.temporal_states(torch.cat([start, codes[..., :-1]], dim=-1), conditions,
                                       condition_tensors)  # [B, T, dim]: state t has seen frames < t
-        inputs = [self.depth_input(0, states=states)]
-        inputs += [self.depth_input(k, states=states, codes=codes[:, k - 1]) for k in range(1, K)]
-        x = torch.stack(inputs, dim=2).reshape(B * T, K, self.depth_dim)
-        return self.depth_logits(x).view(B, T, K, -1).transpose(1, 2)
+        lower = torch.stack([self.code_input(k, codes[:, k]) for k in range(K - 1)], dim=2)  # [B, T, K-1, depth_dim]
+        x = self.frame_context(states) + F.pad(lower, (0, 0, 1, 0))  # code k - 1 feeds position k
+        return self.depth_logits(x.reshape(B * T, K, self.depth_dim)).view(B, T, K, -1).transpose(1, 2)
 
     def compute_predictions(self, codes: torch.Tensor, conditions: tp.List[ConditioningAttributes],
                             condition_tensors: tp.Optional[dict] = None, stage: int = -1,
@@ -205,32 +225,54 @@ class DepthLM(LMModel):
             if guided:  # conditional and unconditional halves in one batch
                 sequence = torch.cat([sequence, sequence], dim=0)
             states = self.temporal_states(sequence, [], cfg_conditions)[:, -1]  # [B or 2B, dim]
-        cache: DepthCache = [[] for _ in self.depth_layers]
+        context = self.frame_context(states)  # [N, K, depth_dim], N = B or 2B
+        N, K = context.shape[:2]
+        head_dim = self.depth_dim // self.depth_layers[0].num_heads
+        keys = [context.new_empty(N, layer.num_heads, K, head_dim) for layer in self.depth_layers]
+        values = [torch.empty_like(layer_keys) for layer_keys in keys]
+        noise = gumbel_noise(K, B, self.card, use_sampling, temp, top_k, top_p, device=states.device)
         frame = []
-        x = self.depth_input(0, states=states)
-        for k in range(self.num_codebooks):
-            logits = self.depth_logits(x[:, None], first=k, cache=cache)[:, 0]  # [B or 2B, card]
+        x = context[:, 0]
+        for k in range(K):
+            logits = self.depth_step(x, k, keys, values)  # [N, card]
             if guided:
                 cond_logits, uncond_logits = logits.split(B, dim=0)
                 logits = uncond_logits + (cond_logits - uncond_logits) * cfg_coef
-            code = sample_code(logits, use_sampling, temp, top_k, top_p)  # [B, 1]
+            code = sample_code(logits, use_sampling, temp, top_k, top_p, None if noise is None else noise[k])  # [B, 1]
             frame.append(code)
-            if k + 1 < self.num_codebooks:
-                x = self.depth_input(k + 1, states=states[:, None], codes=torch.cat([code, code]) if guided else code)[:, 0]
+            if k + 1 < K:
+                x = context[:, k + 1] + self.code_input(k, (torch.cat([code, code]) if guided else code)[:, 0])
         return torch.stack(frame, dim=1)  # [B, K, 1]
 
 
-def sample_code(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: int, top_p: float) -> torch.Tensor:
-    """One code [N, 1] per row of logits [N, card], with MusicGen's rules (``LMModel._sample_next_token``):
-    greedy without sampling, else softmax at ``temp`` restricted to top-p, else to the top-k, else full."""
-    if use_sampling and temp > 0.0:
-        if top_p > 0.0:
-            return utils.sample_top_p(torch.softmax(logits / temp, dim=-1), p=top_p)
-        if top_k > 0:
-            # The distribution of AudioCraft's sample_top_k (softmax restricted to the k largest
-            # logits), in fewer operations: K of these run per frame.
-            values, indices = logits.topk(min(int(top_k), logits.shape[-1]), dim=-1)
-            choice = torch.multinomial(torch.softmax(values if temp == 1.0 else values / temp, dim=-1), num_samples=1)
-            return indices.gather(-1, choice)
-        return utils.multinomial(torch.softmax(logits / temp, dim=-1), num_samples=1)
-    return torch.argmax(logits, dim=-1, keepdim=True)
+def gumbel_noise(steps: int, rows: int, card: int, use_sampling: bool, temp: float, top_k: int, top_p: float,
+                 device: tp.Optional[torch.device] = None) -> tp.Optional[torch.Tensor]:
+    """Gumbel(0, 1) draws [steps, rows, width] for :func:`sample_code`'s ``steps`` calls on one frame, drawn
+    at once (one random call per frame, as the parallel LM makes); width is top-k's k, or the card. None
+    where no draw is needed (greedy) or where AudioCraft's top-p sampler is used."""
+    if not use_sampling or temp <= 0.0 or top_p > 0.0:
+        return None
+    width = min(int(top_k), card) if top_k > 0 else card
+    return torch.empty(steps, rows, width, device=device).exponential_().log_().neg_()
+
+
+def sample_code(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: int, top_p: float,
+                gumbel: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
+    """One code [N, 1] per row of logits [N, card], from MusicGen's distributions (``LMModel._sample_next_token``):
+    greedy without sampling, else softmax at ``temp`` restricted to top-p, else to the top-k, else full.
+
+    Top-p is AudioCraft's sampler. Top-k and full softmax are drawn by the Gumbel-max trick (the argmax of
+    logits / temp plus Gumbel noise is distributed as the softmax; ``gumbel`` [N, width] from
+    :func:`gumbel_noise`, drawn here if None): the same distribution as ``torch.multinomial`` in a third
+    of its time, which counts when K of these run per frame.
+    """
+    if not use_sampling or temp <= 0.0:
+        return torch.argmax(logits, dim=-1, keepdim=True)
+    if top_p > 0.0:
+        return utils.sample_top_p(torch.softmax(logits / temp, dim=-1), p=top_p)
+    if gumbel is None:
+        gumbel = gumbel_noise(1, logits.shape[0], logits.shape[-1], use_sampling, temp, top_k, top_p, logits.device)[0]
+    if top_k > 0:
+        values, indices = logits.topk(gumbel.shape[-1], dim=-1)
+        return indices.gather(-1, (values / temp + gumbel).argmax(dim=-1, keepdim=True))
+    return (logits / temp + gumbel).argmax(dim=-1, keepdim=True)

@@ -37,8 +37,8 @@ class DepthPatternProvider(ParallelPatternProvider):
     # aligned: the pattern-consistency check accepts any codec with it.
     fits_any_alignment = True
 
-    def __init__(self, n_q: int, num_layers: int = 1, dim: int = 64, num_heads: int = 4, hidden_scale: int = 4,
-                 context: str = "first"):
+    def __init__(self, n_q: int, num_layers: int = 1, dim: int = 128, num_heads: int = 4, hidden_scale: int = 4,
+                 context: str = "every"):
         for name, value in [("num_layers", num_layers), ("dim", dim), ("num_heads", num_heads),
                             ("hidden_scale", hidden_scale)]:
             if int(value) < 1:
