@@ -12,7 +12,9 @@ the dependence command on the whole evaluate split, or on other music with ``--d
 slow pairs 2.5 s apart or more, 95 % intervals; cached in each XP folder), where the gate also asks the
 cut to leave the reference's interval. ``--lms`` adds the LMs of grid ``independence_lms``: validation
 cross-entropy against the codec's entropy, each factorised LM's gap to the depth LM (codebooks 2..K)
-and the share of the reference's gap a variant closes.
+and the share of the reference's gap a variant closes; with ``--generate``, the parallel, delay and
+depth LMs also generate (8 clips of 3 s, as in the study) and the table adds the musicnn kernel distance
+of their generations to the evaluate split, with its 95 % interval.
 """
 
 from __future__ import annotations
@@ -171,11 +173,17 @@ class CodecRole:
     is_baseline: bool
 
 
-def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> tp.List[tp.Any]:
+GENERATED_LMS = ("parallel", "delay", "depth")
+
+
+def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]], generate: tp.Optional[tp.Tuple[int, float]] = None
+                ) -> tp.List[tp.Any]:
     """The finished LMs of grid ``independence_lms`` on the rows' codecs (validation CE per codebook);
-    ``LMResult.pattern`` is the LM's name in :data:`grids.independence_lms.LMS`."""
+    ``LMResult.pattern`` is the LM's name in :data:`grids.independence_lms.LMS`. With ``generate``
+    (clips, seconds), the LMs of :data:`GENERATED_LMS` also generate, timed and compared with the evaluate
+    split (:func:`audiocraft_mmd.study.measured_lm_cell`, cached per XP)."""
     from .grids.independence_lms import LM_PAIRS, LMS, lm_argv
-    from .study import LMResult, valid_cell, xp_minutes
+    from .study import LMResult, measured_lm_cell, valid_cell, xp_minutes
     from .train import main
     references = set(LM_PAIRS.values())
     found = []
@@ -187,6 +195,9 @@ def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> tp.List[tp.Any]:
             cell = valid_cell(xp)
             if cell is None:
                 continue
+            if generate and name in GENERATED_LMS:
+                cell = {**cell, **measured_lm_cell(xp, row["sig"], LMS[name][0], row["seed"], *generate,
+                                                   f"{name} on {row['label']} seed={row['seed']}")}
             role = CodecRole(row["label"], row["seed"], row["label"] in references)
             found.append(LMResult(codec=role, pattern=name, sig=xp.sig, cell=cell, minutes=xp_minutes(xp)))
     return found
@@ -203,8 +214,11 @@ def lm_table(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.Any]) 
                for row in rows if row["metrics"]}
     depth_names = list(dict.fromkeys(lm.pattern for lm in lms if _is_depth(lm.pattern)))
     depth = {(lm.codec.seed, lm.codec.label, lm.pattern): lm.cell for lm in lms if _is_depth(lm.pattern)}
+    from .study_report import kernel_text
+    generated = any("distances" in lm.cell for lm in lms)
     header = ["seed", "codec", "LM", "XP", "valid CE", "CE per codebook", "CE 2..K", "codec entropy (nats)",
-              "CE − entropy", f"gap to {' / '.join(depth_names) or 'depth'} (2..K)", "XP-min"]
+              "CE − entropy", f"gap to {' / '.join(depth_names) or 'depth'} (2..K)",
+              *(["kernel distance to evaluate [95 %]"] if generated else []), "XP-min"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for lm in lms:
         seed, label = lm.codec.seed, lm.codec.label
@@ -214,7 +228,8 @@ def lm_table(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.Any]) 
         cells = [str(seed), label, lm.pattern, lm.sig, f"{lm.cell['valid_ce']:.3f}",
                  " / ".join(f"{v:.3f}" for v in lm.cell["valid_ce_per_codebook"]), f"{_rest(lm.cell):.3f}", _fmt(h),
                  "-" if h is None else f"{lm.cell['valid_ce'] - h:+.3f}",
-                 "-" if _is_depth(lm.pattern) else " / ".join(_fmt(g, "+.3f") for g in gaps), _fmt(lm.minutes, ".1f")]
+                 "-" if _is_depth(lm.pattern) else " / ".join(_fmt(g, "+.3f") for g in gaps),
+                 *([kernel_text(lm.cell)] if generated else []), _fmt(lm.minutes, ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -280,6 +295,7 @@ def repeat_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.An
 
 
 def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
+    from .study import add_generation_options
     parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.independence_report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="write the tables to this file (default: print them)")
     parser.add_argument("--measure", action="store_true",
@@ -287,6 +303,10 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--data", help="with --measure: measure on this manifest folder instead of each codec's "
                         "evaluate split (e.g. other music: egs/NAME/evaluate)")
     parser.add_argument("--lms", action="store_true", help="add the LMs of grid independence_lms")
+    parser.add_argument("--generate", action="store_true",
+                        help="with --lms: the parallel, delay and depth LMs also generate (timed, and the musicnn "
+                        "kernel distance of their generations to the evaluate split; cached per XP)")
+    add_generation_options(parser)
     args = parser.parse_args(argv)
     rows = collect()
     text = table(rows) + "\n"
@@ -295,7 +315,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         text += (f"\n{args.data or 'Whole evaluate split'}, {SEGMENT_SECONDS:g} s segments:\n\n"
                  + measured_table(rows) + "\n")
     if args.lms:
-        lms = collect_lms(rows)
+        lms = collect_lms(rows, (args.gen_samples, args.gen_duration) if args.generate else None)
         text += "\nLMs (grid independence_lms):\n\n" + lm_table(rows, lms) + "\n\n" + "\n".join(gap_lines(lms)) + "\n"
         repeats = repeat_lines(rows, lms)
         if repeats:

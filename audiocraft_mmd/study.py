@@ -151,21 +151,35 @@ def codec_result(scale, spec) -> tp.Optional[CodecResult]:
 def lm_result(scale, codec_sig: str, codec_spec, pattern: str, gen_samples: int,
               gen_duration: float) -> tp.Optional[LMResult]:
     """The figures of a finished LM (generation timed and compared once, then cached), None otherwise."""
-    from .compare_patterns import measure
     from .grids._study import lm_xp
     xp = lm_xp(scale, codec_sig, pattern, codec_spec.seed)
     if not is_finished(xp):
         return None
+    cell = measured_lm_cell(xp, codec_sig, pattern, codec_spec.seed, gen_samples, gen_duration,
+                            f"{pattern} on {codec_spec.name}")
+    return LMResult(codec=codec_spec, pattern=pattern, sig=xp.sig, cell=cell, minutes=xp_minutes(xp))
+
+
+def add_generation_options(parser: argparse.ArgumentParser) -> None:
+    """``--gen-samples`` and ``--gen-duration``: what each LM generates for :func:`measured_lm_cell`."""
+    parser.add_argument("--gen-samples", type=int, default=8, help="clips generated per LM (timing, distance)")
+    parser.add_argument("--gen-duration", type=float, default=3., help="seconds per clip (musicnn patches are 3 s)")
+
+
+def measured_lm_cell(xp, codec_sig: str, pattern: str, seed: int, gen_samples: int, gen_duration: float,
+                     what: str) -> tp.Dict[str, tp.Any]:
+    """:class:`audiocraft_mmd.compare_patterns.Cell` of a finished LM as a dict: its validation CE, and its
+    generation timed and compared with the evaluate split (musicnn distances), measured once and cached
+    in the XP folder (``study_lm.json``)."""
+    from .compare_patterns import measure
     cache = xp.folder / LM_MEASURES
     if cache.exists():
-        cell = json.loads(cache.read_text())
-    else:
-        progress(f"LM {xp.sig} ({pattern} on {codec_spec.name}): timing generation and measuring distances")
-        args = argparse.Namespace(gen_samples=gen_samples, gen_duration=gen_duration, seed=codec_spec.seed,
-                                  no_distance=False)
-        cell = dataclasses.asdict(measure(f"//sig/{codec_sig}", pattern, xp, args))
-        cache.write_text(json.dumps(cell, indent=2))
-    return LMResult(codec=codec_spec, pattern=pattern, sig=xp.sig, cell=cell, minutes=xp_minutes(xp))
+        return json.loads(cache.read_text())
+    progress(f"LM {xp.sig} ({what}): timing generation and measuring distances")
+    args = argparse.Namespace(gen_samples=gen_samples, gen_duration=gen_duration, seed=seed, no_distance=False)
+    cell = dataclasses.asdict(measure(f"//sig/{codec_sig}", pattern, xp, args))
+    cache.write_text(json.dumps(cell, indent=2))
+    return cell
 
 
 @dataclasses.dataclass
@@ -388,8 +402,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "RESULTS.md")
     parser.add_argument("--figures", type=Path, default=None, help="default: figures/ beside --out")
     parser.add_argument("--discussion", type=Path, default=REPO / "docs" / "study_discussion.md")
-    parser.add_argument("--gen-samples", type=int, default=8, help="clips generated per LM (timing, distance)")
-    parser.add_argument("--gen-duration", type=float, default=3., help="seconds per clip (musicnn patches are 3 s)")
+    add_generation_options(parser)
     parser.add_argument("--listen", type=Path, default=None,
                         help="also write a listening page of the study's codecs there (python -m audiocraft_mmd.listen)")
     args = parser.parse_args(argv)

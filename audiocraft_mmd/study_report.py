@@ -64,16 +64,22 @@ def lm_table(results: StudyResults) -> str:
     rows = []
     for lm in sorted(results.lms, key=lambda lm: (lm.codec.seed, not lm.codec.is_baseline, lm.pattern)):
         cell = lm.cell
-        kernel = "-" if cell.get("kernel_distance") is None else (
-            f"{cell['kernel_distance']:.3g} [{cell['distances']['musicnn_kernel_ci_low']:.3g}, "
-            f"{cell['distances']['musicnn_kernel_ci_high']:.3g}]")
         rows.append([lm.codec.name, lm.pattern, lm.sig, f"{cell['valid_ce']:.3f}",
                      " / ".join(f"{v:.3f}" for v in cell["valid_ce_per_codebook"]),
                      steps_text(cell["steps_per_second"], cell.get("temporal_steps_per_second"),
-                                cell.get("depth_steps_per_second")), f"{cell['gen_seconds']:.2f}", f"{cell['rtf']:.3f}", kernel,
+                                cell.get("depth_steps_per_second")), f"{cell['gen_seconds']:.2f}", f"{cell['rtf']:.3f}", kernel_text(cell),
                      f"{lm.minutes:.1f}"])
     return _table(["codec", "pattern", "XP", "valid CE (nats)", "CE per codebook", "AR steps / s audio (temporal + depth)",
                    "generation (s)", "RTF", "kernel distance to evaluate [95 %]", "train min"], rows)
+
+
+def kernel_text(cell: tp.Dict[str, tp.Any]) -> str:
+    """An LM's musicnn kernel distance of its generations to the evaluate split, with its 95 % interval."""
+    if cell.get("kernel_distance") is None:
+        return "-"
+    distances = cell["distances"]
+    return (f"{cell['kernel_distance']:.3g} [{distances['musicnn_kernel_ci_low']:.3g}, "
+            f"{distances['musicnn_kernel_ci_high']:.3g}]")
 
 
 def probe_table(results: StudyResults) -> str:

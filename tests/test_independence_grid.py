@@ -98,6 +98,30 @@ def test_lm_table_and_gap_closure_per_seed():
     assert len(lines) == 2 and f"parallel − {FIRST_BUILT} (codebooks 2..K) +0.500 → +0.500 nats; share closed: 0.0%" in lines[1]
 
 
+def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_distance(monkeypatch):
+    import types
+    from audiocraft_mmd import independence_report, study
+    from audiocraft_mmd.grids import independence_lms
+    from audiocraft_mmd.train import main
+    monkeypatch.setattr(independence_lms, "lm_argv", lambda codec_sig, name, seed: [codec_sig, name, str(seed)])
+    monkeypatch.setattr(main, "get_xp", lambda argv: types.SimpleNamespace(sig=str(abs(hash(tuple(argv))))[:8]))
+    monkeypatch.setattr(study, "valid_cell", lambda xp: {"valid_ce": 4.5, "valid_ce_per_codebook": [4., 5., 4.5, 4.5]})
+    monkeypatch.setattr(study, "xp_minutes", lambda xp: 3.0)
+    measured = []
+
+    def measured_lm_cell(xp, codec_sig, pattern, seed, clips, seconds, what):
+        measured.append((pattern, clips, seconds))
+        return {"kernel_distance": 0.0123, "distances": {"musicnn_kernel_ci_low": 0.01, "musicnn_kernel_ci_high": 0.02}}
+    monkeypatch.setattr(study, "measured_lm_cell", measured_lm_cell)
+    rows = [{**row(BASELINE, None, 0.4), "label": BASELINE, "xp": object()}]
+    lms = independence_report.collect_lms(rows, generate=(8, 3.))
+    assert len(lms) == len(LMS) and sorted(measured) == [("delay", 8, 3.), ("depth", 8, 3.), ("parallel", 8, 3.)]
+    text = lm_table(rows, lms)
+    assert "kernel distance to evaluate [95 %]" in text and "| 0.0123 [0.01, 0.02] |" in text
+    assert text.count("0.0123") == 3  # the ablations and the first-built depth LM did not generate
+    assert "kernel distance" not in lm_table(rows, independence_report.collect_lms(rows))
+
+
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
     codecs = lm_codecs()
     assert codecs[:2] == [BASELINE, SCHEDULE] and [pattern for pattern, _ in LMS.values()] == \
