@@ -7,7 +7,8 @@ import omegaconf
 
 from audiocraft_mmd.grids._study import SMALL, codec_xp
 from audiocraft_mmd.grids.independence import (BASELINE, FINETUNE_REFERENCE, LONG_BASELINE, LONG_EXPERIMENTS,
-                                               LONG_FINETUNE_REFERENCE, SCHEDULE, experiments)
+                                               LONG_FINETUNE_REFERENCE, SCHEDULE, SCHEDULE_LEVER, experiment_xp,
+                                               experiments)
 from audiocraft_mmd.grids.independence_lms import ABLATIONS, FIRST_BUILT, LM_OVERRIDES, LM_PAIRS, LMS, lm_codecs
 from audiocraft_mmd.integration import CONFIG_DIR
 from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table,
@@ -29,6 +30,10 @@ def test_experiments_and_their_references():
             elif label in LONG_EXPERIMENTS:  # from scratch at five times the study's 10 epochs
                 assert overrides["optim.epochs"] == 50 and reference in (None, LONG_BASELINE)
         assert table_[FINETUNE_REFERENCE][0]["mmd.weight"] == 0 and table_[BASELINE][1] is None
+        assert len({experiment_xp(overrides).sig for overrides, _ in table_.values()}) == len(table_)
+        # the schedule's lever changes the warm-up and the gradient share only
+        changed = {key for key, value in table_[SCHEDULE_LEVER][0].items() if table_[SCHEDULE][0].get(key) != value}
+        assert changed == {"mmd.warmup", "mmd.target_grad_ratio"}
 
 
 def row(label, reference, fast, entropy=7.5, sisnr=5.0):
