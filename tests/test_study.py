@@ -158,15 +158,21 @@ def test_depth_gap_is_on_codebooks_2_to_k_and_closed_per_seed():
     assert "Delay LM closes ≥ 30% of its cross-entropy gap to depth (codebooks 2..K): not measured" in lines
 
 
-def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
+def smoke_study(tiny_egs, tmp_path, *options):
+    """``study run [options]`` at the smoke scale in a fresh Dora folder; the command's base for ``report``."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "AUDIOCRAFT_DORA_DIR": str(tmp_path / "dora"),
            "AUDIOCRAFT_MMD_CHECK_EGS": str(tiny_egs)}
     out = tmp_path / "docs" / "RESULTS.md"
     command = [sys.executable, "-m", "audiocraft_mmd.study", "--scale", "smoke", "--out", str(out),
                "--discussion", str(tmp_path / "none.md"), "--gen-samples", "2", "--gen-duration", "1"]
-    run = subprocess.run([*command[:3], "run", "--probes", *command[3:]], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=1200)
+    run = subprocess.run([*command[:3], "run", *options, *command[3:]], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=1200)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run, out, command, env
+
+
+def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
+    run, out, command, env = smoke_study(tiny_egs, tmp_path)
     assert "Best MMD codec: λ=10 delay dim seed=2036" in run.stdout
     report = out.read_text()
     for figure in study_report_figures():
@@ -174,13 +180,11 @@ def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
     assert "Incomplete" not in report
     codec_rows = [line for line in report.splitlines() if line.startswith("| baseline seed=2036 |")]
     assert len(codec_rows) == 5  # codec table, entropy table, two LMs, lag table
-    lm_rows = [line for line in report.splitlines() if ("| parallel |" in line or "| depth |" in line)
-               and not line.startswith("| twice the updates |")]  # the LM probes' rows
+    lm_rows = [line for line in report.splitlines() if "| parallel |" in line or "| depth |" in line]
     assert len(lm_rows) == 4 and all("| 100 |" in row or "| 500 (100 + 400) |" in row for row in lm_rows)
     assert sum("| 500 (100 + 400) |" in row for row in lm_rows) == 2  # depth: temporal + depth steps
     assert "| lag 50 (0.5 s) |" in report
-    probe_rows = [line for line in report.splitlines() if line.startswith("| twice the updates |")]
-    assert len(probe_rows) == 4 + 1  # 2 patterns x 2 codecs, then the parallel gap to depth
+    assert "LM probes" not in report  # without --probes (see the slow test below)
     assert "CE gap parallel − depth (codebooks 2..K), baseline" in report
     assert "depth LM beats parallel (codebooks 2..K) by more than the seed spread: gap" in report
     assert "Delay-aligned mean pairwise MI reduced by ≥ 50%" in report and "(per seed): **" in report
@@ -193,6 +197,31 @@ def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
     assert len(cached) == 4 and all("valid_ce" in json.loads(p.read_text()) for p in cached)
     lagged = list((tmp_path / "dora" / "xps").glob(f"*/{study.LAGGED_FOLDER}/report.json"))
     assert len(lagged) == 2  # baseline and best codec
+
+
+@pytest.mark.slow
+def test_smoke_study_with_probes_reports_them(tiny_egs, tmp_path):
+    _, out, _, _ = smoke_study(tiny_egs, tmp_path, "--probes")
+    report = out.read_text()
+    probe_rows = [line for line in report.splitlines() if line.startswith("| twice the updates |")]
+    assert len(probe_rows) == 4 + 1  # 2 patterns x 2 codecs, then the parallel gap to depth
+
+
+def test_lm_probe_tables_list_the_probes_lms_and_their_gaps():
+    from audiocraft_mmd.study_report import lm_probe_tables
+    codecs = [codec_result(0., 1, 5., 7., 0.4), codec_result(10., 1, 4.8, 7., 0.1)]
+    probe = _study.LMProbe("twice the updates", ("optim.updates_per_epoch=8",))
+    per_codebook = {(0., "parallel"): [3.0, 5.0, 5.0, 5.0], (0., "depth"): [3.5, 4.0, 4.0, 4.0],
+                    (10., "parallel"): [3.0, 4.8, 4.8, 4.8], (10., "depth"): [3.5, 4.4, 4.4, 4.4]}
+    lm_probes = [study.LMResult(codec=next(c.spec for c in codecs if c.spec.weight == w), pattern=p, sig="lm",
+                                cell={"valid_ce": sum(v) / 4, "valid_ce_per_codebook": v}, minutes=1.5, probe=probe)
+                 for (w, p), v in per_codebook.items()]
+    selection = _study.Selection(best=codecs[1].spec, qualified=True, reason="", candidates=[])
+    lms, gaps = lm_probe_tables(study.StudyResults("small", codecs, [], selection, [], [], lm_probes=lm_probes))
+    assert sum(line.startswith("| twice the updates |") for line in lms.splitlines()) == 4
+    assert "| 3.000 / 5.000 / 5.000 / 5.000 | 1.5 |" in lms
+    (row,) = [line for line in gaps.splitlines() if line.startswith("| twice the updates |")]
+    assert row == "| twice the updates | 1 | parallel | depth | +1.000 | +0.400 | 60.0% |"
 
 
 def study_report_figures():
