@@ -18,6 +18,7 @@ from .independence import BASELINE, FINETUNE_REFERENCE, SCHEDULE, experiment_xp,
 LM_OVERRIDES = ("optim.updates_per_epoch=100", "optim.lr=3e-3")
 CONTEXT, DIM = "codebooks_pattern.depth.context", "codebooks_pattern.depth.dim"
 FIRST_BUILT = "depth (context first, dim 64)"
+CAPACITY_CONTROL = "parallel (4 layers)"
 # LM name -> (pattern, extra overrides). "depth" is the default depth LM (context every, dim 128), its
 # settings written out: they keep the signatures of the XPs trained before they became the default.
 LMS = {"parallel": ("parallel", ()), "delay": ("delay", ()), "depth": ("depth", (f"{CONTEXT}=every", f"{DIM}=128")),
@@ -25,8 +26,12 @@ LMS = {"parallel": ("parallel", ()), "delay": ("delay", ()), "depth": ("depth", 
        FIRST_BUILT: ("depth", (f"{CONTEXT}=first", f"{DIM}=64")),
        # Which of the two changes made it win (on the baselines only):
        "depth (context every, dim 64)": ("depth", (f"{CONTEXT}=every", f"{DIM}=64")),
-       "depth (context first, dim 128)": ("depth", (f"{CONTEXT}=first", f"{DIM}=128"))}
-ABLATIONS = ("depth (context every, dim 64)", "depth (context first, dim 128)")
+       "depth (context first, dim 128)": ("depth", (f"{CONTEXT}=first", f"{DIM}=128")),
+       # Is the depth LM's gain its size? A parallel LM with 4 temporal layers instead of 2 has more
+       # parameters than the depth LM (about 1.05 M against 1.02 M).
+       CAPACITY_CONTROL: ("parallel", ("transformer_lm.num_layers=4",))}
+DEPTH_ABLATIONS = ("depth (context every, dim 64)", "depth (context first, dim 128)")
+ABLATIONS = (*DEPTH_ABLATIONS, CAPACITY_CONTROL)  # trained on the baselines only
 # variant -> the codec it is compared with, in the order they train (the one-run schedule first: it is
 # what ``dora run`` would be).
 LM_PAIRS = {SCHEDULE: BASELINE, "fine-tune λ=3000 pooled": FINETUNE_REFERENCE}

@@ -9,7 +9,8 @@ from audiocraft_mmd.grids._study import SMALL, codec_xp
 from audiocraft_mmd.grids.independence import (BASELINE, FINETUNE_REFERENCE, LONG_BASELINE, LONG_EXPERIMENTS,
                                                LONG_FINETUNE_REFERENCE, SCHEDULE, SCHEDULE_LEVER, experiment_xp,
                                                experiments)
-from audiocraft_mmd.grids.independence_lms import ABLATIONS, FIRST_BUILT, LM_OVERRIDES, LM_PAIRS, LMS, lm_codecs
+from audiocraft_mmd.grids.independence_lms import (ABLATIONS, CAPACITY_CONTROL, DEPTH_ABLATIONS, FIRST_BUILT,
+                                                   LM_OVERRIDES, LM_PAIRS, LMS, lm_codecs)
 from audiocraft_mmd.integration import CONFIG_DIR
 from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table,
                                                 measured_table, table)
@@ -130,17 +131,33 @@ def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_di
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
     codecs = lm_codecs()
     assert codecs[:2] == [BASELINE, SCHEDULE] and [pattern for pattern, _ in LMS.values()] == \
-        ["parallel", "delay", "depth", "depth", "depth", "depth"]
+        ["parallel", "delay", "depth", "depth", "depth", "depth", "parallel"]
     # "depth" writes out the depth defaults (so that its XPs keep their signatures)
     defaults = omegaconf.OmegaConf.load(CONFIG_DIR / "model" / "lm" / "small.yaml").codebooks_pattern.depth
     assert sorted(LMS["depth"][1]) == sorted(f"codebooks_pattern.depth.{key}={defaults[key]}" for key in ("context", "dim"))
     assert sorted(LMS[FIRST_BUILT][1]) == ["codebooks_pattern.depth.context=first", "codebooks_pattern.depth.dim=64"]
     # each ablation takes one setting from the first-built depth LM, the other from the default
-    for name in ABLATIONS:
+    assert set(ABLATIONS) == {*DEPTH_ABLATIONS, CAPACITY_CONTROL}
+    for name in DEPTH_ABLATIONS:
         assert len(set(LMS[name][1]) & set(LMS[FIRST_BUILT][1])) == 1 and len(set(LMS[name][1]) & set(LMS["depth"][1])) == 1
     for seed in SMALL.seeds:
         assert set(codecs) <= set(experiments(seed))
     assert set(LM_OVERRIDES) == {"optim.updates_per_epoch=100", "optim.lr=3e-3"}  # 400 updates (4 epochs)
+
+
+def test_the_capacity_control_is_a_parallel_lm_at_least_as_large_as_the_depth_lm():
+    import audiocraft_mmd  # noqa: F401  (the depth LM's builder)
+    from audiocraft.models import builders
+    from audiocraft_mmd.benchmarks.depth_lm import lm_config
+
+    def parameters(name):
+        pattern, overrides = LMS[name]
+        cfg = lm_config(pattern, n_q=4, card=256)
+        for override in overrides:
+            key, value = override.split("=")
+            omegaconf.OmegaConf.update(cfg, key, int(value) if value.isdigit() else value)
+        return sum(p.numel() for p in builders.get_lm_model(cfg).parameters())
+    assert parameters("depth") <= parameters(CAPACITY_CONTROL) < 1.1 * parameters("depth")
 
 
 def test_repeat_lines_give_the_lm_seed_spread(monkeypatch):
