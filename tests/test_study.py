@@ -184,7 +184,7 @@ def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
     assert len(lm_rows) == 4 and all("| 100 |" in row or "| 500 (100 + 400) |" in row for row in lm_rows)
     assert sum("| 500 (100 + 400) |" in row for row in lm_rows) == 2  # depth: temporal + depth steps
     assert "| lag 50 (0.5 s) |" in report
-    assert "LM probes" not in report  # without --probes (see the slow test below)
+    assert "## LM probes" not in report  # without --probes (see the slow test below)
     assert "CE gap parallel − depth (codebooks 2..K), baseline" in report
     assert "depth LM beats parallel (codebooks 2..K) by more than the seed spread: gap" in report
     assert "Delay-aligned mean pairwise MI reduced by ≥ 50%" in report and "(per seed): **" in report
