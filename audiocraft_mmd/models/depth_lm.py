@@ -62,16 +62,17 @@ class DepthLayer(nn.Module):
         attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self._feed_forward(x + F.linear(attn.transpose(1, 2).reshape(N, L, D), self.out.weight))
 
-    def step(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, position: int) -> torch.Tensor:
-        """x [N, D] at depth ``position``, after positions 0..position-1 whose keys and values are in
-        ``keys``, ``values`` [N, heads, K, D / heads]; writes this position's there."""
+    def step(self, x: torch.Tensor, cache: tp.List[torch.Tensor]) -> torch.Tensor:
+        """x [N, D] at the depth position after those whose keys and values are in ``cache`` ([] at
+        position 0, else [keys, values] of shape [N, heads, positions, D / heads]); adds this position's."""
         N, D = x.shape
         q, k, v = self._qkv(x).view(N, 3, self.num_heads, 1, D // self.num_heads).unbind(1)
-        keys[:, :, position:position + 1] = k
-        values[:, :, position:position + 1] = v
-        # The first position attends to itself only: its attention output is its value.
-        attn = v if position == 0 else F.scaled_dot_product_attention(
-            q, keys[:, :, :position + 1], values[:, :, :position + 1])
+        if cache:  # growing the cache by concatenation: fewer operations than writing into a buffer
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            attn = F.scaled_dot_product_attention(q, k, v)
+        else:  # the first position attends to itself only: its attention output is its value
+            attn = v
+        cache[:] = [k, v]
         return self._feed_forward(x + F.linear(attn.reshape(N, D), self.out.weight))
 
     # Functional calls on the modules' weights: no per-module call overhead at each depth step.
@@ -170,12 +171,11 @@ class DepthLM(LMModel):
         x = F.layer_norm(x, (self.depth_dim,), self.depth_norm.weight, self.depth_norm.bias, self.depth_norm.eps)
         return torch.stack([self.linears[k](x[:, k]) for k in range(x.shape[1])], dim=1)
 
-    def depth_step(self, x: torch.Tensor, position: int, keys: tp.List[torch.Tensor],
-                   values: tp.List[torch.Tensor]) -> torch.Tensor:
+    def depth_step(self, x: torch.Tensor, position: int, cache: tp.List[tp.List[torch.Tensor]]) -> torch.Tensor:
         """Logits [N, card] of depth ``position`` from its input x [N, depth_dim], after the positions
-        cached in each layer's ``keys`` and ``values`` (see :meth:`DepthLayer.step`)."""
-        for layer, layer_keys, layer_values in zip(self.depth_layers, keys, values):
-            x = layer.step(x, layer_keys, layer_values, position)
+        whose keys and values are in each layer's ``cache`` (see :meth:`DepthLayer.step`)."""
+        for layer, layer_cache in zip(self.depth_layers, cache):
+            x = layer.step(x, layer_cache)
         x = F.layer_norm(x, (self.depth_dim,), self.depth_norm.weight, self.depth_norm.bias, self.depth_norm.eps)
         head = self.linears[position]
         return F.linear(x, head.weight, head.bias)
@@ -225,23 +225,21 @@ class DepthLM(LMModel):
             if guided:  # conditional and unconditional halves in one batch
                 sequence = torch.cat([sequence, sequence], dim=0)
             states = self.temporal_states(sequence, [], cfg_conditions)[:, -1]  # [B or 2B, dim]
-        context = self.frame_context(states)  # [N, K, depth_dim], N = B or 2B
-        N, K = context.shape[:2]
-        head_dim = self.depth_dim // self.depth_layers[0].num_heads
-        keys = [context.new_empty(N, layer.num_heads, K, head_dim) for layer in self.depth_layers]
-        values = [torch.empty_like(layer_keys) for layer_keys in keys]
+        context = self.frame_context(states).unbind(1)  # K inputs [N, depth_dim], N = B or 2B
+        K = len(context)
+        cache: tp.List[tp.List[torch.Tensor]] = [[] for _ in self.depth_layers]
         noise = gumbel_noise(K, B, self.card, use_sampling, temp, top_k, top_p, device=states.device)
         frame = []
-        x = context[:, 0]
+        x = context[0]
         for k in range(K):
-            logits = self.depth_step(x, k, keys, values)  # [N, card]
+            logits = self.depth_step(x, k, cache)  # [N, card]
             if guided:
                 cond_logits, uncond_logits = logits.split(B, dim=0)
                 logits = uncond_logits + (cond_logits - uncond_logits) * cfg_coef
             code = sample_code(logits, use_sampling, temp, top_k, top_p, None if noise is None else noise[k])  # [B, 1]
             frame.append(code)
             if k + 1 < K:
-                x = context[:, k + 1] + self.code_input(k, (torch.cat([code, code]) if guided else code)[:, 0])
+                x = context[k + 1] + self.code_input(k, (torch.cat([code, code]) if guided else code).view(-1))
         return torch.stack(frame, dim=1)  # [B, K, 1]
 
 
@@ -274,5 +272,10 @@ def sample_code(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: in
         gumbel = gumbel_noise(1, logits.shape[0], logits.shape[-1], use_sampling, temp, top_k, top_p, logits.device)[0]
     if top_k > 0:
         values, indices = logits.topk(gumbel.shape[-1], dim=-1)
-        return indices.gather(-1, (values / temp + gumbel).argmax(dim=-1, keepdim=True))
-    return (logits / temp + gumbel).argmax(dim=-1, keepdim=True)
+        return indices.gather(-1, _perturbed(values, temp, gumbel).argmax(dim=-1, keepdim=True))
+    return _perturbed(logits, temp, gumbel).argmax(dim=-1, keepdim=True)
+
+
+def _perturbed(logits: torch.Tensor, temp: float, gumbel: torch.Tensor) -> torch.Tensor:
+    """logits / temp + gumbel (no division at the usual temp = 1: one operation fewer per code)."""
+    return (logits if temp == 1.0 else logits / temp) + gumbel
