@@ -52,10 +52,11 @@ SCHEDULE_LEVER_OVERRIDES = {**SCHEDULE_OVERRIDES, "mmd.warmup": 100, "mmd.target
 # The longer budget: five times the updates of each comparison above, same starts and references.
 LONG = 5
 LONG_BASELINE = f"baseline ×{LONG} ({LONG * 500} updates)"
+LONG_SCHEDULE = f"one run ×{LONG}: warmup 250, ratio 1"
 LONG_FINETUNE_REFERENCE = f"fine-tune ×{LONG} λ=0 ({LONG * 200} updates)"
 LONG_EXPERIMENTS = {
     LONG_BASELINE: ({"optim.epochs": LONG * 10}, None, None),
-    f"one run ×{LONG}: warmup 250, ratio 1": ({**SCHEDULE_OVERRIDES, "optim.epochs": LONG * 10}, LONG_BASELINE, None),
+    LONG_SCHEDULE: ({**SCHEDULE_OVERRIDES, "optim.epochs": LONG * 10}, LONG_BASELINE, None),
     LONG_FINETUNE_REFERENCE: ({"mmd.weight": 0., "optim.epochs": LONG * FINETUNE_EPOCHS}, None, "start"),
     f"fine-tune ×{LONG} λ=3000 pooled": ({**FINETUNES["fine-tune λ=3000 pooled"], "optim.epochs": LONG * FINETUNE_EPOCHS},
                                         LONG_FINETUNE_REFERENCE, "start"),

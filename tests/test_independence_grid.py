@@ -7,7 +7,7 @@ import omegaconf
 
 from audiocraft_mmd.grids._study import SMALL, codec_xp
 from audiocraft_mmd.grids.independence import (BASELINE, FINETUNE_REFERENCE, LONG_BASELINE, LONG_EXPERIMENTS,
-                                               LONG_FINETUNE_REFERENCE, SCHEDULE, SCHEDULE_LEVER, experiment_xp,
+                                               LONG_FINETUNE_REFERENCE, LONG_SCHEDULE, SCHEDULE, SCHEDULE_LEVER, experiment_xp,
                                                experiments)
 from audiocraft_mmd.grids.independence_lms import (ABLATIONS, CAPACITY_CONTROL, DEPTH_ABLATIONS, FIRST_BUILT,
                                                    LM_OVERRIDES, LM_PAIRS, LMS, lm_codecs)
@@ -130,7 +130,7 @@ def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_di
 
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
     codecs = lm_codecs()
-    assert codecs[:2] == [BASELINE, SCHEDULE] and [pattern for pattern, _ in LMS.values()] == \
+    assert codecs[:2] == [BASELINE, SCHEDULE] and codecs[-2:] == [LONG_BASELINE, LONG_SCHEDULE] and [pattern for pattern, _ in LMS.values()] == \
         ["parallel", "delay", "depth", "depth", "depth", "depth", "parallel"]
     # "depth" writes out the depth defaults (so that its XPs keep their signatures)
     defaults = omegaconf.OmegaConf.load(CONFIG_DIR / "model" / "lm" / "small.yaml").codebooks_pattern.depth
