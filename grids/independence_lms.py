@@ -1,7 +1,7 @@
 """``dora grid independence_lms``: is a codec of grid ``independence`` a gain for the LMs? (#23, #18)
 
-Trains parallel, delay and depth LMs (``solver=musicgen/study`` at 400 updates and lr 3e-3, the LM
-probe that trained them best; the depth LM is the default one, see :data:`LMS`) on the tokens of each seed's variants in
+Trains parallel, delay and depth LMs (the study's LMs: ``solver=musicgen/study`` at 400 updates and lr
+3e-3; the depth LM is the default one, see :data:`LMS`) on the tokens of each seed's variants in
 :data:`LM_PAIRS` and of the codecs they are compared with; then the same LMs with another seed on the
 first seed's baseline (their run-to-run spread), and the depth ablations on the baselines. The depth LM models each frame's codes jointly: on the reference codec
 its gap to the parallel LM (codebooks 2..K) is the price of the parallel factorisation, and the share of
@@ -16,7 +16,6 @@ from ._study import SMALL, StudyLMExplorer
 from .independence import (BASELINE, FINETUNE_REFERENCE, LONG_BASELINE, LONG_SCHEDULE, SCHEDULE, experiment_xp,
                            experiments)
 
-LM_OVERRIDES = ("optim.updates_per_epoch=100", "optim.lr=3e-3")
 CONTEXT, DIM = "codebooks_pattern.depth.context", "codebooks_pattern.depth.dim"
 FIRST_BUILT = "depth (context first, dim 64)"
 CAPACITY_CONTROL = "parallel (4 layers)"
@@ -50,7 +49,7 @@ def lm_codecs() -> tp.List[str]:
 def lm_argv(codec_sig: str, lm: str, seed: int) -> tp.List[str]:
     """The overrides of LM ``lm`` (a key of :data:`LMS`) on a codec's tokens."""
     pattern, extra = LMS[lm]
-    return SMALL.lm_argv(codec_sig, pattern, seed, (*LM_OVERRIDES, *extra))
+    return SMALL.lm_argv(codec_sig, pattern, seed, extra)
 
 
 @StudyLMExplorer

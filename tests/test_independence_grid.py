@@ -10,7 +10,7 @@ from audiocraft_mmd.grids.independence import (BASELINE, FINETUNE_REFERENCE, LON
                                                LONG_FINETUNE_REFERENCE, LONG_SCHEDULE, SCHEDULE, SCHEDULE_LEVER, experiment_xp,
                                                experiments)
 from audiocraft_mmd.grids.independence_lms import (ABLATIONS, CAPACITY_CONTROL, DEPTH_ABLATIONS, FIRST_BUILT,
-                                                   LM_OVERRIDES, LM_PAIRS, LMS, lm_codecs)
+                                                   LM_PAIRS, LMS, lm_codecs)
 from audiocraft_mmd.integration import CONFIG_DIR
 from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table,
                                                 measured_table, table)
@@ -142,7 +142,7 @@ def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
         assert len(set(LMS[name][1]) & set(LMS[FIRST_BUILT][1])) == 1 and len(set(LMS[name][1]) & set(LMS["depth"][1])) == 1
     for seed in SMALL.seeds:
         assert set(codecs) <= set(experiments(seed))
-    assert set(LM_OVERRIDES) == {"optim.updates_per_epoch=100", "optim.lr=3e-3"}  # 400 updates (4 epochs)
+    assert set(SMALL.lm_overrides) == {"optim.updates_per_epoch=100", "optim.lr=3e-3"}  # 400 updates (4 epochs)
 
 
 def test_the_capacity_control_is_a_parallel_lm_at_least_as_large_as_the_depth_lm():
