@@ -294,6 +294,84 @@ def repeat_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.An
     return lines
 
 
+# ----------------------------------------------------------------------------------------------------
+# The study report's section: every table above and the issue's targets, per variant and seed.
+
+def verdict_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]],
+                  other_rows: tp.Optional[tp.Sequence[tp.Dict[str, tp.Any]]] = None) -> tp.List[str]:
+    """Per variant: at each seed, the gates on the whole evaluate split (:func:`compare_measured`) and,
+    with ``other_rows`` (the same rows measured on other music), the cut there too; then which variants
+    meet every gate at every seed."""
+    def measured(rows_, seed, label):
+        by_key = {(r["seed"], r["label"]): r for r in rows_}
+        row = by_key.get((seed, label))
+        reference = by_key.get((seed, row["reference"])) if row and row["reference"] else None
+        return compare_measured(row, reference) if reference else {}
+
+    def cut_text(delta):
+        cut = "undefined" if delta["cut"] is None else f"{delta['cut']:.1%}"
+        return f"cut {cut} ({'outside' if delta['outside'] else 'inside'} the reference's interval)"
+
+    seeds = sorted({row["seed"] for row in rows})
+    lines, passing = [], []
+    for label in dict.fromkeys(row["label"] for row in rows if row["reference"]):
+        parts, met_everywhere = [], True
+        for seed in seeds:
+            delta = measured(rows, seed, label)
+            if not delta:
+                parts.append(f"seed {seed}: not measured")
+                met_everywhere = False
+                continue
+            text = (f"seed {seed}: {cut_text(delta)}, Δ entropy {delta['entropy']:+.2f} bit, "
+                    f"Δ SI-SNR {delta['sisnr']:+.2f} dB")
+            met = delta["met"]
+            if other_rows is not None:
+                other = measured(other_rows, seed, label)
+                text += f"; other music: {cut_text(other)}" if other else "; other music: not measured"
+                met = met and bool(other) and other["met"]
+            parts.append(text + f": **{'met' if met else 'not met'}**")
+            met_everywhere = met_everywhere and met
+        lines.append(f"- {label}: " + "; ".join(parts) + ".")
+        if met_everywhere:
+            passing.append(label)
+    summary = (f"Variants that meet every gate at every seed: {', '.join(passing)}." if passing else
+               "No variant meets every gate at every seed.")
+    return [f"Gates (against the codec each is compared with, whole split, 10 s segments): fast delay-aligned MI "
+            f"cut by at least {MIN_FAST_CUT:.0%} and below the reference's 95 % interval, mean entropy at most "
+            f"{MAX_ENTROPY_LOSS_BITS} bit lower, SI-SNR at most {MAX_SISNR_LOSS_DB} dB lower (evaluate stage)"
+            + (", and the cut on other music as well." if other_rows is not None else "."), "", summary, "", *lines]
+
+
+def report_section(other_data: tp.Optional[str] = None) -> tp.Optional[str]:
+    """The markdown section of grids ``independence`` and ``independence_lms`` for ``study report`` (None
+    before any of its variants has finished): the evaluate stage's table, the whole split's (measured
+    here, cached), other music's when ``other_data`` exists, the LMs, and the targets per variant and seed."""
+    rows = collect()
+    if not any(row["xp"] is not None and row["reference"] for row in rows):
+        return None
+    measure(rows)
+    parts = ["## Making the codebooks independent where an LM pays for it (grid `independence`)", "",
+             "The options of docs/INDEPENDENCE.md, each against the codec of the same budget and start "
+             "(`python -m audiocraft_mmd.grid local independence --jobs 2`; the same tables: "
+             "`python -m audiocraft_mmd.independence_report --measure --lms`). Evaluate stage (64 one-second "
+             "clips; fast/slow pairs a quarter of a clip apart):", "", table(rows), "",
+             f"The dependence command on the whole evaluate split ({SEGMENT_SECONDS:g} s segments, slow pairs "
+             f"{SEGMENT_SECONDS / 4:g} s apart or more, 95 % jackknife intervals):", "", measured_table(rows), ""]
+    other_rows = None
+    if other_data is not None and Path(other_data).exists():
+        other_rows = [dict(row) for row in rows]
+        measure(other_rows, other_data)
+        parts += [f"The same on other music, not in the training data (`{other_data}`):", "",
+                  measured_table(other_rows), ""]
+    lms = collect_lms(rows)
+    if lms:
+        parts += ["LMs on the tokens of the variants and their references (grid `independence_lms`): validation "
+                  "cross-entropy, against the codec's entropy and the depth LM (codebooks 2..K).", "",
+                  lm_table(rows, lms), "", *gap_lines(lms), "", *repeat_lines(rows, lms), ""]
+    parts += ["### Targets (grid `independence`)", "", *verdict_lines(rows, other_rows)]
+    return "\n".join(parts)
+
+
 def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     from .study import add_generation_options
     parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.independence_report", description=__doc__.split("\n\n")[0])

@@ -16,7 +16,9 @@ every codec on the whole evaluate split with jackknife intervals (:mod:`audiocra
 distance of its generations to the evaluate split (:func:`audiocraft_mmd.compare_patterns.measure`,
 ``study_lm.json``), and the MI between codebooks at growing lags for the baseline and the best codec
 (``study_lagged/report.json``). It then writes the markdown report and its figures, and checks the
-study's targets against the measurements. A hand-written discussion (``--discussion``, default
+study's targets against the measurements. At ``--scale small`` it adds the section of grids
+``independence`` and ``independence_lms`` when any of their XPs has finished
+(:func:`audiocraft_mmd.independence_report.report_section`). A hand-written discussion (``--discussion``, default
 ``docs/study_discussion.md``) is copied in at the end.
 """
 
@@ -38,6 +40,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEPENDENCE_FOLDER = "study_dependence"
 LAGGED_FOLDER = "study_lagged"
 LM_MEASURES = "study_lm.json"
+# Other real music, not in the training data (docs/INDEPENDENCE.md says how to prepare it): where it
+# exists, the report's section on grid ``independence`` measures the codecs on it as well.
+OTHER_MUSIC = REPO / "egs" / "other_music_16k_mono" / "evaluate"
 ALIGNMENT_NAMES = ("parallel", "delay")
 # Targets of the study (issue #11), reported against, never assumed.
 TARGET_MI_REDUCTION = 0.5
@@ -416,7 +421,11 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     from .study_report import write_report
     results = collect(args.scale, args.gen_samples, args.gen_duration)
     figures = args.figures or args.out.parent / "figures"
-    write_report(results, main_comparison(results), args.out, figures, args.discussion)
+    sections = []
+    if args.scale == "small":  # the grids of docs/INDEPENDENCE.md build on the small study's codecs
+        from .independence_report import report_section
+        sections = [section for section in [report_section(str(OTHER_MUSIC))] if section]
+    write_report(results, main_comparison(results), args.out, figures, args.discussion, sections)
     print(f"wrote {args.out} and its figures in {figures}")
     if args.listen is not None and results.codecs:
         from .listen import write_page

@@ -250,8 +250,9 @@ def plot_figures(results: StudyResults, folder: Path) -> tp.Dict[str, Path]:
 
 
 def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: Path, figures: Path,
-                 discussion: tp.Optional[Path]) -> None:
-    """Writes the markdown report to ``out`` and the figures to ``figures`` (replacing earlier ones)."""
+                 discussion: tp.Optional[Path], sections: tp.Sequence[str] = ()) -> None:
+    """Writes the markdown report to ``out`` and the figures to ``figures`` (replacing earlier ones);
+    ``sections`` (markdown) go after the targets, before the discussion."""
     out.parent.mkdir(parents=True, exist_ok=True)
     option = "" if results.scale_name == "small" else f" --scale {results.scale_name}"
     scale = load_scale(results.scale_name)
@@ -336,6 +337,8 @@ def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: P
                   "measured as in the codec table.", "", probe_table(results), ""]
     parts += ["## Main comparison: baseline vs best MMD codec, per seed", "", comparison_table(comparison), "",
               "## Targets", "", *target_lines(comparison), ""]
+    for section in sections:
+        parts += [section.rstrip(), ""]
     if discussion is not None and discussion.exists():
         parts += [discussion.read_text().rstrip(), ""]
     out.write_text("\n".join(parts))

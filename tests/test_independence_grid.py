@@ -12,7 +12,7 @@ from audiocraft_mmd.grids.independence import (BASELINE, FINETUNE_REFERENCE, LON
 from audiocraft_mmd.grids.independence_lms import (ABLATIONS, CAPACITY_CONTROL, DEPTH_ABLATIONS, FIRST_BUILT,
                                                    LM_PAIRS, LMS, lm_codecs)
 from audiocraft_mmd.integration import CONFIG_DIR
-from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table,
+from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table, verdict_lines,
                                                 measured_table, table)
 from audiocraft_mmd.study import LMResult
 
@@ -178,3 +178,41 @@ def test_repeat_lines_give_the_lm_seed_spread(monkeypatch):
     assert "- parallel on baseline (500 updates) seed=2036, CE 2..K at LM seeds 2036 / 2136: 5.000 / 5.100 (difference +0.100)" in lines
     assert "- parallel − depth (2..K) at LM seeds 2036 / 2136: +1.000 / +0.900" in lines
     assert repeat_lines([{**rows[0], "xp": None}], first) == []
+
+
+def test_targets_per_variant_and_seed_need_every_gate_and_other_music():
+    def measured_row(label, reference, fast, seed, **kwargs):
+        return {**row(label, reference, fast), "seed": seed, "dependence": dependence_report(fast, **kwargs)}
+    rows = [measured_row("ref", None, 0.4, seed) for seed in (1, 2)]
+    rows += [measured_row("halved", "ref", 0.2, 1), measured_row("halved", "ref", 0.2, 2),
+             measured_row("one seed", "ref", 0.2, 1), measured_row("one seed", "ref", 0.35, 2)]
+    lines = verdict_lines(rows)
+    assert "Variants that meet every gate at every seed: halved." in lines
+    (one_seed,) = [line for line in lines if line.startswith("- one seed:")]
+    assert "seed 1: cut 50.0% (outside the reference's interval)" in one_seed and one_seed.count("**not met**") == 1
+    # on other music the halved codec's cut is inside the reference's interval: not met any more
+    other = [{**r, "dependence": dependence_report(r["dependence"]["fast_slow"]["delay"]["fast"], half_width=0.3)}
+             for r in rows]
+    lines = verdict_lines(rows, other)
+    assert "No variant meets every gate at every seed." in lines
+    (halved,) = [line for line in lines if line.startswith("- halved:")]
+    assert "other music: cut 50.0% (inside the reference's interval): **not met**" in halved
+    unmeasured = [r for r in rows if not (r["label"] == "halved" and r["seed"] == 2)]
+    assert "seed 2: not measured" in [line for line in verdict_lines(unmeasured) if line.startswith("- halved:")][0]
+
+
+def test_report_section_is_left_out_until_a_variant_finishes(monkeypatch):
+    from audiocraft_mmd import independence_report
+    monkeypatch.setattr(independence_report, "collect", lambda: [{**row("ref", None, 0.4), "xp": None},
+                                                                  {**row("a", "ref", 0.2), "xp": None}])
+    assert independence_report.report_section() is None
+    measured = []
+    monkeypatch.setattr(independence_report, "collect", lambda: [{**row("ref", None, 0.4), "xp": object()},
+                                                                  {**row("a", "ref", 0.2), "xp": object()}])
+    monkeypatch.setattr(independence_report, "measure", lambda rows, data=None: measured.append(data) or [
+        r.update(dependence=dependence_report(r["metrics"]["mi_fast_delay"])) for r in rows])
+    monkeypatch.setattr(independence_report, "collect_lms", lambda rows: [])
+    text = independence_report.report_section(other_data="/nonexistent/other_music")
+    assert measured == [None]  # no other music here: the evaluate split only
+    assert text.startswith("## Making the codebooks independent") and "### Targets (grid `independence`)" in text
+    assert "- a: seed 1: cut 50.0% (outside the reference's interval)" in text and "**met**" in text
