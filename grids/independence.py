@@ -62,6 +62,17 @@ LONG_EXPERIMENTS = {
                                         LONG_FINETUNE_REFERENCE, "start"),
 }
 
+# After the ×5 figures (2026-12-04): the one-run schedule is the only variant whose cut grew with the
+# budget, and so did its SI-SNR cost. The same at half the gradient share, and at twice that budget again.
+LONGER = 10
+LONGER_BASELINE = f"baseline ×{LONGER} ({LONGER * 500} updates)"
+LONG_SCHEDULE_LEVERS = {
+    f"one run ×{LONG}: warmup 250, ratio 0.5": (
+        {**SCHEDULE_OVERRIDES, "mmd.target_grad_ratio": 0.5, "optim.epochs": LONG * 10}, LONG_BASELINE),
+    LONGER_BASELINE: ({"optim.epochs": LONGER * 10}, None),
+    f"one run ×{LONGER}: warmup 250, ratio 1": ({**SCHEDULE_OVERRIDES, "optim.epochs": LONGER * 10}, LONGER_BASELINE),
+}
+
 
 def experiments(seed: int) -> tp.Dict[str, tp.Tuple[tp.Dict[str, tp.Any], tp.Optional[str]]]:
     """``label -> (overrides, label of the codec it is compared with)`` at ``seed``; the baseline is the
@@ -78,6 +89,8 @@ def experiments(seed: int) -> tp.Dict[str, tp.Tuple[tp.Dict[str, tp.Any], tp.Opt
     for label, overrides in LEVERS.items():
         table[label] = ({**start, **overrides}, FINETUNE_REFERENCE)
     table[SCHEDULE_LEVER] = ({"solver": SMALL.codec_solver, "seed": seed, **SCHEDULE_LEVER_OVERRIDES}, BASELINE)
+    for label, (overrides, reference) in LONG_SCHEDULE_LEVERS.items():
+        table[label] = ({"solver": SMALL.codec_solver, "seed": seed, **overrides}, reference)
     return table
 
 

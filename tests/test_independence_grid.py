@@ -7,8 +7,8 @@ import omegaconf
 
 from audiocraft_mmd.grids._study import SMALL, codec_xp
 from audiocraft_mmd.grids.independence import (BASELINE, FINETUNE_REFERENCE, LONG_BASELINE, LONG_EXPERIMENTS,
-                                               LONG_FINETUNE_REFERENCE, LONG_SCHEDULE, SCHEDULE, SCHEDULE_LEVER, experiment_xp,
-                                               experiments)
+                                               LONG_FINETUNE_REFERENCE, LONG_SCHEDULE, LONG_SCHEDULE_LEVERS, SCHEDULE,
+                                               SCHEDULE_LEVER, experiment_xp, experiments)
 from audiocraft_mmd.grids.independence_lms import (ABLATIONS, CAPACITY_CONTROL, DEPTH_ABLATIONS, FIRST_BUILT,
                                                    LM_PAIRS, LMS, lm_codecs)
 from audiocraft_mmd.integration import CONFIG_DIR
@@ -30,6 +30,9 @@ def test_experiments_and_their_references():
                 assert reference in ((None, LONG_FINETUNE_REFERENCE) if long else (None, FINETUNE_REFERENCE))
             elif label in LONG_EXPERIMENTS:  # from scratch at five times the study's 10 epochs
                 assert overrides["optim.epochs"] == 50 and reference in (None, LONG_BASELINE)
+            elif label in LONG_SCHEDULE_LEVERS:  # each against the baseline of its own budget
+                epochs = overrides["optim.epochs"]
+                assert reference is None or table_[reference][0]["optim.epochs"] == epochs and epochs in (50, 100)
         assert table_[FINETUNE_REFERENCE][0]["mmd.weight"] == 0 and table_[BASELINE][1] is None
         assert len({experiment_xp(overrides).sig for overrides, _ in table_.values()}) == len(table_)
         # the schedule's lever changes the warm-up and the gradient share only
