@@ -19,6 +19,7 @@ from .independence import (BASELINE, FINETUNE_REFERENCE, LONG_BASELINE, LONG_SCH
 CONTEXT, DIM = "codebooks_pattern.depth.context", "codebooks_pattern.depth.dim"
 FIRST_BUILT = "depth (context first, dim 64)"
 CAPACITY_CONTROL = "parallel (4 layers)"
+SPEED_ABLATION = "depth (hidden scale 2)"
 # LM name -> (pattern, extra overrides). "depth" is the default depth LM (context every, dim 128), its
 # settings written out: they keep the signatures of the XPs trained before they became the default.
 LMS = {"parallel": ("parallel", ()), "delay": ("delay", ()), "depth": ("depth", (f"{CONTEXT}=every", f"{DIM}=128")),
@@ -29,9 +30,12 @@ LMS = {"parallel": ("parallel", ()), "delay": ("delay", ()), "depth": ("depth", 
        "depth (context first, dim 128)": ("depth", (f"{CONTEXT}=first", f"{DIM}=128")),
        # Is the depth LM's gain its size? A parallel LM with 4 temporal layers instead of 2 has more
        # parameters than the depth LM (about 1.05 M against 1.02 M).
-       CAPACITY_CONTROL: ("parallel", ("transformer_lm.num_layers=4",))}
+       CAPACITY_CONTROL: ("parallel", ("transformer_lm.num_layers=4",)),
+       # Speed: at this size the depth step's cost is its matrix products, half of them the feed-forward's;
+       # does a feed-forward half as wide keep the gain (docs/PERFORMANCE.md)?
+       SPEED_ABLATION: ("depth", (f"{CONTEXT}=every", f"{DIM}=128", "codebooks_pattern.depth.hidden_scale=2"))}
 DEPTH_ABLATIONS = ("depth (context every, dim 64)", "depth (context first, dim 128)")
-ABLATIONS = (*DEPTH_ABLATIONS, CAPACITY_CONTROL)  # trained on the baselines only
+ABLATIONS = (*DEPTH_ABLATIONS, CAPACITY_CONTROL, SPEED_ABLATION)  # trained on the baselines only
 # variant -> the codec it is compared with, in the order they train (the one-run schedule first: it is
 # what ``dora run`` would be; the ×5 schedule last: added once it gave the largest cut on the whole split).
 LM_PAIRS = {SCHEDULE: BASELINE, "fine-tune λ=3000 pooled": FINETUNE_REFERENCE, LONG_SCHEDULE: LONG_BASELINE}

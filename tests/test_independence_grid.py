@@ -10,7 +10,7 @@ from audiocraft_mmd.grids.independence import (BASELINE, FINETUNE_REFERENCE, LON
                                                LONG_FINETUNE_REFERENCE, LONG_SCHEDULE, LONG_SCHEDULE_LEVERS, SCHEDULE,
                                                SCHEDULE_LEVER, experiment_xp, experiments)
 from audiocraft_mmd.grids.independence_lms import (ABLATIONS, CAPACITY_CONTROL, DEPTH_ABLATIONS, FIRST_BUILT,
-                                                   LM_PAIRS, LMS, lm_codecs)
+                                                   LM_PAIRS, LMS, SPEED_ABLATION, lm_codecs)
 from audiocraft_mmd.integration import CONFIG_DIR
 from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table, verdict_lines,
                                                 measured_table, table)
@@ -134,13 +134,14 @@ def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_di
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
     codecs = lm_codecs()
     assert codecs[:2] == [BASELINE, SCHEDULE] and codecs[-2:] == [LONG_BASELINE, LONG_SCHEDULE] and [pattern for pattern, _ in LMS.values()] == \
-        ["parallel", "delay", "depth", "depth", "depth", "depth", "parallel"]
+        ["parallel", "delay", "depth", "depth", "depth", "depth", "parallel", "depth"]
     # "depth" writes out the depth defaults (so that its XPs keep their signatures)
     defaults = omegaconf.OmegaConf.load(CONFIG_DIR / "model" / "lm" / "small.yaml").codebooks_pattern.depth
     assert sorted(LMS["depth"][1]) == sorted(f"codebooks_pattern.depth.{key}={defaults[key]}" for key in ("context", "dim"))
     assert sorted(LMS[FIRST_BUILT][1]) == ["codebooks_pattern.depth.context=first", "codebooks_pattern.depth.dim=64"]
     # each ablation takes one setting from the first-built depth LM, the other from the default
-    assert set(ABLATIONS) == {*DEPTH_ABLATIONS, CAPACITY_CONTROL}
+    assert set(ABLATIONS) == {*DEPTH_ABLATIONS, CAPACITY_CONTROL, SPEED_ABLATION}
+    assert set(LMS[SPEED_ABLATION][1]) - set(LMS["depth"][1]) == {"codebooks_pattern.depth.hidden_scale=2"}
     for name in DEPTH_ABLATIONS:
         assert len(set(LMS[name][1]) & set(LMS[FIRST_BUILT][1])) == 1 and len(set(LMS[name][1]) & set(LMS["depth"][1])) == 1
     for seed in SMALL.seeds:
