@@ -302,8 +302,7 @@ def verdict_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]],
     """Per variant: at each seed, the gates on the whole evaluate split (:func:`compare_measured`) and,
     with ``other_rows`` (the same rows measured on other music), the cut there too; then which variants
     meet every gate at every seed."""
-    def measured(rows_, seed, label):
-        by_key = {(r["seed"], r["label"]): r for r in rows_}
+    def measured(by_key, seed, label):
         row = by_key.get((seed, label))
         reference = by_key.get((seed, row["reference"])) if row and row["reference"] else None
         return compare_measured(row, reference) if reference else {}
@@ -312,12 +311,14 @@ def verdict_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]],
         cut = "undefined" if delta["cut"] is None else f"{delta['cut']:.1%}"
         return f"cut {cut} ({'outside' if delta['outside'] else 'inside'} the reference's interval)"
 
+    evaluate = {(row["seed"], row["label"]): row for row in rows}
+    other_music = {(row["seed"], row["label"]): row for row in other_rows or []}
     seeds = sorted({row["seed"] for row in rows})
     lines, passing = [], []
     for label in dict.fromkeys(row["label"] for row in rows if row["reference"]):
         parts, met_everywhere = [], True
         for seed in seeds:
-            delta = measured(rows, seed, label)
+            delta = measured(evaluate, seed, label)
             if not delta:
                 parts.append(f"seed {seed}: not measured")
                 met_everywhere = False
@@ -326,7 +327,7 @@ def verdict_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]],
                     f"Δ SI-SNR {delta['sisnr']:+.2f} dB")
             met = delta["met"]
             if other_rows is not None:
-                other = measured(other_rows, seed, label)
+                other = measured(other_music, seed, label)
                 text += f"; other music: {cut_text(other)}" if other else "; other music: not measured"
                 met = met and bool(other) and other["met"]
             parts.append(text + f": **{'met' if met else 'not met'}**")

@@ -424,7 +424,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     sections = []
     if args.scale == "small":  # the grids of docs/INDEPENDENCE.md build on the small study's codecs
         from .independence_report import report_section
-        sections = [section for section in [report_section(str(OTHER_MUSIC))] if section]
+        section = report_section(str(OTHER_MUSIC))
+        sections = [section] if section else []
     write_report(results, main_comparison(results), args.out, figures, args.discussion, sections)
     print(f"wrote {args.out} and its figures in {figures}")
     if args.listen is not None and results.codecs:

@@ -331,11 +331,9 @@ def _probes(weight: float, seed: int) -> tp.Tuple[Probe, ...]:
     )
 
 
-# At the study's LM budget (100 updates at lr 1e-3) the unroll LM is worse than the parallel one on
-# the baseline's tokens, which leaves the LM target undefined: is that the budget?
-# The study's LMs train 400 updates at lr 3e-3, the LM probe that trained best (docs/RESULTS.md); the
-# probes are now the budgets below it, the first the study's LMs until 2026-12-04 (solver=musicgen/study's
-# own budget: the same signatures as those LMs).
+# The study's LMs train 400 updates at lr 3e-3, the LM probe that trained best in the first run. The
+# probes ask whether the LM comparison depends on that budget: the smaller ones, the first being the
+# study's LMs until 2026-12-04 (solver=musicgen/study's own budget: the same signatures as those LMs).
 _LM_BUDGET = ("optim.updates_per_epoch=100", "optim.lr=3e-3")
 _LM_PROBES = (
     LMProbe("a quarter of the updates (100) at lr 1e-3", ("optim.updates_per_epoch=25", "optim.lr=1e-3")),

@@ -31,7 +31,7 @@ LMS = {"parallel": ("parallel", ()), "delay": ("delay", ()), "depth": ("depth", 
        # Is the depth LM's gain its size? A parallel LM with 4 temporal layers instead of 2 has more
        # parameters than the depth LM (about 1.05 M against 1.02 M).
        CAPACITY_CONTROL: ("parallel", ("transformer_lm.num_layers=4",)),
-       # Speed: at this size the depth step's cost is its matrix products, half of them the feed-forward's;
+       # Speed: at this size a depth step's cost is its matrix products, most of them the feed-forward's;
        # does a feed-forward half as wide keep the gain (docs/PERFORMANCE.md)?
        SPEED_ABLATION: ("depth", (f"{CONTEXT}=every", f"{DIM}=128", "codebooks_pattern.depth.hidden_scale=2"))}
 DEPTH_ABLATIONS = ("depth (context every, dim 64)", "depth (context first, dim 128)")

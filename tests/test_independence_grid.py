@@ -12,8 +12,8 @@ from audiocraft_mmd.grids.independence import (BASELINE, FINETUNE_REFERENCE, LON
 from audiocraft_mmd.grids.independence_lms import (ABLATIONS, CAPACITY_CONTROL, DEPTH_ABLATIONS, FIRST_BUILT,
                                                    LM_PAIRS, LMS, SPEED_ABLATION, lm_codecs)
 from audiocraft_mmd.integration import CONFIG_DIR
-from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table, verdict_lines,
-                                                measured_table, table)
+from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table,
+                                                measured_table, table, verdict_lines)
 from audiocraft_mmd.study import LMResult
 
 
@@ -133,7 +133,8 @@ def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_di
 
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
     codecs = lm_codecs()
-    assert codecs[:2] == [BASELINE, SCHEDULE] and codecs[-2:] == [LONG_BASELINE, LONG_SCHEDULE] and [pattern for pattern, _ in LMS.values()] == \
+    assert codecs[:2] == [BASELINE, SCHEDULE] and codecs[-2:] == [LONG_BASELINE, LONG_SCHEDULE]
+    assert [pattern for pattern, _ in LMS.values()] == \
         ["parallel", "delay", "depth", "depth", "depth", "depth", "parallel", "depth"]
     # "depth" writes out the depth defaults (so that its XPs keep their signatures)
     defaults = omegaconf.OmegaConf.load(CONFIG_DIR / "model" / "lm" / "small.yaml").codebooks_pattern.depth
