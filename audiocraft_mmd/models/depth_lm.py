@@ -27,6 +27,7 @@ CFG at every depth step).
 
 from __future__ import annotations
 
+import functools
 import typing as tp
 
 import torch
@@ -35,14 +36,13 @@ from torch.nn import functional as F
 
 from audiocraft.models.lm import LMModel, LMOutput, ScaledEmbedding, init_layer
 from audiocraft.modules.conditioners import ConditioningAttributes
-from audiocraft.utils import utils
 
 class DepthLayer(nn.Module):
-    """Pre-norm causal self-attention and feed-forward block: all positions at once (:meth:`forward`),
-    or one position after the cached ones (:meth:`step`).
+    """Pre-norm causal self-attention and feed-forward block over depth positions: all at once
+    (:meth:`forward`, teacher-forced), or one after the cached ones (:func:`depth_layer_step`, sampling).
 
-    Plain modules and ``scaled_dot_product_attention``: K depth steps per frame must cost little,
-    and AudioCraft's streaming transformer adds per-call bookkeeping that dominates at this size.
+    Plain modules read by functional calls: K depth steps per frame must cost little, and AudioCraft's
+    streaming transformer adds per-call bookkeeping that dominates at this size.
     """
 
     def __init__(self, dim: int, num_heads: int, hidden_scale: int, **factory: tp.Any):
@@ -58,33 +58,27 @@ class DepthLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [N, L, D]: L causal positions."""
         N, L, D = x.shape
-        q, k, v = self._qkv(x).view(N, L, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        weights, eps = self.weights(), self.norm_attn.eps
+        qkv = _attention_input(x, weights, eps)
+        q, k, v = qkv.view(N, L, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
         attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self._feed_forward(x + F.linear(attn.transpose(1, 2).reshape(N, L, D), self.out.weight))
+        return _feed_forward(x + F.linear(attn.transpose(1, 2).reshape(N, L, D), self.out.weight), weights, eps)
 
-    def step(self, x: torch.Tensor, cache: tp.List[torch.Tensor]) -> torch.Tensor:
-        """x [N, D] at the depth position after those whose keys and values are in ``cache`` ([] at
-        position 0, else [keys, values] of shape [N, heads, positions, D / heads]); adds this position's."""
-        N, D = x.shape
-        q, k, v = self._qkv(x).view(N, 3, self.num_heads, 1, D // self.num_heads).unbind(1)
-        if cache:  # growing the cache by concatenation: fewer operations than writing into a buffer
-            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-            attn = F.scaled_dot_product_attention(q, k, v)
-        else:  # the first position attends to itself only: its attention output is its value
-            attn = v
-        cache[:] = [k, v]
-        return self._feed_forward(x + F.linear(attn.reshape(N, D), self.out.weight))
+    def weights(self) -> tp.List[torch.Tensor]:
+        """This layer's parameters, in the order the functional helpers read them."""
+        return [self.norm_attn.weight, self.norm_attn.bias, self.qkv.weight, self.out.weight, self.norm_ff.weight,
+                self.norm_ff.bias, self.ff_in.weight, self.ff_in.bias, self.ff_out.weight, self.ff_out.bias]
 
-    # Functional calls on the modules' weights: no per-module call overhead at each depth step.
-    def _qkv(self, x: torch.Tensor) -> torch.Tensor:
-        D = x.shape[-1]
-        return F.linear(F.layer_norm(x, (D,), self.norm_attn.weight, self.norm_attn.bias, self.norm_attn.eps),
-                        self.qkv.weight)
 
-    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.layer_norm(x, (x.shape[-1],), self.norm_ff.weight, self.norm_ff.bias, self.norm_ff.eps)
-        h = F.gelu(F.linear(h, self.ff_in.weight, self.ff_in.bias), approximate="tanh")  # exact erf: 4x slower on CPU
-        return x + F.linear(h, self.ff_out.weight, self.ff_out.bias)
+def _attention_input(x: torch.Tensor, weights: tp.List[torch.Tensor], eps: float) -> torch.Tensor:
+    """Queries, keys and values [..., 3 D] of x [..., D] (pre-norm)."""
+    return F.linear(F.layer_norm(x, [x.shape[-1]], weights[0], weights[1], eps), weights[2])
+
+
+def _feed_forward(x: torch.Tensor, weights: tp.List[torch.Tensor], eps: float) -> torch.Tensor:
+    """x plus the pre-norm feed-forward of x (tanh GELU: the exact erf one is 4x slower on CPU)."""
+    h = F.linear(F.layer_norm(x, [x.shape[-1]], weights[4], weights[5], eps), weights[6], weights[7])
+    return x + F.linear(F.gelu(h, approximate="tanh"), weights[8], weights[9])
 
 
 class DepthLM(LMModel):
@@ -94,6 +88,8 @@ class DepthLM(LMModel):
     provider (``num_layers``, ``dim``, ``num_heads``, ``hidden_scale`` of
     :class:`~audiocraft_mmd.patterns.depth.DepthPatternProvider`).
     """
+
+    scripted_sampling: bool = True  # False: sample frames with the Python function (see frame_sampler)
 
     def __init__(self, pattern_provider, condition_provider, fuser, n_q: int = 8, card: int = 1024,
                  dim: int = 128, emb_lr: tp.Optional[float] = None, bias_proj: bool = True,
@@ -171,15 +167,6 @@ class DepthLM(LMModel):
         x = F.layer_norm(x, (self.depth_dim,), self.depth_norm.weight, self.depth_norm.bias, self.depth_norm.eps)
         return torch.stack([self.linears[k](x[:, k]) for k in range(x.shape[1])], dim=1)
 
-    def depth_step(self, x: torch.Tensor, position: int, cache: tp.List[tp.List[torch.Tensor]]) -> torch.Tensor:
-        """Logits [N, card] of depth ``position`` from its input x [N, depth_dim], after the positions
-        whose keys and values are in each layer's ``cache`` (see :meth:`DepthLayer.step`)."""
-        for layer, layer_cache in zip(self.depth_layers, cache):
-            x = layer.step(x, layer_cache)
-        x = F.layer_norm(x, (self.depth_dim,), self.depth_norm.weight, self.depth_norm.bias, self.depth_norm.eps)
-        head = self.linears[position]
-        return F.linear(x, head.weight, head.bias)
-
     # ---- teacher-forced likelihood ----
 
     def forward(self, codes: torch.Tensor, conditions: tp.List[ConditioningAttributes],  # type: ignore[override]
@@ -225,29 +212,81 @@ class DepthLM(LMModel):
             if guided:  # conditional and unconditional halves in one batch
                 sequence = torch.cat([sequence, sequence], dim=0)
             states = self.temporal_states(sequence, [], cfg_conditions)[:, -1]  # [B or 2B, dim]
-        context = self.frame_context(states).unbind(1)  # K inputs [N, depth_dim], N = B or 2B
-        K = len(context)
-        cache: tp.List[tp.List[torch.Tensor]] = [[] for _ in self.depth_layers]
-        noise = gumbel_noise(K, B, self.card, use_sampling, temp, top_k, top_p, device=states.device)
-        frame = []
-        x = context[0]
-        for k in range(K):
-            logits = self.depth_step(x, k, cache)  # [N, card]
-            if guided:
-                cond_logits, uncond_logits = logits.split(B, dim=0)
-                logits = uncond_logits + (cond_logits - uncond_logits) * cfg_coef
-            code = sample_code(logits, use_sampling, temp, top_k, top_p, None if noise is None else noise[k])  # [B, 1]
-            frame.append(code)
-            if k + 1 < K:
-                x = context[k + 1] + self.code_input(k, (torch.cat([code, code]) if guided else code).view(-1))
-        return torch.stack(frame, dim=1)  # [B, K, 1]
+        context = self.frame_context(states)  # [N, K, depth_dim], N = B or 2B
+        noise = gumbel_noise(self.num_codebooks, B, self.card, use_sampling, temp, top_k, top_p, device=states.device)
+        frame = self.frame_sampler()(
+            context, [layer.weights() for layer in self.depth_layers], self.depth_layers[0].num_heads,
+            [self.depth_norm.weight, self.depth_norm.bias], [head.weight for head in self.linears],
+            [head.bias for head in self.linears], [emb.weight for emb in self.depth_emb], self.depth_norm.eps,
+            noise, guided, float(cfg_coef), use_sampling, float(temp), int(top_k), float(top_p))
+        return frame[..., None]  # [B, K, 1]
+
+    def frame_sampler(self) -> tp.Callable[..., torch.Tensor]:
+        """:func:`sample_frame`, compiled by TorchScript unless ``scripted_sampling`` is False.
+
+        The K depth steps of a frame are about a hundred small operations; run from TorchScript they
+        skip Python's per-operation overhead, which at the study's sizes is most of their cost
+        (docs/PERFORMANCE.md#depth-lm-generation). Same operations and random draws as the Python
+        function, so the same codes.
+        """
+        return _scripted_sample_frame() if self.scripted_sampling else sample_frame
+
+
+@functools.lru_cache(maxsize=None)
+def _scripted_sample_frame() -> tp.Callable[..., torch.Tensor]:
+    return torch.jit.script(sample_frame)
+
+
+def depth_layer_step(x: torch.Tensor, weights: tp.List[torch.Tensor], cache: tp.List[torch.Tensor], num_heads: int,
+                     eps: float) -> torch.Tensor:
+    """One depth position x [N, D] through a :class:`DepthLayer` (``weights`` from its :meth:`~DepthLayer.weights`),
+    after the positions whose keys and values are in ``cache`` ([] at position 0, else [keys, values] of
+    shape [N, heads, positions, D / heads]); adds this position's keys and values to ``cache``."""
+    N, D = x.shape
+    q, k, v = _attention_input(x, weights, eps).view(N, 3, num_heads, 1, D // num_heads).unbind(1)
+    if len(cache) > 0:  # growing the cache by concatenation: fewer operations than writing into a buffer
+        k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        attn = F.scaled_dot_product_attention(q, k, v)
+        cache[0], cache[1] = k, v
+    else:  # the first position attends to itself only: its attention output is its value
+        attn = v
+        cache.append(k)
+        cache.append(v)
+    return _feed_forward(x + F.linear(attn.reshape(N, D), weights[3]), weights, eps)
+
+
+def sample_frame(context: torch.Tensor, layers: tp.List[tp.List[torch.Tensor]], num_heads: int,
+                 norm: tp.List[torch.Tensor], head_weights: tp.List[torch.Tensor], head_biases: tp.List[torch.Tensor],
+                 embeddings: tp.List[torch.Tensor], eps: float, noise: tp.Optional[torch.Tensor], guided: bool,
+                 cfg_coef: float, use_sampling: bool, temp: float, top_k: int, top_p: float) -> torch.Tensor:
+    """The codes [B, K] of one frame, sampled depth position by position (KV-cached) from the positions'
+    context [N, K, D] (:meth:`DepthLM.frame_context`; N = 2B with classifier-free guidance, conditional
+    rows first). ``noise`` from :func:`gumbel_noise`; with ``guided``, the logits of each position are
+    mixed as MusicGen mixes them before the code is drawn, and the code feeds both halves."""
+    N, K, D = context.shape
+    B = N // 2 if guided else N
+    caches: tp.List[tp.List[torch.Tensor]] = [[] for _ in range(len(layers))]
+    codes: tp.List[torch.Tensor] = []
+    x = context[:, 0]
+    for k in range(K):
+        for weights, cache in zip(layers, caches):
+            x = depth_layer_step(x, weights, cache, num_heads, eps)
+        logits = F.linear(F.layer_norm(x, [D], norm[0], norm[1], eps), head_weights[k], head_biases[k])  # [N, card]
+        if guided:
+            cond_logits, uncond_logits = logits.split(B, dim=0)
+            logits = uncond_logits + (cond_logits - uncond_logits) * cfg_coef
+        code = sample_code(logits, use_sampling, temp, top_k, top_p, None if noise is None else noise[k])  # [B, 1]
+        codes.append(code)
+        if k + 1 < K:
+            x = context[:, k + 1] + F.embedding((torch.cat([code, code]) if guided else code).view(-1), embeddings[k])
+    return torch.cat(codes, dim=1)
 
 
 def gumbel_noise(steps: int, rows: int, card: int, use_sampling: bool, temp: float, top_k: int, top_p: float,
                  device: tp.Optional[torch.device] = None) -> tp.Optional[torch.Tensor]:
     """Gumbel(0, 1) draws [steps, rows, width] for :func:`sample_code`'s ``steps`` calls on one frame, drawn
     at once (one random call per frame, as the parallel LM makes); width is top-k's k, or the card. None
-    where no draw is needed (greedy) or where AudioCraft's top-p sampler is used."""
+    where no draw is needed (greedy) or where top-p's sampler is used."""
     if not use_sampling or temp <= 0.0 or top_p > 0.0:
         return None
     width = min(int(top_k), card) if top_k > 0 else card
@@ -259,21 +298,32 @@ def sample_code(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: in
     """One code [N, 1] per row of logits [N, card], from MusicGen's distributions (``LMModel._sample_next_token``):
     greedy without sampling, else softmax at ``temp`` restricted to top-p, else to the top-k, else full.
 
-    Top-p is AudioCraft's sampler. Top-k and full softmax are drawn by the Gumbel-max trick (the argmax of
-    logits / temp plus Gumbel noise is distributed as the softmax; ``gumbel`` [N, width] from
-    :func:`gumbel_noise`, drawn here if None): the same distribution as ``torch.multinomial`` in a third
-    of its time, which counts when K of these run per frame.
+    Top-p is AudioCraft's sampler (:func:`sample_top_p`). Top-k and full softmax are drawn by the Gumbel-max
+    trick (the argmax of logits / temp plus Gumbel noise is distributed as the softmax; ``gumbel`` [N, width]
+    from :func:`gumbel_noise`, drawn here if None): the same distribution as ``torch.multinomial`` in a
+    third of its time, which counts when K of these run per frame.
     """
     if not use_sampling or temp <= 0.0:
         return torch.argmax(logits, dim=-1, keepdim=True)
     if top_p > 0.0:
-        return utils.sample_top_p(torch.softmax(logits / temp, dim=-1), p=top_p)
+        return sample_top_p(torch.softmax(logits / temp, dim=-1), top_p)
     if gumbel is None:
-        gumbel = gumbel_noise(1, logits.shape[0], logits.shape[-1], use_sampling, temp, top_k, top_p, logits.device)[0]
+        width = min(top_k, logits.shape[-1]) if top_k > 0 else logits.shape[-1]
+        gumbel = torch.empty(logits.shape[0], width, device=logits.device).exponential_().log_().neg_()
     if top_k > 0:
         values, indices = logits.topk(gumbel.shape[-1], dim=-1)
         return indices.gather(-1, _perturbed(values, temp, gumbel).argmax(dim=-1, keepdim=True))
     return _perturbed(logits, temp, gumbel).argmax(dim=-1, keepdim=True)
+
+
+def sample_top_p(probs: torch.Tensor, p: float) -> torch.Tensor:
+    """AudioCraft's ``utils.sample_top_p`` for probs [N, card], in operations TorchScript compiles: the same
+    random draw (one ``torch.multinomial``), so the same codes with the same seed."""
+    probs_sort, probs_idx = torch.sort(probs, dim=-1, descending=True)
+    mask = torch.cumsum(probs_sort, dim=-1) - probs_sort > p
+    probs_sort = probs_sort * (~mask).float()
+    probs_sort = probs_sort / probs_sort.sum(dim=-1, keepdim=True)
+    return torch.gather(probs_idx, -1, torch.multinomial(probs_sort, num_samples=1))
 
 
 def _perturbed(logits: torch.Tensor, temp: float, gumbel: torch.Tensor) -> torch.Tensor:
