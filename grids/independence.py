@@ -9,7 +9,7 @@ Then the longer budget: the one-run schedule and the λ = 3000 fine-tune at five
 against its reference at the same budget (about 45 and 16 XP-minutes each on one core). Then the
 levers left untried (:data:`LEVERS`, :data:`SCHEDULE_LEVER`): the within-clip product at λ = 1000,
 soft_mi at a gradient share of 0.3 (and with sharper assignments), the schedule with a shorter warm-up
-and a share of 3.
+and a share of 3, and the product of marginals given the local context (:data:`CHUNK`).
 The fast/slow split of the MI is in every evaluate stage (``mi_fast_*``, ``mi_slow_*``). Locally:
 ``python -m audiocraft_mmd.grid local independence --jobs 2`` (resumable); the table:
 ``python -m audiocraft_mmd.independence_report``.
@@ -41,6 +41,13 @@ LEVERS = {
                                                  "mmd.product": "clip", "mmd.weight": 1., "mmd.target_grad_ratio": 0.3,
                                                  "mmd.temperature": 0.3},
 }
+# Dependence given the local context (docs/INDEPENDENCE.md "Given the local context"): the product of
+# marginals from chunks of 10 aligned frames (100 ms) of a clip, steered to a gradient share of 1. Every
+# estimator above is unconditional or given the whole clip, and where they cut the fast MI they also
+# cut the codes' dependence on their own past, which the LMs use; this one leaves that dependence alone.
+CHUNK = "fine-tune chunk 10, ratio 1"
+LEVERS[CHUNK] = {**LOSS, "mmd.weight": 3000., "mmd.product": "chunk", "mmd.chunk_frames": 10,
+                 "mmd.target_grad_ratio": 1.}
 # From scratch: the study's 500 updates, λ = 0 for the first 250 (the codebooks initialise and spread).
 SCHEDULE = "one run: warmup 250, ratio 1"
 SCHEDULE_OVERRIDES = {**LOSS, "mmd.weight": 3000., "mmd.warmup": 250, "mmd.target_grad_ratio": 1.}

@@ -13,8 +13,8 @@ the table: ``python -m audiocraft_mmd.independence_report --lms``.
 import typing as tp
 
 from ._study import SMALL, StudyLMExplorer
-from .independence import (BASELINE, FINETUNE_REFERENCE, LONG_BASELINE, LONG_SCHEDULE, SCHEDULE, experiment_xp,
-                           experiments)
+from .independence import (BASELINE, CHUNK, FINETUNE_REFERENCE, LONG_BASELINE, LONG_SCHEDULE, SCHEDULE,
+                           experiment_xp, experiments)
 
 CONTEXT, DIM = "codebooks_pattern.depth.context", "codebooks_pattern.depth.dim"
 FIRST_BUILT = "depth (context first, dim 64)"
@@ -37,8 +37,10 @@ LMS = {"parallel": ("parallel", ()), "delay": ("delay", ()), "depth": ("depth", 
 DEPTH_ABLATIONS = ("depth (context every, dim 64)", "depth (context first, dim 128)")
 ABLATIONS = (*DEPTH_ABLATIONS, CAPACITY_CONTROL, SPEED_ABLATION)  # trained on the baselines only
 # variant -> the codec it is compared with, in the order they train (the one-run schedule first: it is
-# what ``dora run`` would be; the ×5 schedule last: added once it gave the largest cut on the whole split).
-LM_PAIRS = {SCHEDULE: BASELINE, "fine-tune λ=3000 pooled": FINETUNE_REFERENCE, LONG_SCHEDULE: LONG_BASELINE}
+# what ``dora run`` would be; then the ×5 schedule, added once it gave the largest cut on the whole split;
+# then the product given the local context, the candidate aimed at what the LMs pay for).
+LM_PAIRS = {SCHEDULE: BASELINE, "fine-tune λ=3000 pooled": FINETUNE_REFERENCE, LONG_SCHEDULE: LONG_BASELINE,
+            CHUNK: FINETUNE_REFERENCE}
 
 # The LMs' own run-to-run spread: every LM on the first seed's baseline again with another LM seed.
 REPEAT_CODEC = BASELINE
@@ -46,8 +48,8 @@ REPEAT_SEED_OFFSET = 100
 
 
 def lm_codecs() -> tp.List[str]:
-    """Every codec label the LMs train on, references first within each pair."""
-    return [label for pair in LM_PAIRS.items() for label in reversed(pair)]
+    """Every codec label the LMs train on, references first within each pair, each once."""
+    return list(dict.fromkeys(label for pair in LM_PAIRS.items() for label in reversed(pair)))
 
 
 def lm_argv(codec_sig: str, lm: str, seed: int) -> tp.List[str]:

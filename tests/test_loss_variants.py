@@ -17,7 +17,8 @@ from test_active_codebooks import train_steps
 from test_solver_config import mmd_cfg
 
 
-@pytest.mark.parametrize("overrides", [["mmd.product=clip"], ["mmd.estimator=soft_mi", "mmd.product=clip"],
+@pytest.mark.parametrize("overrides", [["mmd.product=clip"], ["mmd.product=chunk", "mmd.chunk_frames=2"],
+                                        ["mmd.estimator=soft_mi", "mmd.product=clip"],
                                         ["mmd.estimator=soft_mi", "mmd.alignment=parallel"]])
 def test_variants_train_and_evaluate(make_tiny_solver, overrides):
     # Unclamped: a bias-corrected estimate near 0 may be negative, and a clamped one then has no gradient.
@@ -79,6 +80,8 @@ def test_weight_observes_the_ratio():
 
 @pytest.mark.parametrize("overrides, key", [
     (dict(product="frame"), "mmd.product"),
+    (dict(product="chunk", chunk_frames=1), "mmd.chunk_frames"),
+    (dict(estimator="soft_mi", product="chunk"), "mmd.product"),
     (dict(estimator="soft_mi", temperature=0.), "mmd.temperature"),
     (dict(estimator="soft_mi", source="residual"), "mmd.source"),
     (dict(estimator="soft_mi", macro_batch=2), "mmd.macro_batch"),
@@ -91,3 +94,8 @@ def test_weight_observes_the_ratio():
 def test_bad_variant_options_are_refused(overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate_mmd_config(mmd_cfg(**overrides))
+
+
+def test_chunks_longer_than_a_clip_are_refused_at_start(make_tiny_solver):
+    with pytest.raises(ConfigError, match=r"mmd\.chunk_frames=100000"):
+        make_tiny_solver("mmd.weight=10", "mmd.product=chunk", "mmd.chunk_frames=100000")

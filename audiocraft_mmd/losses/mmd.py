@@ -9,7 +9,8 @@ Pipeline (see PAPER.md, "The loss, step by step")::
       -> merge batch and time                     [N, K, D],      N = B·T'
       -> (standardize="feature": per K·D feature over the N rows)
       -> estimator (mmd_estimators)               scalar estimate: on all N rows (product="pooled"), or
-                                                  on each clip's T' rows, averaged (product="clip")
+                                                  on each clip's T' rows, averaged (product="clip"), or
+                                                  on each chunk of a clip's rows, averaged (product="chunk")
       -> clamp at 0 (optional)                    loss
 
 Pure torch: nothing here imports AudioCraft.
@@ -96,8 +97,13 @@ BANDWIDTH_SCALES: tp.Dict[str, tp.Callable[[torch.Tensor], tp.Union[float, torch
 # clip only: E_clip MMD²(P_{Z|clip}, ⊗_k P_{Z_k|clip}), the dependence *given the clip*, estimated by
 # the estimator on each clip's rows and averaged with row weights (all clips have T' rows). Exact and
 # centred on 0 when the codebooks are independent within each clip, even if they share a clip-level
-# cause; its kernels are per clip (T' x T'), so it costs less than the pooled estimate.
-PRODUCTS = ("pooled", "clip")
+# cause; its kernels are per clip (T' x T'), so it costs less than the pooled estimate. chunk: the same
+# on each run of ``chunk_frames`` consecutive aligned steps of a clip: the dependence given the local
+# context, closer to what a parallel/delay LM pays for (it reads the recent past). Codes that the recent
+# past determines are never penalised (within a chunk they are nearly constant, so joint = product);
+# a clip's last T' mod chunk_frames rows are left out.
+PRODUCTS = ("pooled", "clip", "chunk")
+DEFAULT_CHUNK_FRAMES = 10
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -172,6 +178,12 @@ def _check_bandwidths(bandwidths: tp.Sequence[float]) -> tp.Tuple[float, ...]:
     if not all(math.isfinite(a) and a > 0 for a in values):
         raise ValueError(f"bandwidths must all be finite and > 0, got {list(values)}")
     return values
+
+
+def _check_chunk_frames(chunk_frames: int) -> int:
+    if isinstance(chunk_frames, bool) or int(chunk_frames) != chunk_frames or chunk_frames < 2:
+        raise ValueError(f"chunk_frames must be an integer >= 2, got {chunk_frames!r}")
+    return int(chunk_frames)
 
 
 def _check_delays(delays: tp.Sequence[int]) -> tp.Tuple[int, ...]:
@@ -286,7 +298,8 @@ def mmd_independence(streams: torch.Tensor,
                      generator: tp.Optional[torch.Generator] = None,
                      feature_map: tp.Optional[tp.Callable[[torch.Tensor], torch.Tensor]] = None,
                      bank: tp.Optional["RowBank"] = None,
-                     product: str = "pooled") -> MMDIndependence:
+                     product: str = "pooled",
+                     chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> MMDIndependence:
     """MMD² between the joint law of the K codebook vectors and the product of their marginals.
 
     Args:
@@ -309,8 +322,10 @@ def mmd_independence(streams: torch.Tensor,
         bank: A :class:`~audiocraft_mmd.losses.bank.RowBank` of earlier batches' rows: the ``hsic``
             estimate is then on its rows plus these (gradient to these only), which then join it.
             Needs ``estimator="hsic"``, ``product="pooled"`` and a fixed bandwidth scale (``dim`` or ``none``).
-        product: A key of :data:`PRODUCTS`: the product of marginals from all rows (``"pooled"``) or from
-            each clip's rows (``"clip"``; needs T' >= 2 aligned frames per clip).
+        product: A key of :data:`PRODUCTS`: the product of marginals from all rows (``"pooled"``), from
+            each clip's rows (``"clip"``; needs T' >= 2 aligned frames per clip), or from each chunk of
+            ``chunk_frames`` consecutive aligned frames of a clip (``"chunk"``; needs T' >= chunk_frames).
+        chunk_frames: Aligned frames per chunk with ``product="chunk"`` (>= 2).
 
     Returns:
         The :class:`MMDIndependence` result; ``result.loss`` is the value to minimise.
@@ -326,6 +341,7 @@ def mmd_independence(streams: torch.Tensor,
     _check_choice(bandwidth_scale, BANDWIDTH_SCALES, "bandwidth_scale")
     _check_choice(standardize, STANDARDIZATIONS, "standardize")
     _check_choice(product, dict.fromkeys(PRODUCTS), "product")
+    chunk_frames = _check_chunk_frames(chunk_frames)
     _check_estimator(estimator)
     estimate_fn = get_estimator(estimator)
     mode = STANDARDIZATIONS[standardize]
@@ -336,10 +352,13 @@ def mmd_independence(streams: torch.Tensor,
     with torch.autocast(device_type=streams.device.type, enabled=False):
         streams = mode.before_alignment(streams)
         aligned = align_streams(streams, delays)
-        num_rows = batch * aligned.shape[-1]
-        if num_rows < 2 or (product == "clip" and aligned.shape[-1] < 2):
-            needed = "2 per clip with product='clip'" if product == "clip" else "at least 2"
-            raise ValueError(f"streams give N = B·T' = {batch}·{aligned.shape[-1]} = {num_rows} row(s) after the "
+        clip_rows = aligned.shape[-1]
+        num_rows = batch * clip_rows
+        group_rows = {"pooled": num_rows, "clip": clip_rows, "chunk": chunk_frames}[product]  # rows per estimate
+        if (num_rows if product == "pooled" else clip_rows) < (chunk_frames if product == "chunk" else 2):
+            needed = {"pooled": "at least 2", "clip": "2 per clip with product='clip'",
+                      "chunk": f"chunk_frames={chunk_frames} per clip with product='chunk'"}[product]
+            raise ValueError(f"streams give N = B·T' = {batch}·{clip_rows} = {num_rows} row(s) after the "
                              f"delay alignment (T = {num_frames}, max(delays) = {max(delays)}); {needed} are needed")
         # [B, K, D, T'] -> [B, T', K, D] -> [N, K, D]: a row is the K vectors of one aligned step.
         samples = aligned.permute(0, 3, 1, 2).reshape(num_rows, num_codebooks, dim)
@@ -354,9 +373,11 @@ def mmd_independence(streams: torch.Tensor,
             num_rows += len(bank)
             estimate = bank.estimate(samples)
             bank.push(samples)
-        elif product == "clip":  # rows are clip after clip: B clips of T' rows, equal weights
-            estimate = torch.stack([estimate_fn(clip, absolute, generator)
-                                    for clip in samples.split(aligned.shape[-1])]).mean()
+        elif product != "pooled":  # rows are clip after clip: B clips of T' rows, cut in equal groups
+            steps = clip_rows // group_rows * group_rows
+            groups = samples.view(batch, clip_rows, *samples.shape[1:])[:, :steps].flatten(0, 1)
+            estimate = torch.stack([estimate_fn(group, absolute, generator)
+                                    for group in groups.split(group_rows)]).mean()
         else:
             estimate = estimate_fn(samples, absolute, generator)
 
@@ -386,7 +407,8 @@ class MMDIndependenceLoss(nn.Module):
                  standardize: str = "feature",
                  clamp: bool = True,
                  feature_map: tp.Optional[nn.Module] = None,
-                 product: str = "pooled"):
+                 product: str = "pooled",
+                 chunk_frames: int = DEFAULT_CHUNK_FRAMES):
         super().__init__()
         self.delays: tp.Optional[tp.Tuple[int, ...]] = None if delays is None else _check_delays(delays)
         self.bandwidths = _check_bandwidths(bandwidths)
@@ -395,6 +417,7 @@ class MMDIndependenceLoss(nn.Module):
         _check_estimator(estimator)
         _check_choice(product, dict.fromkeys(PRODUCTS), "product")
         self.product = product
+        self.chunk_frames = _check_chunk_frames(chunk_frames)
         self.bandwidth_scale = bandwidth_scale
         self.estimator = estimator
         self.standardize = standardize
@@ -406,7 +429,7 @@ class MMDIndependenceLoss(nn.Module):
         """Keyword arguments of :func:`mmd_independence` this loss computes with, except ``clamp``."""
         return dict(delays=self.delays, bandwidths=self.bandwidths, bandwidth_scale=self.bandwidth_scale,
                     estimator=self.estimator, standardize=self.standardize, feature_map=self.feature_map,
-                    product=self.product)
+                    product=self.product, chunk_frames=self.chunk_frames)
 
     def forward(self, streams: torch.Tensor, generator: tp.Optional[torch.Generator] = None,
                 bank: tp.Optional["RowBank"] = None) -> torch.Tensor:
@@ -444,4 +467,4 @@ class MMDIndependenceLoss(nn.Module):
     def extra_repr(self) -> str:
         return (f"delays={self.delays}, bandwidths={self.bandwidths}, bandwidth_scale={self.bandwidth_scale!r}, "
                 f"estimator={self.estimator!r}, standardize={self.standardize!r}, clamp={self.clamp}, "
-                f"product={self.product!r}")
+                f"product={self.product!r}" + (f", chunk_frames={self.chunk_frames}" if self.product == "chunk" else ""))

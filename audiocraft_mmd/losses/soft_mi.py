@@ -30,10 +30,12 @@ import typing as tp
 import torch
 from torch import nn
 
-from .mmd import MMDIndependence, PRODUCTS, _check_choice, _check_delays, align_streams
+from .mmd import MMDIndependence, _check_choice, _check_delays, align_streams
 
 # Guards log(0) in empty cells and τ for inputs that sit exactly on their code (e.g. silence).
 EPS = 1e-12
+# Which rows the null pairing permutes: all (pooled) or each clip's (clip); no chunked null yet.
+SOFT_MI_PRODUCTS = ("pooled", "clip")
 
 
 def _check_temperature(temperature: float) -> float:
@@ -98,7 +100,7 @@ def soft_mutual_information(inputs: torch.Tensor, codebooks: torch.Tensor,
     Returns:
         An :class:`~audiocraft_mmd.losses.mmd.MMDIndependence` (``dim`` = K·C).
     """
-    _check_choice(product, dict.fromkeys(PRODUCTS), "product")
+    _check_choice(product, dict.fromkeys(SOFT_MI_PRODUCTS), "product")
     num_codebooks = inputs.shape[1]
     delays = (0,) * num_codebooks if delays is None else _check_delays(delays)
     if inputs.dtype in (torch.float16, torch.bfloat16):
@@ -130,7 +132,7 @@ class SoftMutualInformationLoss(nn.Module):
         super().__init__()
         self.delays = None if delays is None else _check_delays(delays)
         self.temperature = _check_temperature(temperature)
-        _check_choice(product, dict.fromkeys(PRODUCTS), "product")
+        _check_choice(product, dict.fromkeys(SOFT_MI_PRODUCTS), "product")
         self.product = product
         self.clamp = bool(clamp)
         self.last_result: tp.Optional[MMDIndependence] = None

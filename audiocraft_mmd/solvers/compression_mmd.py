@@ -22,7 +22,7 @@ from audiocraft.utils.utils import get_dataset_from_loader, get_pool_executor
 
 from ..integration import register_solver
 from ..losses import MMDIndependence, MMDIndependenceLoss, mmd_independence
-from ..losses.mmd import PRODUCTS
+from ..losses.mmd import DEFAULT_CHUNK_FRAMES, PRODUCTS
 from ..losses.bank import RowBank
 from ..losses.soft_mi import SoftMutualInformationLoss
 from ..losses.distributed import SCOPES, gather_streams
@@ -95,6 +95,9 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
     validate_adversary_config(mmd_cfg)
     if mmd_cfg.get("product", "pooled") not in PRODUCTS:
         raise ConfigError(f"mmd.product={mmd_cfg.product!r} is not one of {PRODUCTS}.")
+    chunk = mmd_cfg.get("chunk_frames", DEFAULT_CHUNK_FRAMES)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 2:
+        raise ConfigError(f"mmd.chunk_frames must be an int >= 2 (aligned frames per chunk), got {chunk!r}.")
     if mmd_cfg.estimator == SOFT_MI:
         temperature = mmd_cfg.get("temperature", 1.)
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
@@ -102,6 +105,9 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
         if mmd_cfg.source != "quantized":
             raise ConfigError(f"mmd.estimator=soft_mi assigns each stage's input to that stage's codebook; "
                               f"mmd.source={mmd_cfg.source!r} streams have no codebook: use mmd.source=quantized.")
+        if mmd_cfg.get("product") == "chunk":
+            raise ConfigError("mmd.estimator=soft_mi forms its null from all rows or from each clip's: "
+                              "mmd.product pooled or clip, got 'chunk'.")
         conflicts = {"mmd.macro_batch": (macro, 0), "mmd.bank": (bank, 0),
                      "mmd.adversary.weight": (adversary, 0),
                      "mmd.scope_check": (bool(mmd_cfg.get("scope_check")), False)}
@@ -175,6 +181,11 @@ class MMDCompressionSolver(CompressionSolver):
                 f"{cfg.dataset.batch_size} per process x ({frames} frames - max delay {max(delays)})); it needs at "
                 f"least 2 and more than the {num_codebooks} codebooks: raise dataset.batch_size, "
                 "dataset.segment_duration or mmd.macro_batch.")
+        chunk = cfg.mmd.get("chunk_frames", DEFAULT_CHUNK_FRAMES)
+        if cfg.mmd.get("product") == "chunk" and frames - max(delays) < chunk:
+            raise ConfigError(f"mmd.product=chunk needs mmd.chunk_frames={chunk} aligned frames per clip; a clip has "
+                              f"{frames} frames - max delay {max(delays)}: lower mmd.chunk_frames or raise "
+                              "dataset.segment_duration.")
         self.macro_batch = MacroBatch(macro) if macro else None
         self.mmd_weight = MMDWeight(cfg.mmd.weight, cfg.mmd.get("warmup") or 0, cfg.mmd.get("ramp") or 0,
                                     cfg.mmd.get("target_grad_ratio"))
@@ -190,7 +201,7 @@ class MMDCompressionSolver(CompressionSolver):
                 self.mmd_loss = MMDIndependenceLoss(
                     delays=delays, bandwidths=list(cfg.mmd.bandwidths), bandwidth_scale=cfg.mmd.bandwidth_scale,
                     estimator=cfg.mmd.estimator, standardize=cfg.mmd.standardize, clamp=cfg.mmd.clamp,
-                    product=product)
+                    product=product, chunk_frames=chunk)
         except ValueError as error:
             raise ConfigError(f"mmd: {error}") from error
         try:
