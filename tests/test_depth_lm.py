@@ -203,12 +203,10 @@ def test_code_k_of_frame_t_sees_only_earlier_frames_and_lower_codes(context):
 
 
 def test_steps_per_frame_temporal_and_depth(monkeypatch):
-    """One temporal step and K depth steps (each through every depth layer) per frame, counted on the
-    Python sampler (the TorchScript one runs the same function)."""
+    """One temporal step and K depth steps (each through every depth layer) per frame."""
     from audiocraft_mmd.models import depth_lm
     from audiocraft_mmd.patterns import depth_steps, sequence_steps
     lm = build(depth_config(num_layers=2))
-    lm.scripted_sampling = False
     assert sequence_steps(lm.pattern_provider, 50) == 50 and depth_steps(lm.pattern_provider, 50) == 50 * K
     calls = {"temporal": 0, "layer": 0}
     temporal_states, layer_step = depth_lm.DepthLM.temporal_states, depth_lm.depth_layer_step
@@ -224,40 +222,6 @@ def test_steps_per_frame_temporal_and_depth(monkeypatch):
     monkeypatch.setattr(depth_lm, "depth_layer_step", counted_layer)
     lm.generate(None, attributes_for([None, None]), max_gen_len=6)
     assert calls == {"temporal": 6, "layer": 6 * K * 2}
-
-
-@pytest.mark.parametrize("sampling", SAMPLINGS, ids=["top_k", "top_p", "temperature", "greedy"])
-@pytest.mark.parametrize("guided", [False, True], ids=["unconditional", "cfg"])
-def test_scripted_frame_sampler_matches_the_python_one(sampling, guided):
-    """The TorchScript-compiled sample_frame (what generation runs) draws the codes the Python function draws."""
-    from audiocraft_mmd.models.depth_lm import gumbel_noise
-    lm = build(depth_config(num_layers=2, context="every"))
-    B = 3
-    context = torch.randn(2 * B if guided else B, K, 16, generator=torch.Generator().manual_seed(0))
-    frames = {}
-    for scripted in (False, True):
-        lm.scripted_sampling = scripted
-        torch.manual_seed(7)
-        frames[scripted] = torch.stack([lm.frame_sampler()(
-            context, [layer.weights() for layer in lm.depth_layers], 2, [lm.depth_norm.weight, lm.depth_norm.bias],
-            [h.weight for h in lm.linears], [h.bias for h in lm.linears], [e.weight for e in lm.depth_emb],
-            lm.depth_norm.eps, gumbel_noise(K, B, CARD, **sampling), guided, 3.0, **sampling) for _ in range(5)])
-    assert frames[True].shape == (5, B, K)
-    assert torch.equal(frames[True], frames[False])
-
-
-@pytest.mark.parametrize("temp", [1.0, 0.7])
-def test_top_p_draws_audiocrafts_codes(temp):
-    """sample_code's top-p (TorchScript-compilable) draws AudioCraft's ``sample_top_p`` codes with the same seed."""
-    from audiocraft.utils import utils
-    from audiocraft_mmd.models.depth_lm import sample_code
-    logits = torch.randn(64, CARD, generator=torch.Generator().manual_seed(0))
-    torch.manual_seed(1)
-    ours = sample_code(logits, use_sampling=True, temp=temp, top_k=0, top_p=0.8)
-    torch.manual_seed(1)
-    theirs = utils.sample_top_p(torch.softmax(logits / temp, dim=-1), p=0.8)
-    assert len(set(ours[:, 0].tolist())) > 1
-    assert torch.equal(ours, theirs)
 
 
 def test_config_errors_name_the_key():

@@ -17,7 +17,7 @@ from test_active_codebooks import train_steps
 from test_solver_config import mmd_cfg
 
 
-@pytest.mark.parametrize("overrides", [["mmd.product=clip"], ["mmd.product=chunk", "mmd.chunk_frames=2"],
+@pytest.mark.parametrize("overrides", [["mmd.product=clip"], ["mmd.product=chunk", "mmd.chunk_frames=6"],
                                         ["mmd.estimator=soft_mi", "mmd.product=clip"],
                                         ["mmd.estimator=soft_mi", "mmd.alignment=parallel"]])
 def test_variants_train_and_evaluate(make_tiny_solver, overrides):
@@ -82,6 +82,7 @@ def test_weight_observes_the_ratio():
     (dict(product="frame"), "mmd.product"),
     (dict(product="chunk", chunk_frames=1), "mmd.chunk_frames"),
     (dict(estimator="soft_mi", product="chunk"), "mmd.product"),
+    (dict(bank=2, product="clip"), "mmd.product"),
     (dict(estimator="soft_mi", temperature=0.), "mmd.temperature"),
     (dict(estimator="soft_mi", source="residual"), "mmd.source"),
     (dict(estimator="soft_mi", macro_batch=2), "mmd.macro_batch"),
@@ -96,6 +97,8 @@ def test_bad_variant_options_are_refused(overrides, key):
         validate_mmd_config(mmd_cfg(**overrides))
 
 
-def test_chunks_longer_than_a_clip_are_refused_at_start(make_tiny_solver):
-    with pytest.raises(ConfigError, match=r"mmd\.chunk_frames=100000"):
-        make_tiny_solver("mmd.weight=10", "mmd.product=chunk", "mmd.chunk_frames=100000")
+@pytest.mark.parametrize("chunk, message", [(100000, r"mmd\.chunk_frames=100000 aligned frames per clip"),
+                                            (2, "estimates the loss on 2 rows at a time")])
+def test_chunks_longer_than_a_clip_or_too_short_are_refused_at_start(make_tiny_solver, chunk, message):
+    with pytest.raises(ConfigError, match=message):
+        make_tiny_solver("mmd.weight=10", "mmd.product=chunk", f"mmd.chunk_frames={chunk}")

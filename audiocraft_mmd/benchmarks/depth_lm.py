@@ -8,9 +8,7 @@ streaming KV cache) of ``--samples`` x ``--duration`` s at ``--frame-rate`` Hz (
 unconditional, with the same seed and thread count for every pattern. Patterns are timed in turns,
 ``--repeats`` times, and the median is kept; each is reported as a ratio to the parallel LM's median
 in the same run. Weights do not change the cost of a step, so untrained LMs time the same as trained
-ones. Codec decoding is left out: it is the same for every pattern. ``--python-sampler`` adds the depth
-LM sampling its frames with the Python function instead of the TorchScript-compiled one (the same codes),
-to show what compiling saves.
+ones. Codec decoding is left out: it is the same for every pattern.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ import torch
 from ..integration import CONFIG_DIR
 
 PATTERNS = ("parallel", "depth", "delay", "unroll")
-PYTHON_SAMPLER = "depth (Python sampler)"
 
 
 @dataclasses.dataclass
@@ -69,9 +66,8 @@ def time_generation(lm, samples: int, frames: int, seed: int) -> float:
 
 def run(patterns: tp.Sequence[str] = PATTERNS, n_q: int = 4, card: int = 256, samples: int = 2,
         duration: float = 2., frame_rate: float = 100., repeats: int = 5, seed: int = 0,
-        depth: tp.Optional[tp.Dict[str, tp.Any]] = None, python_sampler: bool = False) -> tp.List[PatternTiming]:
-    """Times each pattern's generation (see module docstring); ``patterns`` must include ``parallel``;
-    ``python_sampler`` adds the depth LM without its TorchScript-compiled frame sampler."""
+        depth: tp.Optional[tp.Dict[str, tp.Any]] = None) -> tp.List[PatternTiming]:
+    """Times each pattern's generation (see module docstring); ``patterns`` must include ``parallel``."""
     import audiocraft_mmd  # noqa: F401  (our patterns and the depth LM's builder)
     from audiocraft.models import builders
     from audiocraft.modules.transformer import set_efficient_attention_backend
@@ -82,9 +78,6 @@ def run(patterns: tp.Sequence[str] = PATTERNS, n_q: int = 4, card: int = 256, sa
     frames = int(round(duration * frame_rate))
     torch.manual_seed(seed)
     lms = {pattern: builders.get_lm_model(lm_config(pattern, n_q, card, depth)).eval() for pattern in patterns}
-    if python_sampler:
-        lms[PYTHON_SAMPLER] = builders.get_lm_model(lm_config("depth", n_q, card, depth)).eval()
-        lms[PYTHON_SAMPLER].scripted_sampling = False
     for lm in lms.values():  # warm-up: first calls allocate
         time_generation(lm, samples, min(frames, 8), seed)
     times: tp.Dict[str, tp.List[float]] = {pattern: [] for pattern in lms}
@@ -126,8 +119,6 @@ def main(argv: tp.Optional[tp.List[str]] = None) -> tp.List[PatternTiming]:
     parser.add_argument("--depth", action="append", default=[], metavar="KEY=VALUE",
                         help="a key of the depth LM's codebooks_pattern.depth block (repeatable), e.g. "
                         "--depth context=every --depth dim=128")
-    parser.add_argument("--python-sampler", action="store_true",
-                        help="also time the depth LM sampling frames with the Python function (not compiled)")
     parser.add_argument("--json", type=Path, help="also write the timings here")
     args = parser.parse_args(argv)
     depth = {}
@@ -139,7 +130,7 @@ def main(argv: tp.Optional[tp.List[str]] = None) -> tp.List[PatternTiming]:
     torch.set_num_threads(args.threads)
     timings = run([p.strip() for p in args.patterns.split(",") if p.strip()], n_q=args.n_q, card=args.card,
                   samples=args.samples, duration=args.duration, frame_rate=args.frame_rate, repeats=args.repeats,
-                  depth=depth, python_sampler=args.python_sampler)
+                  depth=depth)
     print(markdown(timings, args))
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(t) for t in timings], indent=2))

@@ -375,7 +375,8 @@ def mmd_independence(streams: torch.Tensor,
             bank.push(samples)
         elif product != "pooled":  # rows are clip after clip: B clips of T' rows, cut in equal groups
             steps = clip_rows // group_rows * group_rows
-            groups = samples.view(batch, clip_rows, *samples.shape[1:])[:, :steps].flatten(0, 1)
+            groups = samples.reshape(batch, clip_rows, *samples.shape[1:])[:, :steps].flatten(0, 1)
+            num_rows = batch * steps  # a clip's last clip_rows mod group_rows rows are left out
             estimate = torch.stack([estimate_fn(group, absolute, generator)
                                     for group in groups.split(group_rows)]).mean()
         else:

@@ -27,7 +27,6 @@ CFG at every depth step).
 
 from __future__ import annotations
 
-import functools
 import typing as tp
 
 import torch
@@ -36,6 +35,7 @@ from torch.nn import functional as F
 
 from audiocraft.models.lm import LMModel, LMOutput, ScaledEmbedding, init_layer
 from audiocraft.modules.conditioners import ConditioningAttributes
+from audiocraft.utils import utils
 
 class DepthLayer(nn.Module):
     """Pre-norm causal self-attention and feed-forward block over depth positions: all at once
@@ -65,7 +65,8 @@ class DepthLayer(nn.Module):
         return _feed_forward(x + F.linear(attn.transpose(1, 2).reshape(N, L, D), self.out.weight), weights, eps)
 
     def weights(self) -> tp.List[torch.Tensor]:
-        """This layer's parameters, in the order the functional helpers read them."""
+        """This layer's parameters, in the order the functional helpers read them (its layer norms, like the
+        depth transformer's final one, keep ``nn.LayerNorm``'s eps: one eps serves them all)."""
         return [self.norm_attn.weight, self.norm_attn.bias, self.qkv.weight, self.out.weight, self.norm_ff.weight,
                 self.norm_ff.bias, self.ff_in.weight, self.ff_in.bias, self.ff_out.weight, self.ff_out.bias]
 
@@ -88,8 +89,6 @@ class DepthLM(LMModel):
     provider (``num_layers``, ``dim``, ``num_heads``, ``hidden_scale`` of
     :class:`~audiocraft_mmd.patterns.depth.DepthPatternProvider`).
     """
-
-    scripted_sampling: bool = True  # False: sample frames with the Python function (see frame_sampler)
 
     def __init__(self, pattern_provider, condition_provider, fuser, n_q: int = 8, card: int = 1024,
                  dim: int = 128, emb_lr: tp.Optional[float] = None, bias_proj: bool = True,
@@ -214,27 +213,12 @@ class DepthLM(LMModel):
             states = self.temporal_states(sequence, [], cfg_conditions)[:, -1]  # [B or 2B, dim]
         context = self.frame_context(states)  # [N, K, depth_dim], N = B or 2B
         noise = gumbel_noise(self.num_codebooks, B, self.card, use_sampling, temp, top_k, top_p, device=states.device)
-        frame = self.frame_sampler()(
+        frame = sample_frame(
             context, [layer.weights() for layer in self.depth_layers], self.depth_layers[0].num_heads,
             [self.depth_norm.weight, self.depth_norm.bias], [head.weight for head in self.linears],
             [head.bias for head in self.linears], [emb.weight for emb in self.depth_emb], self.depth_norm.eps,
             noise, guided, float(cfg_coef), use_sampling, float(temp), int(top_k), float(top_p))
         return frame[..., None]  # [B, K, 1]
-
-    def frame_sampler(self) -> tp.Callable[..., torch.Tensor]:
-        """:func:`sample_frame`, compiled by TorchScript unless ``scripted_sampling`` is False.
-
-        The K depth steps of a frame are about a hundred small operations; run from TorchScript they
-        skip Python's per-operation overhead, which at the study's sizes is most of their cost
-        (docs/PERFORMANCE.md#depth-lm-generation). Same operations and random draws as the Python
-        function, so the same codes.
-        """
-        return _scripted_sample_frame() if self.scripted_sampling else sample_frame
-
-
-@functools.lru_cache(maxsize=None)
-def _scripted_sample_frame() -> tp.Callable[..., torch.Tensor]:
-    return torch.jit.script(sample_frame)
 
 
 def depth_layer_step(x: torch.Tensor, weights: tp.List[torch.Tensor], cache: tp.List[torch.Tensor], num_heads: int,
@@ -298,7 +282,7 @@ def sample_code(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: in
     """One code [N, 1] per row of logits [N, card], from MusicGen's distributions (``LMModel._sample_next_token``):
     greedy without sampling, else softmax at ``temp`` restricted to top-p, else to the top-k, else full.
 
-    Top-p is AudioCraft's sampler (:func:`sample_top_p`). Top-k and full softmax are drawn by the Gumbel-max
+    Top-p is AudioCraft's sampler. Top-k and full softmax are drawn by the Gumbel-max
     trick (the argmax of logits / temp plus Gumbel noise is distributed as the softmax; ``gumbel`` [N, width]
     from :func:`gumbel_noise`, drawn here if None): the same distribution as ``torch.multinomial`` in a
     third of its time, which counts when K of these run per frame.
@@ -306,7 +290,7 @@ def sample_code(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: in
     if not use_sampling or temp <= 0.0:
         return torch.argmax(logits, dim=-1, keepdim=True)
     if top_p > 0.0:
-        return sample_top_p(torch.softmax(logits / temp, dim=-1), top_p)
+        return utils.sample_top_p(torch.softmax(logits / temp, dim=-1), p=top_p)
     if gumbel is None:
         width = min(top_k, logits.shape[-1]) if top_k > 0 else logits.shape[-1]
         gumbel = torch.empty(logits.shape[0], width, device=logits.device).exponential_().log_().neg_()
@@ -314,16 +298,6 @@ def sample_code(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: in
         values, indices = logits.topk(gumbel.shape[-1], dim=-1)
         return indices.gather(-1, _perturbed(values, temp, gumbel).argmax(dim=-1, keepdim=True))
     return _perturbed(logits, temp, gumbel).argmax(dim=-1, keepdim=True)
-
-
-def sample_top_p(probs: torch.Tensor, p: float) -> torch.Tensor:
-    """AudioCraft's ``utils.sample_top_p`` for probs [N, card], in operations TorchScript compiles: the same
-    random draw (one ``torch.multinomial``), so the same codes with the same seed."""
-    probs_sort, probs_idx = torch.sort(probs, dim=-1, descending=True)
-    mask = torch.cumsum(probs_sort, dim=-1) - probs_sort > p
-    probs_sort = probs_sort * (~mask).float()
-    probs_sort = probs_sort / probs_sort.sum(dim=-1, keepdim=True)
-    return torch.gather(probs_idx, -1, torch.multinomial(probs_sort, num_samples=1))
 
 
 def _perturbed(logits: torch.Tensor, temp: float, gumbel: torch.Tensor) -> torch.Tensor:

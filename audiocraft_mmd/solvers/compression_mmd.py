@@ -81,7 +81,8 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
         raise ConfigError(f"mmd.bank must be an int >= 0 (0: off), got {bank!r}.")
     if bank > 1:
         conflicts = {"mmd.macro_batch": (macro, 0), "mmd.estimator": (mmd_cfg.estimator, "hsic"),
-                     "mmd.scope": (mmd_cfg.get("scope", "process"), "process")}
+                     "mmd.scope": (mmd_cfg.get("scope", "process"), "process"),
+                     "mmd.product": (mmd_cfg.get("product", "pooled"), "pooled")}
         for key, (value, needed) in conflicts.items():
             if value != needed:
                 raise ConfigError(f"mmd.bank={bank} needs {key}={needed!r}, got {value!r}.")
@@ -181,18 +182,23 @@ class MMDCompressionSolver(CompressionSolver):
                 f"{cfg.dataset.batch_size} per process x ({frames} frames - max delay {max(delays)})); it needs at "
                 f"least 2 and more than the {num_codebooks} codebooks: raise dataset.batch_size, "
                 "dataset.segment_duration or mmd.macro_batch.")
-        chunk = cfg.mmd.get("chunk_frames", DEFAULT_CHUNK_FRAMES)
-        if cfg.mmd.get("product") == "chunk" and frames - max(delays) < chunk:
-            raise ConfigError(f"mmd.product=chunk needs mmd.chunk_frames={chunk} aligned frames per clip; a clip has "
-                              f"{frames} frames - max delay {max(delays)}: lower mmd.chunk_frames or raise "
-                              "dataset.segment_duration.")
+        product, chunk = cfg.mmd.get("product", "pooled"), cfg.mmd.get("chunk_frames", DEFAULT_CHUNK_FRAMES)
+        if product != "pooled":  # the estimator runs on each clip's (chunk's) rows
+            clip_rows = frames - max(delays)
+            group = chunk if product == "chunk" else clip_rows
+            if clip_rows < group:
+                raise ConfigError(f"mmd.product=chunk needs mmd.chunk_frames={chunk} aligned frames per clip; a clip "
+                                  f"has {frames} frames - max delay {max(delays)}: lower mmd.chunk_frames or raise "
+                                  "dataset.segment_duration.")
+            if group <= num_codebooks:
+                raise ConfigError(f"mmd.product={product} estimates the loss on {group} rows at a time; it needs more "
+                                  f"than the {num_codebooks} codebooks: raise mmd.chunk_frames or dataset.segment_duration.")
         self.macro_batch = MacroBatch(macro) if macro else None
         self.mmd_weight = MMDWeight(cfg.mmd.weight, cfg.mmd.get("warmup") or 0, cfg.mmd.get("ramp") or 0,
                                     cfg.mmd.get("target_grad_ratio"))
         self.training_update = 0  # updates since this run's start (epoch - 1) * updates_per_epoch + step
         bank = cfg.mmd.get("bank") or 0
         self.row_bank = RowBank(bank - 1) if bank > 1 else None
-        product = cfg.mmd.get("product", "pooled")
         try:
             if cfg.mmd.estimator == SOFT_MI:
                 self.mmd_loss = SoftMutualInformationLoss(delays=delays, temperature=cfg.mmd.temperature,
