@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 from pathlib import Path
 import sys
 import typing as tp
@@ -362,7 +363,8 @@ def report_section(other_data: tp.Optional[str] = None) -> tp.Optional[str]:
     if other_data is not None and Path(other_data).exists():
         other_rows = [dict(row) for row in rows]
         measure(other_rows, other_data)
-        parts += [f"The same on other music, not in the training data (`{other_data}`):", "",
+        shown = os.path.relpath(other_data) if Path(other_data).is_absolute() else other_data  # no machine paths
+        parts += [f"The same on other music, not in the training data (`{shown}`):", "",
                   measured_table(other_rows), ""]
     lms = collect_lms(rows)
     if lms:

@@ -41,7 +41,7 @@ LEVERS = {
                                                  "mmd.product": "clip", "mmd.weight": 1., "mmd.target_grad_ratio": 0.3,
                                                  "mmd.temperature": 0.3},
 }
-# Dependence given the local context (docs/INDEPENDENCE.md "Given the local context"): the product of
+# Dependence given the local context (docs/INDEPENDENCE.md, `mmd.product=chunk`): the product of
 # marginals from chunks of 10 aligned frames (100 ms) of a clip, steered to a gradient share of 1. Every
 # estimator above is unconditional or given the whole clip, and where they cut the fast MI they also
 # cut the codes' dependence on their own past, which the LMs use; this one leaves that dependence alone.
