@@ -80,7 +80,7 @@ def run(patterns: tp.Sequence[str] = PATTERNS, n_q: int = 4, card: int = 256, sa
     lms = {pattern: builders.get_lm_model(lm_config(pattern, n_q, card, depth)).eval() for pattern in patterns}
     for lm in lms.values():  # warm-up: first calls allocate
         time_generation(lm, samples, min(frames, 8), seed)
-    times: tp.Dict[str, tp.List[float]] = {pattern: [] for pattern in lms}
+    times: tp.Dict[str, tp.List[float]] = {pattern: [] for pattern in patterns}
     for _ in range(repeats):  # in turns, so that a busy moment of the machine hits every pattern
         for pattern, lm in lms.items():
             times[pattern].append(time_generation(lm, samples, frames, seed))

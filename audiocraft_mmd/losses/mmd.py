@@ -355,7 +355,7 @@ def mmd_independence(streams: torch.Tensor,
         clip_rows = aligned.shape[-1]
         num_rows = batch * clip_rows
         group_rows = {"pooled": num_rows, "clip": clip_rows, "chunk": chunk_frames}[product]  # rows per estimate
-        if (num_rows if product == "pooled" else clip_rows) < (chunk_frames if product == "chunk" else 2):
+        if group_rows < 2 or (product == "chunk" and clip_rows < chunk_frames):
             needed = {"pooled": "at least 2", "clip": "2 per clip with product='clip'",
                       "chunk": f"chunk_frames={chunk_frames} per clip with product='chunk'"}[product]
             raise ValueError(f"streams give N = B·T' = {batch}·{clip_rows} = {num_rows} row(s) after the "

@@ -213,12 +213,39 @@ class DepthLM(LMModel):
             states = self.temporal_states(sequence, [], cfg_conditions)[:, -1]  # [B or 2B, dim]
         context = self.frame_context(states)  # [N, K, depth_dim], N = B or 2B
         noise = gumbel_noise(self.num_codebooks, B, self.card, use_sampling, temp, top_k, top_p, device=states.device)
-        frame = sample_frame(
-            context, [layer.weights() for layer in self.depth_layers], self.depth_layers[0].num_heads,
-            [self.depth_norm.weight, self.depth_norm.bias], [head.weight for head in self.linears],
-            [head.bias for head in self.linears], [emb.weight for emb in self.depth_emb], self.depth_norm.eps,
-            noise, guided, float(cfg_coef), use_sampling, float(temp), int(top_k), float(top_p))
-        return frame[..., None]  # [B, K, 1]
+        return self.sample_frame(context, noise, guided, cfg_coef, use_sampling, temp, top_k, top_p)[..., None]
+
+    def sample_frame(self, context: torch.Tensor, noise: tp.Optional[torch.Tensor], guided: bool, cfg_coef: float,
+                     use_sampling: bool, temp: float, top_k: int, top_p: float) -> torch.Tensor:
+        """The codes [B, K] of one frame, sampled depth position by position (KV-cached) from the positions'
+        context [N, K, D] (:meth:`frame_context`; N = 2B with classifier-free guidance, conditional rows
+        first). ``noise`` from :func:`gumbel_noise`; with ``guided``, the logits of each position are mixed
+        as MusicGen mixes them before the code is drawn, and the code feeds both halves.
+
+        One loop on the weights, read once per frame: a method call per layer and per step cost 7-10 %
+        of generation at the study's sizes (docs/PERFORMANCE.md#depth-lm-generation).
+        """
+        N, K, D = context.shape
+        B = N // 2 if guided else N
+        layers = [layer.weights() for layer in self.depth_layers]
+        num_heads, eps = self.depth_layers[0].num_heads, self.depth_norm.eps
+        caches: tp.List[tp.List[torch.Tensor]] = [[] for _ in layers]
+        codes: tp.List[torch.Tensor] = []
+        x = context[:, 0]
+        for k in range(K):
+            for weights, cache in zip(layers, caches):
+                x = depth_layer_step(x, weights, cache, num_heads, eps)
+            head = self.linears[k]
+            logits = F.linear(F.layer_norm(x, [D], self.depth_norm.weight, self.depth_norm.bias, eps),
+                              head.weight, head.bias)  # [N, card]
+            if guided:
+                cond_logits, uncond_logits = logits.split(B, dim=0)
+                logits = uncond_logits + (cond_logits - uncond_logits) * cfg_coef
+            code = sample_code(logits, use_sampling, temp, top_k, top_p, None if noise is None else noise[k])  # [B, 1]
+            codes.append(code)
+            if k + 1 < K:
+                x = context[:, k + 1] + self.code_input(k, (torch.cat([code, code]) if guided else code).view(-1))
+        return torch.cat(codes, dim=1)
 
 
 def depth_layer_step(x: torch.Tensor, weights: tp.List[torch.Tensor], cache: tp.List[torch.Tensor], num_heads: int,
@@ -237,33 +264,6 @@ def depth_layer_step(x: torch.Tensor, weights: tp.List[torch.Tensor], cache: tp.
         cache.append(k)
         cache.append(v)
     return _feed_forward(x + F.linear(attn.reshape(N, D), weights[3]), weights, eps)
-
-
-def sample_frame(context: torch.Tensor, layers: tp.List[tp.List[torch.Tensor]], num_heads: int,
-                 norm: tp.List[torch.Tensor], head_weights: tp.List[torch.Tensor], head_biases: tp.List[torch.Tensor],
-                 embeddings: tp.List[torch.Tensor], eps: float, noise: tp.Optional[torch.Tensor], guided: bool,
-                 cfg_coef: float, use_sampling: bool, temp: float, top_k: int, top_p: float) -> torch.Tensor:
-    """The codes [B, K] of one frame, sampled depth position by position (KV-cached) from the positions'
-    context [N, K, D] (:meth:`DepthLM.frame_context`; N = 2B with classifier-free guidance, conditional
-    rows first). ``noise`` from :func:`gumbel_noise`; with ``guided``, the logits of each position are
-    mixed as MusicGen mixes them before the code is drawn, and the code feeds both halves."""
-    N, K, D = context.shape
-    B = N // 2 if guided else N
-    caches: tp.List[tp.List[torch.Tensor]] = [[] for _ in range(len(layers))]
-    codes: tp.List[torch.Tensor] = []
-    x = context[:, 0]
-    for k in range(K):
-        for weights, cache in zip(layers, caches):
-            x = depth_layer_step(x, weights, cache, num_heads, eps)
-        logits = F.linear(F.layer_norm(x, [D], norm[0], norm[1], eps), head_weights[k], head_biases[k])  # [N, card]
-        if guided:
-            cond_logits, uncond_logits = logits.split(B, dim=0)
-            logits = uncond_logits + (cond_logits - uncond_logits) * cfg_coef
-        code = sample_code(logits, use_sampling, temp, top_k, top_p, None if noise is None else noise[k])  # [B, 1]
-        codes.append(code)
-        if k + 1 < K:
-            x = context[:, k + 1] + F.embedding((torch.cat([code, code]) if guided else code).view(-1), embeddings[k])
-    return torch.cat(codes, dim=1)
 
 
 def gumbel_noise(steps: int, rows: int, card: int, use_sampling: bool, temp: float, top_k: int, top_p: float,
