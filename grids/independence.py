@@ -74,11 +74,12 @@ LONG_EXPERIMENTS = {
 LONGER = 10
 LONGER_BASELINE = f"baseline ×{LONGER} ({LONGER * 500} updates)"
 LONG_SCHEDULE_HALF = f"one run ×{LONG}: warmup 250, ratio 0.5"
+LONGER_SCHEDULE = f"one run ×{LONGER}: warmup 250, ratio 1"
 LONG_SCHEDULE_LEVERS = {
     LONG_SCHEDULE_HALF: (
         {**SCHEDULE_OVERRIDES, "mmd.target_grad_ratio": 0.5, "optim.epochs": LONG * 10}, LONG_BASELINE),
     LONGER_BASELINE: ({"optim.epochs": LONGER * 10}, None),
-    f"one run ×{LONGER}: warmup 250, ratio 1": ({**SCHEDULE_OVERRIDES, "optim.epochs": LONGER * 10}, LONGER_BASELINE),
+    LONGER_SCHEDULE: ({**SCHEDULE_OVERRIDES, "optim.epochs": LONGER * 10}, LONGER_BASELINE),
 }
 
 

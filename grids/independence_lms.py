@@ -14,7 +14,7 @@ import typing as tp
 
 from ._study import SMALL, StudyLMExplorer
 from .independence import (BASELINE, CHUNK, FINETUNE_REFERENCE, LONG_BASELINE, LONG_SCHEDULE, LONG_SCHEDULE_HALF,
-                           SCHEDULE, experiment_xp, experiments)
+                           LONGER_BASELINE, LONGER_SCHEDULE, SCHEDULE, experiment_xp, experiments)
 
 CONTEXT, DIM = "codebooks_pattern.depth.context", "codebooks_pattern.depth.dim"
 FIRST_BUILT = "depth (context first, dim 64)"
@@ -39,9 +39,10 @@ ABLATIONS = (*DEPTH_ABLATIONS, CAPACITY_CONTROL, SPEED_ABLATION)  # trained on t
 # variant -> the codec it is compared with, in the order they train (the one-run schedule first: it is
 # what ``dora run`` would be; then the ×5 schedule, added once it gave the largest cut on the whole split;
 # then the product given the local context, the candidate aimed at what the LMs pay for; then the ×5
-# schedule at half the gradient share, which kept most of the cut at a fraction of the SI-SNR cost).
+# schedule at half the gradient share, which kept most of the cut at a fraction of the SI-SNR cost; then
+# the one-run schedule at ×10, the longest budget).
 LM_PAIRS = {SCHEDULE: BASELINE, "fine-tune λ=3000 pooled": FINETUNE_REFERENCE, LONG_SCHEDULE: LONG_BASELINE,
-            CHUNK: FINETUNE_REFERENCE, LONG_SCHEDULE_HALF: LONG_BASELINE}
+            CHUNK: FINETUNE_REFERENCE, LONG_SCHEDULE_HALF: LONG_BASELINE, LONGER_SCHEDULE: LONGER_BASELINE}
 
 # The LMs' own run-to-run spread: every LM on the first seed's baseline again with another LM seed.
 REPEAT_CODEC = BASELINE

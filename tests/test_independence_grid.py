@@ -8,7 +8,7 @@ import omegaconf
 from audiocraft_mmd.grids._study import SMALL, codec_xp
 from audiocraft_mmd.grids.independence import (BASELINE, CHUNK, FINETUNE_REFERENCE, LONG_BASELINE, LONG_EXPERIMENTS,
                                                LONG_FINETUNE_REFERENCE, LONG_SCHEDULE, LONG_SCHEDULE_HALF,
-                                               LONG_SCHEDULE_LEVERS, SCHEDULE,
+                                               LONG_SCHEDULE_LEVERS, LONGER_BASELINE, LONGER_SCHEDULE, SCHEDULE,
                                                SCHEDULE_LEVER, experiment_xp, experiments)
 from audiocraft_mmd.grids.independence_lms import (ABLATIONS, CAPACITY_CONTROL, DEPTH_ABLATIONS, FIRST_BUILT,
                                                    LM_PAIRS, LMS, SPEED_ABLATION, lm_codecs)
@@ -134,7 +134,8 @@ def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_di
 
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
     codecs = lm_codecs()
-    assert codecs[:2] == [BASELINE, SCHEDULE] and codecs[-4:] == [LONG_BASELINE, LONG_SCHEDULE, CHUNK, LONG_SCHEDULE_HALF]
+    assert codecs[:2] == [BASELINE, SCHEDULE] and codecs[-6:] == [LONG_BASELINE, LONG_SCHEDULE, CHUNK, LONG_SCHEDULE_HALF,
+                                                                 LONGER_BASELINE, LONGER_SCHEDULE]
     assert len(codecs) == len(set(codecs)) and set(codecs) == {*LM_PAIRS, *LM_PAIRS.values()}
     assert [pattern for pattern, _ in LMS.values()] == \
         ["parallel", "delay", "depth", "depth", "depth", "depth", "parallel", "depth"]
