@@ -16,7 +16,7 @@ steps, shown separately and summed), and, measured in this run, the wall-clock o
 for every cell) and its real-time factor (wall-clock / seconds of audio generated). Writes
 ``comparison.md``, ``comparison.json`` and ``comparison.png`` (cross-entropy against real-time factor).
 The generated clips are also compared with the LM's evaluate split: musicnn kernel and Fréchet
-distances (:func:`audiocraft_mmd.audio_distance.distance_to_source`; ``--no-distance`` skips them).
+distances (:func:`audiocraft_mmd.metrics.music_distance.distance_to_source`; ``--no-distance`` skips them).
 With few samples these are noisy: read their intervals in ``comparison.json``, raise ``--gen-samples``.
 """
 
@@ -27,59 +27,15 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-import time
 import typing as tp
 
-import omegaconf
 import torch
 
-from .progress import track
-from .xps import is_finished, run_xp
+from .metrics.lm_measures import Cell, lm_overrides, measure_lm, steps_text
+from .utils.progress import track
+from .utils.xps import is_finished, run_xp
 
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class Cell:
-    """One codec x pattern result."""
-    codec: str
-    pattern: str
-    sig: str
-    consistent: bool
-    valid_ce: float
-    valid_ce_per_codebook: tp.List[float]
-    steps_per_second: float  # temporal + depth
-    gen_seconds: float
-    rtf: float
-    lm_params: int
-    kernel_distance: tp.Optional[float] = None
-    frechet_distance: tp.Optional[float] = None
-    distances: tp.Optional[tp.Dict[str, float]] = None
-    temporal_steps_per_second: tp.Optional[float] = None  # transformer steps over frames (None: older results)
-    depth_steps_per_second: float = 0.  # per-frame depth-transformer steps (``depth`` pattern only)
-
-
-def lm_overrides(codec: str, pattern: str, extra: tp.Sequence[str], solver: str = "musicgen/mmd") -> tp.List[str]:
-    """The Dora overrides of one cell's LM XP (see module docstring).
-
-    Raises:
-        ConfigError: When ``extra`` (or the solver's config) sets a ``sample_rate`` or ``channels``
-            that contradicts the codec, before any XP is trained.
-    """
-    from . import train
-    from .patterns import build_pattern_provider, fits_any_alignment, pattern_alignment_delays
-    from .solvers.musicgen_mmd import check_audio_format, codec_loss_delays, codec_num_codebooks, read_codec_config
-    overrides = [f"solver={solver}", f"compression_model_checkpoint={codec}",
-                 f"codebooks_pattern.modeling={pattern}", *extra]
-    codec_cfg = read_codec_config(codec)
-    check_audio_format(train.main.get_xp(overrides).cfg, codec_cfg, codec)
-    if codec_cfg is not None:
-        n_q = codec_num_codebooks(codec_cfg)
-        delays = codec_loss_delays(codec_cfg, n_q)
-        provider = build_pattern_provider(n_q, omegaconf.OmegaConf.create({"modeling": pattern}))
-        if delays is not None and not fits_any_alignment(provider) and pattern_alignment_delays(provider) != delays:
-            overrides.append("pattern_consistency.allow_mismatch=true")
-    return overrides
 
 
 def train_xp(overrides: tp.Sequence[str]) -> None:
@@ -88,68 +44,6 @@ def train_xp(overrides: tp.Sequence[str]) -> None:
     code = run_xp(overrides, cwd=Path(__file__).resolve().parents[1])
     if code != 0:
         raise SystemExit(f"dora run {' '.join(overrides)} failed (exit code {code}); see the XP's solver.log.0")
-
-
-def load_lm(xp_folder: Path, device: str = "cpu"):
-    """The LM of a finished MusicGen XP (best state) and its config."""
-    from audiocraft.models import builders
-    state = torch.load(xp_folder / "checkpoint.th", map_location="cpu", weights_only=True)
-    cfg = omegaconf.OmegaConf.create(omegaconf.OmegaConf.to_container(state["xp.cfg"], resolve=True))
-    cfg.device = device
-    cfg.dtype = "float32"
-    if cfg.transformer_lm.n_q is None or cfg.transformer_lm.card is None:  # LM XPs of an older solver
-        from .solvers.musicgen_mmd import fill_lm_sizes, read_codec_config
-        fill_lm_sizes(cfg, read_codec_config(cfg.compression_model_checkpoint))
-    lm = builders.get_lm_model(cfg)
-    lm.load_state_dict(state["best_state"]["model"])
-    return lm.eval(), cfg
-
-
-@torch.no_grad()
-def time_generation(lm, codec, num_samples: int, duration: float, seed: int) -> tp.Tuple[float, torch.Tensor]:
-    """Wall-clock (s) of sampling ``num_samples`` x ``duration`` s and decoding them, and the audio."""
-    from audiocraft.modules.conditioners import ConditioningAttributes
-    torch.manual_seed(seed)
-    frames = int(round(duration * codec.frame_rate))
-    attributes = [ConditioningAttributes(text={"description": None}) for _ in range(num_samples)]
-    start = time.perf_counter()
-    tokens = lm.generate(None, attributes, max_gen_len=frames, use_sampling=True, top_k=250)
-    audio = codec.decode(tokens, None)
-    return time.perf_counter() - start, audio
-
-
-def measure(codec: str, pattern: str, xp, args) -> Cell:
-    from audiocraft.solvers.compression import CompressionSolver
-    from .patterns import depth_steps, sequence_steps
-    history = json.loads((xp.folder / "history.json").read_text())
-    valid = history[-1]["valid"]
-    lm, cfg = load_lm(xp.folder)
-    compression = CompressionSolver.model_from_checkpoint(codec, device="cpu")
-    frames = int(round(args.gen_duration * compression.frame_rate))
-    temporal_steps = sequence_steps(lm.pattern_provider, frames)
-    steps_in_depth = depth_steps(lm.pattern_provider, frames)
-    wall, audio = time_generation(lm, compression, args.gen_samples, args.gen_duration, args.seed)
-    num_q = int(cfg.transformer_lm.n_q)
-    distances = None
-    if args.no_distance or args.gen_samples < 2:
-        logger.info("No distance of the generations to the evaluate split (--no-distance, or --gen-samples < 2).")
-    else:
-        from .audio_distance import AudioDistanceError, distance_to_source
-        clips = [(f"{xp.sig}_{i}", wav.cpu(), int(compression.sample_rate)) for i, wav in enumerate(audio)]
-        try:
-            distances = distance_to_source(clips, str(cfg.datasource.evaluate), draws=100)
-        except AudioDistanceError as error:  # e.g. a silent generation: the table says "-"
-            logger.warning("%s %s: no distance to the evaluate split: %s", codec, pattern, error)
-    return Cell(codec=codec, pattern=pattern, sig=xp.sig,
-                consistent="pattern_consistency.allow_mismatch=true" not in xp.argv,
-                valid_ce=float(valid["ce"]), valid_ce_per_codebook=[float(valid[f"ce_q{k + 1}"]) for k in range(num_q)],
-                steps_per_second=(temporal_steps + steps_in_depth) / args.gen_duration,
-                temporal_steps_per_second=temporal_steps / args.gen_duration,
-                depth_steps_per_second=steps_in_depth / args.gen_duration, gen_seconds=wall,
-                rtf=wall / (args.gen_samples * args.gen_duration),
-                lm_params=sum(p.numel() for p in lm.parameters()),
-                kernel_distance=distances["musicnn_kernel"] if distances else None,
-                frechet_distance=distances["musicnn_frechet"] if distances else None, distances=distances)
 
 
 def markdown(cells: tp.List[Cell], budget: str) -> str:
@@ -165,13 +59,6 @@ def markdown(cells: tp.List[Cell], budget: str) -> str:
                *["-" if v is None else f"{v:.3g}" for v in (c.kernel_distance, c.frechet_distance)]]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
-
-
-def steps_text(total: float, temporal: tp.Optional[float] = None, depth: tp.Optional[float] = None) -> str:
-    """AR steps per second of audio; for an LM with depth steps, also their split (temporal + depth)."""
-    if not depth:
-        return f"{total:.0f}"
-    return f"{total:.0f} ({temporal:.0f} + {depth:.0f})"
 
 
 def plot(cells: tp.List[Cell], path: Path) -> None:
@@ -212,7 +99,6 @@ def main(argv: tp.Optional[tp.List[str]] = None) -> tp.List[Cell]:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
 
-    import audiocraft_mmd  # noqa: F401
     from audiocraft.modules.transformer import set_efficient_attention_backend
     from . import train
     set_efficient_attention_backend("torch")
@@ -230,7 +116,8 @@ def main(argv: tp.Optional[tp.List[str]] = None) -> tp.List[Cell]:
         raise SystemExit(1)
     for _, _, overrides, _ in track(missing, "compare_patterns: train", note=lambda item: f"{item[1]} on {item[0]}"):
         train_xp(overrides)
-    cells = [measure(codec, pattern, train.main.get_xp(overrides), args)
+    cells = [measure_lm(codec, pattern, train.main.get_xp(overrides), args.gen_samples, args.gen_duration, args.seed,
+                        distance=not args.no_distance)
              for codec, pattern, overrides, _ in track(plan, "compare_patterns: measure", note=lambda item: f"{item[1]} on {item[0]}")]
     cfg = plan[0][3].cfg
     budget = (f"Same budget for every cell: LM {cells[0].lm_params:,} parameters "

@@ -36,10 +36,11 @@ import typing as tp
 import torch
 
 from .errors import ConfigError
-from .progress import Progress
+from .data.sources import read_audio_meta
+from .utils.checkpoints import load_compression_model
+from .utils.progress import Progress, say
 from .losses.mmd import DEFAULT_BANDWIDTHS, DEFAULT_ESTIMATOR
 from .quantization import StreamAdapter, adapter_for, capture_streams
-from .quantization.encodec_package import is_encodec_reference, load_encodec_package
 from .metrics import (DependenceReport, FastSlowDependence, LagDependence, aligned_rows, dependence_report,
                       fast_slow_mutual_information, kernel_independence_test, lagged_mutual_information,
                       standard_alignments)
@@ -53,7 +54,7 @@ class DependenceError(ConfigError):
 
 
 def progress(message: str) -> None:
-    print(f"[dependence] {message}", file=sys.stderr, flush=True)
+    say("dependence", message)
 
 
 @dataclass
@@ -87,72 +88,14 @@ def _kernel_options(cfg: tp.Any) -> tp.Dict[str, tp.Any]:
 
 
 def load_codec(reference: str, device: str = "cpu", bandwidth: tp.Optional[float] = None) -> Codec:
-    """Loads a codec with AudioCraft's loaders from a ``//sig/``, a checkpoint, an XP folder or an
-    exported model (file, or folder holding ``compression_state_dict.bin``), or an ``encodec`` package
-    model (``encodec:...``, at ``bandwidth`` kbps when given).
+    """Loads a codec (:func:`~audiocraft_mmd.utils.checkpoints.load_compression_model`) with the kernel
+    options of the loss it was trained with.
 
     Raises:
-        DependenceError: If nothing loadable is found, naming what was tried.
+        CheckpointError: If nothing loadable is found, naming what was tried.
     """
-    from audiocraft.models import CompressionModel
-    from audiocraft.solvers.compression import CompressionSolver
-    from audiocraft.utils import checkpoint
-
-    if is_encodec_reference(reference):
-        try:
-            model = load_encodec_package(reference, bandwidth)
-        except ValueError as error:
-            raise DependenceError(str(error)) from error
-        return Codec(reference, model.to(device).eval(), _kernel_options(None))
-    if bandwidth is not None:
-        raise DependenceError(f"--bandwidth applies to encodec package models (encodec:...), not to {reference!r}")
-    if reference.startswith("//pretrained/"):
-        return Codec(reference, CompressionSolver.model_from_checkpoint(reference, device), _kernel_options(None))
-    try:
-        path = checkpoint.resolve_checkpoint_path(reference, use_fsdp=False)
-    except Exception as error:  # e.g. no Dora folder configured for a //sig/
-        raise DependenceError(f"cannot resolve checkpoint {reference!r}: {error}") from error
-    exported = Path(reference) / "compression_state_dict.bin"
-    if path is None and exported.exists():
-        path = exported
-    if path is None:
-        hint = "no such XP (check AUDIOCRAFT_DORA_DIR)" if reference.startswith("//sig/") else "no such file or folder"
-        raise DependenceError(f"unknown checkpoint {reference!r}: {hint}; expected a //sig/SIG, a solver checkpoint "
-                              "(checkpoint.th or its XP folder) or an exported model (file or folder)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise DependenceError(f"cannot read checkpoint {path}: {error}") from error
-    if not isinstance(state, dict) or "best_state" not in state:
-        raise DependenceError(f"{path} is not an AudioCraft compression checkpoint (no 'best_state')")
-    if state.get("exported"):
-        model = CompressionModel.get_pretrained(str(path), device=device)
-        import omegaconf
-        cfg = omegaconf.OmegaConf.create(state["xp.cfg"]) if "xp.cfg" in state else None
-    else:
-        model = CompressionSolver.model_from_checkpoint(path, device=device)
-        cfg = state.get("xp.cfg")
-    return Codec(reference, model.eval(), _kernel_options(cfg))
-
-
-def read_manifest(data: str) -> tp.List[tp.Any]:
-    """Audio entries of an AudioCraft manifest: a folder holding ``data.jsonl(.gz)`` or the file."""
-    from audiocraft.data.audio_dataset import load_audio_meta
-
-    path = Path(data)
-    if path.is_dir():
-        candidates = [path / "data.jsonl", path / "data.jsonl.gz"]
-        found = [candidate for candidate in candidates if candidate.exists()]
-        if not found:
-            raise DependenceError(f"no manifest in {path}: expected data.jsonl or data.jsonl.gz "
-                                  "(see `python -m audiocraft_mmd.prepare_data`)")
-        path = found[0]
-    elif not path.exists():
-        raise DependenceError(f"manifest {data} does not exist (give egs/<name>/<split> or its data.jsonl)")
-    entries = load_audio_meta(path)
-    if not entries:
-        raise DependenceError(f"manifest {path} lists no audio")
-    return entries
+    model, cfg = load_compression_model(reference, device, bandwidth)
+    return Codec(reference, model, _kernel_options(cfg))
 
 
 @dataclass
@@ -363,7 +306,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
             raise DependenceError(f"--max-frames must be >= 2, got {args.max_frames}")
         lags = int_list("--lags", args.lags) or []
         delays = int_list("--delays", args.delays)
-        entries = read_manifest(args.data)
+        entries = read_audio_meta(args.data)
         references = [args.checkpoint] + ([args.compare] if args.compare else [])
         results = []
         for reference in references:

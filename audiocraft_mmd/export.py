@@ -31,25 +31,12 @@ import omegaconf
 import torch
 
 from .errors import ConfigError
-from .progress import Progress
+from .utils.checkpoints import EXPORTED_CODEC, load_solver_checkpoint
+from .utils.progress import Progress
 
 logger = logging.getLogger(__name__)
 
-CODEC_FILE = "compression_state_dict.bin"
 LM_FILE = "state_dict.bin"
-
-
-def load_checkpoint(reference: str) -> dict:
-    """A solver checkpoint from ``//sig/SIG``, an XP folder or a file (weights-only load)."""
-    import audiocraft_mmd  # noqa: F401  (allow-lists the config types, resolves //sig/)
-    from audiocraft.utils import checkpoint
-    path = checkpoint.resolve_checkpoint_path(str(reference), use_fsdp=False)
-    if path is None:
-        raise ConfigError(f"{reference} does not resolve to a checkpoint file.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if "xp.cfg" not in state or not state.get("best_state"):
-        raise ConfigError(f"{path} is not a solver checkpoint (no xp.cfg / best_state).")
-    return state
 
 
 def _package(state: dict, cfg: omegaconf.DictConfig) -> dict:
@@ -61,12 +48,12 @@ def _package(state: dict, cfg: omegaconf.DictConfig) -> dict:
 
 def export_codec(reference: str, out: tp.Union[str, Path]) -> Path:
     """Writes ``<out>/compression_state_dict.bin`` from a compression XP's checkpoint."""
-    state = load_checkpoint(reference)
+    state = load_solver_checkpoint(reference)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(_package(state, state["xp.cfg"]), out / CODEC_FILE)
-    logger.info("Codec %s exported to %s", reference, out / CODEC_FILE)
-    return out / CODEC_FILE
+    torch.save(_package(state, state["xp.cfg"]), out / EXPORTED_CODEC)
+    logger.info("Codec %s exported to %s", reference, out / EXPORTED_CODEC)
+    return out / EXPORTED_CODEC
 
 
 def fill_from_codec(cfg: omegaconf.DictConfig) -> None:
@@ -89,7 +76,7 @@ def check_lm_codec(lm: str, codec: str) -> None:
     codec_cfg = read_codec_config(codec)
     if codec_cfg is None:  # //pretrained/: AudioCraft checks what it loads
         return
-    cfg = omegaconf.OmegaConf.create(omegaconf.OmegaConf.to_container(load_checkpoint(lm)["xp.cfg"], resolve=True))
+    cfg = omegaconf.OmegaConf.create(omegaconf.OmegaConf.to_container(load_solver_checkpoint(lm)["xp.cfg"], resolve=True))
     fill_from_codec(cfg)
     try:
         check_audio_format(cfg, codec_cfg, codec)
@@ -106,7 +93,7 @@ def check_lm_codec(lm: str, codec: str) -> None:
 
 def export_lm(reference: str, out: tp.Union[str, Path], max_duration: float = 30.) -> Path:
     """Writes ``<out>/state_dict.bin`` from a MusicGen XP's checkpoint (see module docstring)."""
-    state = load_checkpoint(reference)
+    state = load_solver_checkpoint(reference)
     cfg = omegaconf.OmegaConf.create(omegaconf.OmegaConf.to_container(state["xp.cfg"], resolve=True))
     omegaconf.OmegaConf.set_struct(cfg, False)
     fill_from_codec(cfg)
@@ -135,11 +122,11 @@ def export(out: tp.Union[str, Path], codec: tp.Optional[str] = None, lm: tp.Opti
         export_lm(lm, out, max_duration=max_duration)
         counter.step(f"LM {lm}")
         if codec is None:
-            codec = str(load_checkpoint(lm)["xp.cfg"].compression_model_checkpoint)
+            codec = str(load_solver_checkpoint(lm)["xp.cfg"].compression_model_checkpoint)
     assert codec is not None
     if codec.startswith("//pretrained/"):
         from audiocraft.utils.export import export_pretrained_compression_model
-        export_pretrained_compression_model(codec[len("//pretrained/"):], Path(out) / CODEC_FILE)
+        export_pretrained_compression_model(codec[len("//pretrained/"):], Path(out) / EXPORTED_CODEC)
     else:
         export_codec(codec, out)
     counter.step(f"codec {codec}")

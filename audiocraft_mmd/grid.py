@@ -29,7 +29,7 @@ import sys
 import time
 import typing as tp
 
-from .progress import Progress
+from .utils.progress import Progress
 
 LOCAL_STATE = "local_run.json"
 LOCAL_LOG = "local_run.log"
@@ -99,7 +99,7 @@ def xp_status(sheep) -> XPStatus:
     elif local.exists():
         state, log = json.loads(local.read_text())["state"], xp.folder / LOCAL_LOG
     else:  # never run by this command nor on Slurm, but maybe by a plain `dora run`
-        from .xps import is_finished
+        from .utils.xps import is_finished
         state, log = ("COMPLETED" if is_finished(xp) else "NOT_STARTED"), None
     return XPStatus(sig=xp.sig, name=main.get_name(xp), state=state, epochs=epochs(xp), log=log)
 
@@ -127,7 +127,7 @@ def run_locally(sheep, index: int, total: int, threads: tp.Optional[int] = None)
 
     ``threads`` sets its ``num_threads`` (outside the XP's signature); None keeps the config's.
     """
-    from .xps import is_finished, run_xp
+    from .utils.xps import is_finished, run_xp
     xp = sheep.xp
     prefix = f"[{index}/{total} {xp.sig}]"
     state_file = xp.folder / LOCAL_STATE
@@ -151,7 +151,7 @@ def run_locally(sheep, index: int, total: int, threads: tp.Optional[int] = None)
 
 def local(name: str, patterns: tp.Sequence[str] = (), jobs: int = 1) -> int:
     """Runs the grid's unfinished XPs here, ``jobs`` at a time (each then gets cores / jobs threads)."""
-    from .xps import is_finished
+    from .utils.xps import is_finished
     if jobs < 1:
         raise SystemExit(f"--jobs must be at least 1, got {jobs}")
     sheeps = grid_sheeps(name, patterns)

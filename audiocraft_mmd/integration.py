@@ -4,14 +4,14 @@ AudioCraft 1.3.0 has no plugin registries and its wheel ships no config tree, so
 to adjust a few things for its own solvers, patterns and checkpoints to work everywhere AudioCraft
 looks them up. Everything of that kind lives here, and `install()` applies all of it:
 
-- **Solver, pattern and quantizer registries.** `audiocraft.solvers.builders.get_solver`,
+- **Solver, pattern, quantizer and LM builders.** `audiocraft.solvers.builders.get_solver`,
   `audiocraft.models.builders.get_codebooks_pattern_provider` and
   `audiocraft.models.builders.get_quantizer` map names to classes with literal dicts. They are
-  wrapped so that names registered with :func:`register_solver`, :func:`register_pattern` and
-  :func:`register_quantizer` resolve first; other solver and quantizer names fall through to
-  AudioCraft, other pattern names to :func:`audiocraft_patterns`, with the checks of
-  :mod:`audiocraft_mmd.patterns`. ``get_lm_model`` builds our
-  :class:`~audiocraft_mmd.models.depth_lm.DepthLM` for ``codebooks_pattern.modeling=depth``.
+  wrapped so that names in the registries of :mod:`audiocraft_mmd.registry` (``SOLVERS``,
+  ``PATTERNS``, ``QUANTIZERS``) resolve first; other solver and quantizer names fall through to
+  AudioCraft, pattern names go through the checks of :mod:`audiocraft_mmd.patterns`.
+  ``get_lm_model`` builds our :class:`~audiocraft_mmd.models.depth_lm.DepthLM` for
+  ``codebooks_pattern.modeling=depth``.
 - **`audiocraft.train`.** AudioCraft resolves ``//sig/SIG`` checkpoint references with
   ``from audiocraft import train`` to find Dora's folder; that module cannot import without
   AudioCraft's own config tree, so the name is aliased to :mod:`audiocraft_mmd.train`.
@@ -44,21 +44,12 @@ import shutil
 import sys
 import typing as tp
 
-from .registry import Registry
+from .utils.paths import CONFIG_DIR, cache_dir
+from .registry import QUANTIZERS, SOLVERS
 
 logger = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).parent / "config"
-CACHE_DIR = Path(os.environ.get("AUDIOCRAFT_MMD_CACHE", Path.home() / ".cache" / "audiocraft_mmd"))
 
-# `solver=<name>` builds SOLVERS[name](cfg); `codebooks_pattern.modeling=<name>` builds PATTERNS[name](n_q, ...).
-SOLVERS = Registry("solver")
-register_solver = SOLVERS.register
-PATTERNS = Registry("pattern")
-register_pattern = PATTERNS.register
-# `encodec.quantizer=<name>` builds QUANTIZERS[name](dimension=<latent>, **cfg.<name>).
-QUANTIZERS = Registry("quantizer")
-register_quantizer = QUANTIZERS.register
 
 
 def _import_solvers() -> None:
@@ -95,18 +86,6 @@ def _patch_solver_builder(builders: tp.Any) -> None:
 def worker_init(worker_id: int) -> None:
     """Data-loader ``worker_init_fn``: unpickling it imports (so installs) this package in the worker."""
     install()
-
-
-def audiocraft_patterns() -> tp.Dict[str, type]:
-    """AudioCraft 1.3.0's pattern names, as its builder's literal dict maps them."""
-    from audiocraft.modules import codebooks_patterns as cp
-    return {
-        "parallel": cp.ParallelPatternProvider,
-        "delay": cp.DelayedPatternProvider,
-        "unroll": cp.UnrolledPatternProvider,
-        "coarse_first": cp.CoarseFirstPattern,
-        "musiclm": cp.MusicLMPattern,
-    }
 
 
 def _patch_pattern_builder(builders: tp.Any) -> None:
@@ -257,7 +236,7 @@ def _expose_ffmpeg() -> None:
     except ImportError:
         return  # audio writing will fail with AudioCraft's own error; README says what to install
     target = Path(imageio_ffmpeg.get_ffmpeg_exe())
-    bin_dir = CACHE_DIR / "bin"
+    bin_dir = cache_dir() / "bin"
     link = bin_dir / "ffmpeg"
     if link.resolve() != target.resolve():
         bin_dir.mkdir(parents=True, exist_ok=True)

@@ -22,10 +22,12 @@ import typing as tp
 import torch
 
 from .errors import ConfigError
-from .progress import Progress
+from .data.sources import read_audio_meta, xp_samples
+from .utils.checkpoints import load_compression_model, load_solver_checkpoint
+from .utils.progress import Progress
+from .utils.xps import xp_folder
 
 PAGE = "index.html"
-AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg")
 
 
 class ListenError(ConfigError):
@@ -45,27 +47,17 @@ class XPView:
     figures: tp.Dict[str, str] = field(default_factory=dict)
 
 
-def xp_folder(reference: str) -> Path:
-    """The folder of ``//sig/SIG``, ``SIG`` or an XP folder."""
-    path = Path(reference)
-    if path.is_dir():
-        return path
-    from .audio_distance import _xp_folder
+def load_xp(reference: str) -> XPView:
     try:
-        return _xp_folder(reference[len("//sig/"):] if reference.startswith("//sig/") else reference.strip("/"))
+        folder = xp_folder(reference)
     except ConfigError as error:
         raise ListenError(f"--xp {reference}: {error}") from None
-
-
-def load_xp(reference: str) -> XPView:
-    from .export import load_checkpoint
-    folder = xp_folder(reference)
     history_path = folder / "history.json"
     if not history_path.exists():
         raise ListenError(f"--xp {reference}: {history_path} does not exist (has the XP run an epoch?)")
     history = json.loads(history_path.read_text())
     try:
-        cfg = load_checkpoint(str(folder))["xp.cfg"]
+        cfg = load_solver_checkpoint(str(folder))["xp.cfg"]
     except ConfigError as error:
         raise ListenError(f"--xp {reference}: {error}") from None
     is_lm = "musicgen" in str(cfg.get("solver", "")) or cfg.get("compression_model_checkpoint") is not None
@@ -108,10 +100,9 @@ def headline_figures(history: tp.List[dict]) -> tp.Dict[str, str]:
 def pick_clips(data: str, count: int, seconds: float) -> tp.List[tp.Tuple[str, torch.Tensor, int]]:
     """``count`` clips of ``seconds`` from the middle of the manifest's first tracks long enough."""
     from audiocraft.data.audio import audio_read
-    from .dependence import DependenceError, read_manifest
     try:
-        entries = read_manifest(data)
-    except DependenceError as error:
+        entries = read_audio_meta(data)
+    except ConfigError as error:
         raise ListenError(f"--data: {error}") from None
     clips = []
     for entry in sorted(entries, key=lambda e: e.path):
@@ -158,8 +149,7 @@ def write_spectrogram(path: Path, wav: torch.Tensor, rate: int, max_rate: tp.Opt
 
 def reconstruct(view: XPView, clips, device: str = "cpu") -> tp.List[tp.Tuple[torch.Tensor, int]]:
     from audiocraft.data.audio_utils import convert_audio
-    from .dependence import load_codec
-    model = load_codec(str(view.folder), device).model.eval()
+    model, _ = load_compression_model(str(view.folder), device)
     out = []
     for _, wav, rate in clips:
         audio = convert_audio(wav, rate, model.sample_rate, model.channels)
@@ -170,13 +160,10 @@ def reconstruct(view: XPView, clips, device: str = "cpu") -> tp.List[tp.Tuple[to
 
 
 def generations(view: XPView, count: int) -> tp.List[Path]:
-    samples = view.folder / "samples"
-    epochs = sorted((int(p.name), p) for p in samples.glob("*") if p.is_dir() and p.name.isdigit())
-    if not epochs:
-        raise ListenError(f"--xp {view.reference}: LM XP without generations ({samples}/<epoch>/): run its "
-                          "generate stage")
-    files = sorted(p for p in epochs[-1][1].iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
-    return files[:count]
+    try:
+        return xp_samples(view.folder)[:count]
+    except ConfigError as error:
+        raise ListenError(f"--xp {view.reference}: LM XP without generations: {error}") from None
 
 
 def player(src: str, image: str, caption: str) -> str:
@@ -282,7 +269,6 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--seconds", type=float, default=5., help="length of each clip, from the track's middle")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing page in --out")
     args = parser.parse_args(argv)
-    import audiocraft_mmd  # noqa: F401  (//sig/ references, weights-only checkpoint loading)
     try:
         page = write_page(args.xp, args.out, args.data, args.clips, args.seconds, args.overwrite)
     except ListenError as error:

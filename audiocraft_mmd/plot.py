@@ -25,6 +25,7 @@ import sys
 import typing as tp
 
 from .errors import ConfigError
+from .utils.xps import xp_folder
 
 HISTORY_NAME = "history.json"
 # Panels of each figure, in order: metric names or fnmatch patterns (sorted matches).
@@ -42,17 +43,6 @@ _LABEL_IGNORED = ("num_threads", "device", "dataset.num_workers", "datasource.",
 
 class PlotError(ConfigError):
     """A missing XP, or a missing, empty or unreadable history; the message names the file."""
-
-
-def xp_folder(sig: str) -> Path:
-    """The folder of XP ``sig`` (a signature, or a path to an XP folder)."""
-    if Path(sig).is_dir():
-        return Path(sig)
-    from . import train
-    folder = Path(train.main.dora.dir) / "xps" / sig
-    if not folder.is_dir():
-        raise PlotError(f"no XP {sig}: {folder} does not exist (check the signature, or AUDIOCRAFT_DORA_DIR)")
-    return folder
 
 
 def read_history(folder: Path) -> tp.List[tp.Dict[str, tp.Dict[str, tp.Any]]]:
@@ -191,7 +181,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         out = Path(args.out) if args.out else (
             folders[0] / "curves" if len(folders) == 1 else Path("curves") / "_".join(f.name for f in folders))
         written = plot_curves(folders, out)
-    except PlotError as error:
+    except ConfigError as error:  # PlotError, XPNotFound
         print(f"error: {error}", file=sys.stderr)
         return 2
     for path in written.values():

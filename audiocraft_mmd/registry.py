@@ -1,7 +1,10 @@
 """Name-to-object registries: the extension points of audiocraft_mmd.
 
-Estimators, stream sources, evaluate-stage plugins, solvers and patterns are each a
+Estimators, stream sources, evaluate-stage plugins, solvers, patterns and quantizers are each a
 :class:`Registry`; configs name an entry, and new entries plug in with ``@REGISTRY.register(name)``.
+The registries AudioCraft's builders consult (solvers, patterns, quantizers) are defined here, at the
+bottom of the import graph: the classes register themselves on import, and
+:mod:`audiocraft_mmd.integration` makes AudioCraft's builders look them up.
 """
 
 import typing as tp
@@ -35,3 +38,13 @@ class Registry(dict):
             return self[name]
         except (KeyError, TypeError):  # TypeError: an unhashable name from a config
             raise ValueError(f"Unknown {self.kind} {name!r}; available {self.kind}s: {sorted(self)}") from None
+
+
+# `solver=<name>` builds SOLVERS[name](cfg); `codebooks_pattern.modeling=<name>` builds PATTERNS[name](n_q, ...).
+SOLVERS = Registry("solver")
+register_solver = SOLVERS.register
+PATTERNS = Registry("pattern")
+register_pattern = PATTERNS.register
+# `encodec.quantizer=<name>` builds QUANTIZERS[name](dimension=<latent>, **cfg.<name>).
+QUANTIZERS = Registry("quantizer")
+register_quantizer = QUANTIZERS.register

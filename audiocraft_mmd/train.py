@@ -20,11 +20,11 @@ import flashy
 import hydra
 import omegaconf
 
-from audiocraft.environment import AudioCraftEnvironment
 from audiocraft.utils.cluster import get_slurm_parameters
 
 from .data.check import check_datasource
 from .errors import ConfigError
+from .utils.xps import dora_dir
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def prepare_data_if_missing(cfg: omegaconf.DictConfig) -> None:
 def resolve_solver_config(cfg: omegaconf.DictConfig) -> None:
     """Lets a registered solver fill config values it reads elsewhere (its ``resolve_config``, e.g. the
     LM's sample rate from its codec) before the data checks and before anything is built."""
-    from .integration import SOLVERS
+    from .registry import SOLVERS
     from . import solvers  # noqa: F401  (they register themselves on import)
     resolve = getattr(SOLVERS.get(cfg.solver), "resolve_config", None)
     if resolve is not None:
@@ -94,21 +94,45 @@ def get_solver(cfg: omegaconf.DictConfig):
     return solvers.get_solver(cfg)
 
 
-def get_solver_from_sig(sig: str, override_cfg: tp.Optional[dict] = None, restore: bool = True,
-                        load_best: bool = True):
-    """Returns the solver of XP ``sig`` (e.g. in a notebook), restored from its last checkpoint."""
-    xp: XP = main.get_xp_from_sig(sig)
+def get_solver_from_xp(xp: XP, override_cfg: tp.Optional[tp.Union[dict, omegaconf.DictConfig]] = None,
+                       restore: bool = True, load_best: bool = True,
+                       ignore_state_keys: tp.Sequence[str] = (), disable_fsdp: bool = True):
+    """The solver of a Dora XP, restored from its last checkpoint (AudioCraft 1.3.0's signature).
+
+    AudioCraft's ``get_eval_solver_from_sig`` calls this module through the ``audiocraft.train`` alias.
+
+    Args:
+        xp: The Dora XP.
+        override_cfg: Nested values merged into the XP's config (``{'optim': {'lr': 1e-4}}``); the
+            signature and folder are unchanged.
+        restore: Restore the state of the last checkpoint.
+        load_best: Load the best state (the EMA weights where the solver keeps them).
+        ignore_state_keys: State sources not to restore, e.g. ``['optimizer']``.
+        disable_fsdp: Turn FSDP off; its sharded states are then ignored (needs ``load_best``).
+    """
+    logger.info("Loading solver from XP %s. Overrides used: %s", xp.sig, xp.argv)
     cfg = xp.cfg
     if override_cfg is not None:
         cfg = omegaconf.OmegaConf.merge(cfg, omegaconf.DictConfig(override_cfg))
+    ignore_state_keys = list(ignore_state_keys)
+    if disable_fsdp and cfg.fsdp.use:
+        if not load_best:
+            raise ConfigError("disable_fsdp=True restores the best state only: pass load_best=True.")
+        cfg.fsdp.use = False
+        ignore_state_keys += ["model", "ema", "best_state"]  # sharded by FSDP; fsdp_best_state is used instead
     try:
         with xp.enter():
             solver = get_solver(cfg)
             if restore:
-                solver.restore(load_best=load_best)
+                solver.restore(load_best=load_best, ignore_state_keys=ignore_state_keys)
         return solver
     finally:
         hydra.core.global_hydra.GlobalHydra.instance().clear()
+
+
+def get_solver_from_sig(sig: str, *args, **kwargs):
+    """The solver of XP ``sig`` (e.g. in a notebook); see :func:`get_solver_from_xp` for the arguments."""
+    return get_solver_from_xp(main.get_xp_from_sig(sig), *args, **kwargs)
 
 
 def init_seed_and_system(cfg: omegaconf.DictConfig) -> None:
@@ -148,15 +172,10 @@ def main(cfg):
     return solver.run()
 
 
-def _resolve_dora_dir() -> Path:
-    # Absolute, and exported, so that every child process (whatever its working directory)
-    # and AudioCraft's //sig/ resolution agree on the same folder.
-    dora_dir = AudioCraftEnvironment.get_dora_dir().expanduser().resolve()
-    os.environ["AUDIOCRAFT_DORA_DIR"] = str(dora_dir)
-    return dora_dir
-
-
-main.dora.dir = _resolve_dora_dir()
+# Absolute, and exported, so that every child process (whatever its working directory) and
+# AudioCraft's //sig/ resolution agree on the same folder.
+main.dora.dir = dora_dir()
+os.environ["AUDIOCRAFT_DORA_DIR"] = str(main.dora.dir)
 main._base_cfg.slurm = get_slurm_parameters(main._base_cfg.slurm)
 if main.dora.shared is not None and not os.access(main.dora.shared, os.R_OK):
     print("No read permission on dora.shared folder, ignoring it.", file=sys.stderr)

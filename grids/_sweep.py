@@ -3,7 +3,6 @@
 The leading underscore keeps this module out of Dora's list of grids.
 """
 
-import os
 from pathlib import Path
 import shutil
 import sys
@@ -14,18 +13,9 @@ from audiocraft.grids.compression._explorers import CompressionExplorer
 from dora import Launcher
 import treetable as tt
 
-from audiocraft_mmd.losses.mmd import DEFAULT_BANDWIDTHS, PAPER_BANDWIDTHS
+from audiocraft_mmd.study.specs import ALIGNMENTS, BANDWIDTH_CHOICES
 
-# Kernel bandwidth choices (see README "Bandwidths"): the paper's absolute list, multiples of K·D,
-# and the median heuristic.
-BANDWIDTH_CHOICES: tp.Dict[str, dict] = {
-    "paper": {"mmd.bandwidth_scale": "none", "mmd.bandwidths": list(PAPER_BANDWIDTHS)},
-    "dim": {"mmd.bandwidth_scale": "dim", "mmd.bandwidths": list(DEFAULT_BANDWIDTHS)},
-    "median": {"mmd.bandwidth_scale": "median", "mmd.bandwidths": list(DEFAULT_BANDWIDTHS)},
-}
-ALIGNMENTS = ("parallel", "delay")
 LOCAL_RUNNER = "python -m audiocraft_mmd.grid local"
-SPLITS = ("train", "valid", "evaluate", "generate")
 
 
 def dry_run_requested(argv: tp.Sequence[str]) -> bool:
@@ -49,15 +39,6 @@ def check_slurm_available(argv: tp.Optional[tp.Sequence[str]] = None) -> None:
                  f"Run the grid's experiments here, one after another (resumable):\n"
                  f"    {LOCAL_RUNNER} {grid}\n"
                  f"or create them without running: dora grid {grid} --dry_run --init")
-
-
-def check_data_overrides() -> tp.Dict[str, tp.Any]:
-    """Overrides training the check grids on ``$AUDIOCRAFT_MMD_CHECK_EGS/{train,valid,evaluate,generate}``
-    (no automatic preparation) when that variable is set, else none (the default data)."""
-    egs = os.environ.get("AUDIOCRAFT_MMD_CHECK_EGS")
-    if not egs:
-        return {}
-    return {"prepare_data.source": None, **{f"datasource.{split}": os.path.join(egs, split) for split in SPLITS}}
 
 
 def team_partition() -> tp.Optional[str]:

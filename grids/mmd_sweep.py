@@ -2,7 +2,7 @@
 
 Base: ``solver=compression/encodec_mmd_32khz`` (the paper's recipe). Axes: λ over three orders of
 magnitude around the paper's (its λ = 10, 100, 1000, 10000 are about λ·47² in our normalisation, see
-PAPER.md) plus the λ = 0 baseline; kernel bandwidths (the paper's list, multiples of K·D, the median
+docs/METHOD.md) plus the λ = 0 baseline; kernel bandwidths (the paper's list, multiples of K·D, the median
 heuristic); the loss's alignment (parallel, delay); and, with the paper's bandwidths, the paper's own
 ``permutation`` estimator beside the exact ``hsic`` one. 1 + 2 × 4 × 4 = 33 XPs.
 
@@ -13,7 +13,7 @@ Without Slurm: ``python -m audiocraft_mmd.grid local mmd_sweep`` runs the XPs he
 
 from ._sweep import MMDExplorer, sweep
 
-FRAMES_SQUARED = 47 ** 2  # T'² at 50 Hz for 1 s clips after the delay alignment (PAPER.md)
+FRAMES_SQUARED = 47 ** 2  # T'² at 50 Hz for 1 s clips after the delay alignment (docs/METHOD.md)
 WEIGHTS = [0., *(paper * FRAMES_SQUARED for paper in (10., 100., 1000., 10000.))]
 
 

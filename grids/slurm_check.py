@@ -23,7 +23,9 @@ the default set, or the manifests in ``$AUDIOCRAFT_MMD_CHECK_EGS/{train,valid,ev
 that variable is set (the overrides are part of each XP's signature).
 """
 
-from ._sweep import MMDExplorer, check_data_overrides
+from audiocraft_mmd.study.specs import check_data_overrides
+
+from ._sweep import MMDExplorer
 from .mmd_sweep_cpu import BUDGET, SLURM, cpu_sweep
 
 # The sweep's XPs on fewer and smaller steps: a check of the set-up, not of training.

@@ -1,4 +1,4 @@
-"""``dora grid study_codecs``: stage 1 of the reproduction study on a CPU (docs/RESULTS.md).
+"""``dora grid study_codecs``: stage 1 of the reproduction study on a CPU (docs/research/RESULTS.md).
 
 The λ = 0 baseline codec at both seeds, and the codecs with the independence loss at the first seed:
 alignment ∈ {parallel, delay} × λ ∈ {1, 10} × bandwidths ∈ {dim, median}: 10 XPs of
@@ -6,7 +6,9 @@ alignment ∈ {parallel, delay} × λ ∈ {1, 10} × bandwidths ∈ {dim, median
 Everything, locally and resumably: ``python -m audiocraft_mmd.study run``.
 """
 
-from ._study import SMALL, StudyCodecExplorer, stage1
+from audiocraft_mmd.study.specs import SMALL
+
+from ._study import StudyCodecExplorer, stage1
 
 
 @StudyCodecExplorer

@@ -4,7 +4,9 @@ As ``study_lms``, with MusicGen-small-sized LMs (24 layers, width 1024) on 10 s 
 32 kHz codecs' tokens. Run it again once the second seed's codec has finished.
 """
 
-from ._study import PAPER, StudyLMExplorer, stage2
+from audiocraft_mmd.study.specs import PAPER
+
+from ._study import StudyLMExplorer, stage2
 
 
 @StudyLMExplorer

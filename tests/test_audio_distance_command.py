@@ -13,6 +13,8 @@ from conftest import write_tones
 pytest.importorskip("musicnn")
 
 from audiocraft_mmd import audio_distance  # noqa: E402
+from audiocraft_mmd.data import sources  # noqa: E402
+from audiocraft_mmd.metrics import music_distance  # noqa: E402
 
 
 def run(capsys, *args):
@@ -53,7 +55,7 @@ def test_sources_at_different_rates_are_compared_with_a_note(folders, tmp_path, 
     assert "note: sample rates differ (reference 16000 Hz, candidate 8000 Hz)" in stderr and "above 4000 Hz" in stderr
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["reference"]["sample_rates"] == [16000] and report["candidate"]["sample_rates"] == [8000]
-    audio_distance.note_sample_rates({"reference": {16000}, "candidate": {16000}})
+    music_distance.note_sample_rates({"reference": {16000}, "candidate": {16000}})
     assert "note:" not in capsys.readouterr().err
 
 
@@ -110,42 +112,37 @@ def test_other_sample_rates_are_resampled(tmp_path):
     assert torch.allclose(high, low, atol=1e-3)
 
 
-def test_manifest_and_xp_sources(tiny_egs, tmp_path):
-    files = audio_distance.resolve_source(str(tiny_egs / "evaluate"))
+def test_manifest_and_xp_sources(tiny_egs, tmp_path, monkeypatch):
+    files = sources.resolve_source(str(tiny_egs / "evaluate"))
     assert len(files) == 2 and all(f.exists() for f in files)
-    assert audio_distance.resolve_source(str(tiny_egs / "evaluate" / "data.jsonl")) == files
+    assert sources.resolve_source(str(tiny_egs / "evaluate" / "data.jsonl")) == files
     xp = tmp_path / "xps" / "abc123"
     for epoch in (1, 2):
         write_tones(xp / "samples" / str(epoch), num_files=epoch + 1, duration=2.0, seed=epoch)
     write_tones(xp / "samples" / "2" / "prompt", num_files=1, duration=2.0, seed=5)
     write_tones(xp / "samples" / "reference", num_files=2, duration=2.0, seed=6)
     (xp / "history.json").write_text("[]")
-    latest = audio_distance.resolve_source(str(xp))
+    latest = sources.resolve_source(str(xp))
     assert [f.parent.name for f in latest] == ["2"] * 3  # latest epoch, prompts left out
-    assert len(audio_distance.resolve_source(str(xp / "reference"))) == 2
-    from audiocraft_mmd import train
-    original = train.main.dora.dir
-    train.main.dora.dir = tmp_path
-    try:
-        assert audio_distance.resolve_source("//sig/abc123") == latest
-        assert [f.parent.name for f in audio_distance.resolve_source("//sig/abc123/reference")] == ["reference"] * 2
-        with pytest.raises(audio_distance.AudioDistanceError, match="no XP nope"):
-            audio_distance.resolve_source("//sig/nope")
-    finally:
-        train.main.dora.dir = original
+    assert len(sources.resolve_source(str(xp / "reference"))) == 2
+    monkeypatch.setenv("AUDIOCRAFT_DORA_DIR", str(tmp_path))
+    assert sources.resolve_source("//sig/abc123") == latest
+    assert [f.parent.name for f in sources.resolve_source("//sig/abc123/reference")] == ["reference"] * 2
+    with pytest.raises(sources.AudioSourceError, match="no XP nope"):
+        sources.resolve_source("//sig/nope")
 
 
 def test_segments_and_distance_to_a_source(folders, tmp_path):
-    clips = list(audio_distance.read_clips(sorted((folders / "a").glob("*.wav"))))
-    pieces = list(audio_distance.split_clips(clips, 1.5, max_pieces=2))
+    clips = list(sources.read_clips(sorted((folders / "a").glob("*.wav"))))
+    pieces = list(sources.split_clips(clips, 1.5, max_pieces=2))
     assert len(pieces) == 8 and all(wav.shape[-1] == 24000 for _, wav, _ in pieces)
-    assert len(list(audio_distance.split_clips(clips, 10.0))) == 4  # shorter clips kept whole
+    assert len(list(sources.split_clips(clips, 10.0))) == 4  # shorter clips kept whole
     # In-memory "generations" (2 s) against a folder cut to the same length, as the LM's generate stage does.
     generated = [(f"gen{i}", wav[..., :32000], rate) for i, (_, wav, rate) in enumerate(clips)]
-    same = audio_distance.distance_to_source(generated, str(folders / "a"), draws=10)
+    same = music_distance.distance_to_source(generated, str(folders / "a"), draws=10)
     g = torch.Generator().manual_seed(0)
     noise = [(name, 0.3 * torch.randn(wav.shape, generator=g), rate) for name, wav, rate in generated]
-    other = audio_distance.distance_to_source(noise, str(folders / "a"), draws=10)
+    other = music_distance.distance_to_source(noise, str(folders / "a"), draws=10)
     assert same["musicnn_kernel"] < other["musicnn_kernel"] and same["musicnn_frechet"] < other["musicnn_frechet"]
     assert other["musicnn_kernel_ci_low"] <= other["musicnn_kernel"] <= other["musicnn_kernel_ci_high"]
 

@@ -31,7 +31,7 @@ def embedder():
 
 def test_distances_see_degradations_on_a_little_real_music(embedder):
     from audiocraft_mmd.data import debian_music
-    from audiocraft_mmd.data.prepare import cache_dir
+    from audiocraft_mmd.utils.paths import cache_dir
     try:  # as fetch_debian_music does: tools, package index (refreshed as root), then the one package
         debian_music._require_tools()
         debian_music._ensure_package_index()
@@ -49,7 +49,7 @@ def test_distances_see_degradations_on_a_little_real_music(embedder):
 
 @pytest.mark.slow
 def test_distances_see_degradations_on_the_evaluate_split(embedder):
-    from audiocraft_mmd.audio_distance import resolve_source
+    from audiocraft_mmd.data.sources import resolve_source
     from audiocraft_mmd.data.prepare import ensure_dataset
     ensure_dataset("debian_music", "debian_music_16k_mono", 16000, 1, egs_root=REPO / "egs")
     files = resolve_source(str(REPO / "egs" / "debian_music_16k_mono" / "evaluate"))

@@ -8,7 +8,9 @@ import omegaconf
 import pytest
 import torch
 
-from audiocraft_mmd.dependence import DependenceError, load_codec, main, read_manifest
+from audiocraft_mmd.data.sources import AudioSourceError, read_audio_meta
+from audiocraft_mmd.dependence import DependenceError, load_codec, main
+from audiocraft_mmd.utils.checkpoints import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,20 +124,20 @@ def test_a_slow_gap_beyond_the_segment_is_refused(codec_checkpoint, tiny_egs, tm
 
 
 def test_missing_and_empty_manifests_fail_clearly(tmp_path):
-    with pytest.raises(DependenceError, match="does not exist"):
-        read_manifest(str(tmp_path / "nowhere"))
-    with pytest.raises(DependenceError, match="no manifest"):
-        read_manifest(str(tmp_path))
+    with pytest.raises(AudioSourceError, match="does not exist"):
+        read_audio_meta(str(tmp_path / "nowhere"))
+    with pytest.raises(AudioSourceError, match="no manifest"):
+        read_audio_meta(str(tmp_path))
     (tmp_path / "data.jsonl").write_text("")
-    with pytest.raises(DependenceError, match="lists no audio"):
-        read_manifest(str(tmp_path))
+    with pytest.raises(AudioSourceError, match="lists no audio"):
+        read_audio_meta(str(tmp_path))
 
 
 def test_unknown_checkpoints_fail_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("AUDIOCRAFT_DORA_DIR", str(tmp_path))
-    with pytest.raises(DependenceError, match="unknown checkpoint"):
+    with pytest.raises(CheckpointError, match="unknown checkpoint"):
         load_codec(str(tmp_path / "missing.th"))
     not_a_checkpoint = tmp_path / "weights.th"
     torch.save({"something": 1}, not_a_checkpoint)
-    with pytest.raises(DependenceError, match="not an AudioCraft compression checkpoint"):
+    with pytest.raises(CheckpointError, match="not an AudioCraft compression checkpoint"):
         load_codec(str(not_a_checkpoint))

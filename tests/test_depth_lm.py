@@ -288,7 +288,7 @@ def test_depth_lm_trains_evaluates_and_generates_from_a_sig(depth_xp):
 def test_depth_lm_exports_and_generates_offline(depth_xp, dora_dir, tmp_path, monkeypatch):
     from audiocraft.models import MusicGen
     from audiocraft_mmd import train
-    from audiocraft_mmd.compare_patterns import load_lm
+    from audiocraft_mmd.metrics.lm_measures import load_lm
     from audiocraft_mmd.export import export
     from audiocraft_mmd.models.depth_lm import DepthLM
 
@@ -309,13 +309,14 @@ def test_depth_lm_exports_and_generates_offline(depth_xp, dora_dir, tmp_path, mo
 def test_compare_patterns_reports_temporal_and_depth_steps(depth_xp, tiny_egs, dora_dir, codec_sig, tmp_path,
                                                            monkeypatch):
     from audiocraft_mmd import compare_patterns, train
+    from audiocraft_mmd.metrics import lm_measures
 
     xp_folder, _ = depth_xp
     monkeypatch.setattr(train.main.dora, "dir", dora_dir)
     monkeypatch.setenv("AUDIOCRAFT_DORA_DIR", str(dora_dir))
     # The codec's loss is delay-aligned: parallel needs allow_mismatch, depth does not.
-    assert "pattern_consistency.allow_mismatch=true" in compare_patterns.lm_overrides(f"//sig/{codec_sig}", "parallel", [])
-    assert "pattern_consistency.allow_mismatch=true" not in compare_patterns.lm_overrides(f"//sig/{codec_sig}", "depth", [])
+    assert "pattern_consistency.allow_mismatch=true" in lm_measures.lm_overrides(f"//sig/{codec_sig}", "parallel", [])
+    assert "pattern_consistency.allow_mismatch=true" not in lm_measures.lm_overrides(f"//sig/{codec_sig}", "depth", [])
     shared = [o for o in TINY_LM if o != "solver=musicgen/mmd"] + datasource(tiny_egs) + \
         ["codebooks_pattern.depth.dim=16", "codebooks_pattern.depth.num_heads=2"]
     (cell,) = compare_patterns.main(["--codec", f"//sig/{codec_sig}", "--patterns", "depth", "--no-train",

@@ -157,7 +157,7 @@ def test_main_job_prepares_a_folder_of_audio_when_missing(tmp_path):
 
 
 def test_warm_start_loads_a_trained_codec_and_fine_tunes_it(finished_xp, make_tiny_solver):
-    """The route of a user with trained weights (docs/INDEPENDENCE.md): `continue_from` a checkpoint loads
+    """The route of a user with trained weights (docs/research/INDEPENDENCE.md): `continue_from` a checkpoint loads
     its weights, not its epoch, and the loss then trains them (a local checkpoint: nothing downloads)."""
     import torch
     from test_active_codebooks import train_steps

@@ -1,7 +1,7 @@
 """Checks that need CUDA: marked ``gpu`` (deselected by default), skipped with the reason without CUDA.
 
 ``./mmd-env pytest -m gpu`` runs them; ``./mmd-env scripts/gpu_check`` runs them and the GPU timings
-and writes one JSON (see docs/PERFORMANCE.md).
+and writes one JSON (see docs/research/PERFORMANCE.md).
 
 **Autocast tolerances.** The loss turns autocast off and upcasts half-precision streams to float32
 (``losses/mmd.py``): its kernels and sums always run in float32. So

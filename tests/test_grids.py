@@ -48,7 +48,7 @@ def test_paper_scale_sweep_covers_every_axis(dora_dir):
     assert len(baselines) == 1
     weights = sorted({cfg.mmd.weight for cfg in cfgs if cfg.mmd.weight > 0})
     assert math.log10(weights[-1] / weights[0]) >= 3  # several orders of magnitude
-    assert 1000 * 47 ** 2 in weights  # the paper's lambda in our normalisation (PAPER.md)
+    assert 1000 * 47 ** 2 in weights  # the paper's lambda in our normalisation (docs/METHOD.md)
     cells = {(cfg.mmd.alignment, cfg.mmd.weight, kernel(cfg), cfg.mmd.estimator) for cfg in cfgs if cfg.mmd.weight > 0}
     assert len(cells) == 32
     for alignment in ("parallel", "delay"):

@@ -1,21 +1,21 @@
-"""Grid ``independence`` (#23) and its table: every experiment has its reference at the same seed, fine-
-tunes start from that seed's trained baseline, and the table applies the issue's gates."""
+"""Grid ``independence`` and its table: every experiment has its reference at the same seed, fine-tunes
+start from that seed's trained baseline, and the table applies the gates."""
 
 import math
 
 import omegaconf
 
-from audiocraft_mmd.grids._study import SMALL, codec_xp
-from audiocraft_mmd.grids.independence import (BASELINE, CHUNK, FINETUNE_REFERENCE, LONG_BASELINE, LONG_EXPERIMENTS,
-                                               LONG_FINETUNE_REFERENCE, LONG_SCHEDULE, LONG_SCHEDULE_HALF,
-                                               LONG_SCHEDULE_LEVERS, LONGER_BASELINE, LONGER_SCHEDULE, SCHEDULE,
-                                               SCHEDULE_LEVER, experiment_xp, experiments)
-from audiocraft_mmd.grids.independence_lms import (ABLATIONS, CAPACITY_CONTROL, DEPTH_ABLATIONS, FIRST_BUILT,
-                                                   LM_PAIRS, LMS, SPEED_ABLATION, lm_codecs)
-from audiocraft_mmd.integration import CONFIG_DIR
-from audiocraft_mmd.independence_report import (CodecRole, compare, compare_measured, gap_lines, lm_table,
-                                                measured_table, table, verdict_lines)
-from audiocraft_mmd.study import LMResult
+from audiocraft_mmd.study.independence import (CodecRole, compare, compare_measured, gap_lines, lm_table,
+                                               measured_table, table, verdict_lines)
+from audiocraft_mmd.study.independence_specs import (ABLATIONS, BASELINE, CAPACITY_CONTROL, CHUNK, DEPTH_ABLATIONS,
+                                                     FINETUNE_REFERENCE, FIRST_BUILT, LM_PAIRS, LMS, LONG_BASELINE,
+                                                     LONG_EXPERIMENTS, LONG_FINETUNE_REFERENCE, LONG_SCHEDULE,
+                                                     LONG_SCHEDULE_HALF, LONG_SCHEDULE_LEVERS, LONGER_BASELINE,
+                                                     LONGER_SCHEDULE, SCHEDULE, SCHEDULE_LEVER, SPEED_ABLATION,
+                                                     experiment_xp, experiments, lm_codecs)
+from audiocraft_mmd.study.results import LMResult
+from audiocraft_mmd.study.specs import SMALL, codec_xp
+from audiocraft_mmd.utils.paths import CONFIG_DIR
 
 
 def test_experiments_and_their_references():
@@ -110,26 +110,25 @@ def test_lm_table_and_gap_closure_per_seed():
 
 def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_distance(monkeypatch):
     import types
-    from audiocraft_mmd import independence_report, study
-    from audiocraft_mmd.grids import independence_lms
+    from audiocraft_mmd.study import independence
     from audiocraft_mmd.train import main
-    monkeypatch.setattr(independence_lms, "lm_argv", lambda codec_sig, name, seed: [codec_sig, name, str(seed)])
+    monkeypatch.setattr(independence, "lm_argv", lambda codec_sig, name, seed: [codec_sig, name, str(seed)])
     monkeypatch.setattr(main, "get_xp", lambda argv: types.SimpleNamespace(sig=str(abs(hash(tuple(argv))))[:8]))
-    monkeypatch.setattr(study, "valid_cell", lambda xp: {"valid_ce": 4.5, "valid_ce_per_codebook": [4., 5., 4.5, 4.5]})
-    monkeypatch.setattr(study, "xp_minutes", lambda xp: 3.0)
+    monkeypatch.setattr(independence, "valid_cell", lambda xp: {"valid_ce": 4.5, "valid_ce_per_codebook": [4., 5., 4.5, 4.5]})
+    monkeypatch.setattr(independence, "xp_minutes", lambda xp: 3.0)
     measured = []
 
     def measured_lm_cell(xp, codec_sig, pattern, seed, clips, seconds, what):
         measured.append((pattern, clips, seconds))
         return {"kernel_distance": 0.0123, "distances": {"musicnn_kernel_ci_low": 0.01, "musicnn_kernel_ci_high": 0.02}}
-    monkeypatch.setattr(study, "measured_lm_cell", measured_lm_cell)
+    monkeypatch.setattr(independence, "measured_lm_cell", measured_lm_cell)
     rows = [{**row(BASELINE, None, 0.4), "label": BASELINE, "xp": object()}]
-    lms = independence_report.collect_lms(rows, generate=(8, 3.))
+    lms = independence.collect_lms(rows, generate=(8, 3.))
     assert len(lms) == len(LMS) and sorted(measured) == [("delay", 8, 3.), ("depth", 8, 3.), ("parallel", 8, 3.)]
     text = lm_table(rows, lms)
     assert "kernel distance to evaluate [95 %]" in text and "| 0.0123 [0.01, 0.02] |" in text
     assert text.count("0.0123") == 3  # the ablations and the first-built depth LM did not generate
-    assert "kernel distance" not in lm_table(rows, independence_report.collect_lms(rows))
+    assert "kernel distance" not in lm_table(rows, independence.collect_lms(rows))
 
 
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
@@ -170,14 +169,14 @@ def test_the_capacity_control_is_a_parallel_lm_at_least_as_large_as_the_depth_lm
 
 def test_repeat_lines_give_the_lm_seed_spread(monkeypatch):
     import types
-    from audiocraft_mmd import study, train
-    from audiocraft_mmd.grids import _study, independence_lms
-    from audiocraft_mmd.independence_report import repeat_lines
+    from audiocraft_mmd import train
+    from audiocraft_mmd.study import independence, results
+    from audiocraft_mmd.study.independence import repeat_lines
     again = {"parallel": [4., 5.1, 5.1, 5.1], "depth": [4., 4.2, 4.2, 4.2]}  # at the repeat's LM seed
-    monkeypatch.setattr(independence_lms, "lm_argv", lambda sig, name, seed: (name, seed))
+    monkeypatch.setattr(independence, "lm_argv", lambda sig, name, seed: (name, seed))
     monkeypatch.setattr(train.main, "get_xp", lambda argv: types.SimpleNamespace(argv=argv))
-    monkeypatch.setattr(study, "is_finished", lambda xp: True)
-    monkeypatch.setattr(_study, "last_stage_metrics", lambda xp, stage: (
+    monkeypatch.setattr(results, "is_finished", lambda xp: True)
+    monkeypatch.setattr(results, "last_stage_metrics", lambda xp, stage: (
         {"ce": sum(again[xp.argv[0]]) / 4, **{f"ce_q{k + 1}": v for k, v in enumerate(again[xp.argv[0]])}}
         if xp.argv[0] in again else {}))
     first = [lm(BASELINE, 2036, True, "parallel", [4., 5., 5., 5.]), lm(BASELINE, 2036, True, "depth", [4., 4., 4., 4.])]
@@ -210,17 +209,17 @@ def test_targets_per_variant_and_seed_need_every_gate_and_other_music():
 
 
 def test_report_section_is_left_out_until_a_variant_finishes(monkeypatch):
-    from audiocraft_mmd import independence_report
-    monkeypatch.setattr(independence_report, "collect", lambda: [{**row("ref", None, 0.4), "xp": None},
+    from audiocraft_mmd.study import independence as independence
+    monkeypatch.setattr(independence, "collect", lambda: [{**row("ref", None, 0.4), "xp": None},
                                                                   {**row("a", "ref", 0.2), "xp": None}])
-    assert independence_report.report_section() is None
+    assert independence.report_section() is None
     measured = []
-    monkeypatch.setattr(independence_report, "collect", lambda: [{**row("ref", None, 0.4), "xp": object()},
+    monkeypatch.setattr(independence, "collect", lambda: [{**row("ref", None, 0.4), "xp": object()},
                                                                   {**row("a", "ref", 0.2), "xp": object()}])
-    monkeypatch.setattr(independence_report, "measure", lambda rows, data=None: measured.append(data) or [
+    monkeypatch.setattr(independence, "measure", lambda rows, data=None: measured.append(data) or [
         r.update(dependence=dependence_report(r["metrics"]["mi_fast_delay"])) for r in rows])
-    monkeypatch.setattr(independence_report, "collect_lms", lambda rows: [])
-    text = independence_report.report_section(other_data="/nonexistent/other_music")
+    monkeypatch.setattr(independence, "collect_lms", lambda rows: [])
+    text = independence.report_section(other_data="/nonexistent/other_music")
     assert measured == [None]  # no other music here: the evaluate split only
     assert text.startswith("## Making the codebooks independent") and "### Targets (grid `independence`)" in text
     assert "- a: seed 1: cut 50.0% (outside the reference's interval)" in text and "**met**" in text

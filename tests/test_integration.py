@@ -48,12 +48,12 @@ def test_registered_names_resolve_through_audiocraft_builders():
     from audiocraft.models.builders import get_codebooks_pattern_provider
     from audiocraft.modules.codebooks_patterns import DelayedPatternProvider
     from audiocraft.solvers import builders
-    from audiocraft_mmd import integration
+    from audiocraft_mmd import registry
 
     class Probe(DelayedPatternProvider):
         pass
 
-    integration.PATTERNS.register("probe_pattern")(Probe)
+    registry.PATTERNS.register("probe_pattern")(Probe)
     try:
         cfg = omegaconf.OmegaConf.create({"modeling": "probe_pattern", "probe_pattern": {"delays": [0, 2]}})
         provider = get_codebooks_pattern_provider(2, cfg)
@@ -62,7 +62,7 @@ def test_registered_names_resolve_through_audiocraft_builders():
         cfg = omegaconf.OmegaConf.create({"modeling": "parallel"})
         assert type(get_codebooks_pattern_provider(4, cfg)).__name__ == "ParallelPatternProvider"
     finally:
-        del integration.PATTERNS["probe_pattern"]
+        del registry.PATTERNS["probe_pattern"]
     with pytest.raises(KeyError):
         builders.get_solver(omegaconf.OmegaConf.create({"solver": "no_such_solver"}))
 

@@ -1,4 +1,4 @@
-"""The LM takes its sample rate and channels from its codec (issue #21): the README's command on an
+"""The LM takes its sample rate and channels from its codec: the README's command on an
 8 kHz codec trains as written, a contradicting value is refused before anything is built, and the
 signatures of the LM XPs that already matched their codec do not change."""
 
@@ -55,13 +55,14 @@ def test_a_contradicting_sample_rate_is_refused_before_anything_is_built(tiny_eg
 
 
 def test_compare_patterns_and_export_refuse_a_contradicting_format(dora_dir, codec_8k, monkeypatch, tmp_path):
-    from audiocraft_mmd import compare_patterns, export, train
+    from audiocraft_mmd import export, train
+    from audiocraft_mmd.metrics import lm_measures
     monkeypatch.setattr(train.main.dora, "dir", dora_dir)
     monkeypatch.setenv("AUDIOCRAFT_DORA_DIR", str(dora_dir))
     codec = f"//sig/{codec_8k}"
-    assert "sample_rate=8000" in compare_patterns.lm_overrides(codec, "delay", ["sample_rate=8000"])
+    assert "sample_rate=8000" in lm_measures.lm_overrides(codec, "delay", ["sample_rate=8000"])
     with pytest.raises(ConfigError, match=f"channels=2 contradicts the codec {codec}, whose channels is 1"):
-        compare_patterns.lm_overrides(codec, "delay", ["channels=2"])
+        lm_measures.lm_overrides(codec, "delay", ["channels=2"])
     (lm_folder,) = [p for p in (dora_dir / "xps").iterdir()
                     if p.name != codec_8k and (p / "checkpoint.th").exists()]
     other_codec = tmp_path / "codec_16k.th"  # the same codec, its config saying 16 kHz
@@ -76,7 +77,7 @@ def test_compare_patterns_and_export_refuse_a_contradicting_format(dora_dir, cod
 
 # Signatures computed before the LM took its format from the codec (commit a3fd147), for the XPs the
 # project creates: the README's command, the study's LMs and probes, the paper-scale LMs (which pass
-# the codec's sample_rate=32000 explicitly) and the 8 kHz work-around of issue #21.
+# the codec's sample_rate=32000 explicitly) and the 8 kHz work-around users needed before.
 UNCHANGED_SIGNATURES = {
     "aa0fe1bf": ["solver=musicgen/mmd"],
     "cb761db2": ["solver=musicgen/mmd", "sample_rate=8000"],

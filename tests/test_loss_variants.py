@@ -1,4 +1,4 @@
-"""The loss variants of #23 inside the solver: the within-clip product, the soft-assignment MI, the weight's
+"""The loss variants inside the solver: the within-clip product, the soft-assignment MI, the weight's
 warmup and ramp, and a weight steered to a target gradient share (checkpointed). Tiny codec, CPU, seconds."""
 
 import copy

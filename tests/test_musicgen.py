@@ -69,6 +69,33 @@ def test_export_then_get_pretrained_generates_offline(lm_xp, dora_dir, tmp_path,
     assert written.stat().st_size > 0
 
 
+def test_audiocraft_eval_solver_api_loads_and_runs_trained_xps(lm_xp, codec_sig, dora_dir, monkeypatch):
+    """AudioCraft's documented way to load an XP in a notebook goes through ``audiocraft.train``, which
+    this package stands in for: it must accept AudioCraft's arguments and restore the trained weights."""
+    from audiocraft.solvers import CompressionSolver, MusicGenSolver
+    from audiocraft_mmd import train
+    monkeypatch.setattr(train.main.dora, "dir", dora_dir)
+    codec = CompressionSolver.get_eval_solver_from_sig(codec_sig, device="cpu", autocast=False)
+    state = torch.load(dora_dir / "xps" / codec_sig / "checkpoint.th", map_location="cpu", weights_only=True)
+    trained = state["best_state"]["model"]
+    assert all(torch.equal(value, trained[name]) for name, value in codec.model.state_dict().items())
+    assert not codec.model.training
+    wav = 0.1 * torch.randn(2, 1, codec.model.sample_rate)
+    with torch.no_grad():
+        codes, scale = codec.model.encode(wav)
+        assert codes.shape[:2] == (2, 4) and codec.model.decode(codes, scale).shape == wav.shape
+
+    solver = MusicGenSolver.get_eval_solver_from_sig(lm_xp.name, device="cpu", autocast=False)
+    lm_state = torch.load(lm_xp / "checkpoint.th", map_location="cpu", weights_only=True)["best_state"]["model"]
+    assert all(torch.equal(value, lm_state[name]) for name, value in solver.model.state_dict().items())
+    from audiocraft.modules.conditioners import ConditioningAttributes
+    with torch.no_grad():
+        tokens = solver.model.generate(None, [ConditioningAttributes(text={"description": None})], max_gen_len=6)
+    assert tokens.shape == (1, 4, 6) and int(tokens.max()) < 32
+    with pytest.raises(TypeError):  # AudioCraft's keyword names, not others
+        train.get_solver_from_sig(codec_sig, no_such_argument=True)
+
+
 def lm_config(modeling: str) -> omegaconf.DictConfig:
     return omegaconf.OmegaConf.create({
         "lm_model": "transformer_lm", "device": "cpu", "dtype": "float32",

@@ -3,7 +3,7 @@
 import io
 import re
 
-from audiocraft_mmd.progress import Progress, format_seconds, track
+from audiocraft_mmd.utils.progress import Progress, format_seconds, track
 
 
 class FakeClock:

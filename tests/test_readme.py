@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 # Pages whose ```python blocks are examples moved out of the README: each must hold at least one.
 EXAMPLE_PAGES = ["docs/TRAINING.md", "docs/DEPENDENCE.md", "docs/MUSICGEN.md", "docs/QUALITY.md"]
-PAGES = sorted({REPO / "README.md", *(REPO / "docs").glob("*.md")})
+PAGES = sorted({REPO / "README.md", *(REPO / "docs").rglob("*.md")})
 
 
 def python_blocks(text):

@@ -10,8 +10,7 @@ import sys
 import pytest
 
 from audiocraft_mmd import grid as grid_command
-from audiocraft_mmd import study
-from audiocraft_mmd.grids import _study
+from audiocraft_mmd.study import results, specs
 from audiocraft_mmd.solvers.compression_mmd import validate_mmd_config
 
 from test_grids import dora_dir, slurm_requests  # noqa: F401  (fixture)
@@ -76,7 +75,7 @@ def fake_evaluation(figures):
 def small_figures():
     """Every codec of the small study's first seed: the baseline, and MMD codecs that change nothing."""
     figures = {(0., "delay", "dim"): (5., 7.5, 0.4, 0.05)}
-    for spec in _study.SMALL.stage1():
+    for spec in specs.SMALL.stage1():
         if not spec.is_baseline:
             figures[spec.variant()] = (4.9, 7.5, 0.39, 0.05)
     return figures
@@ -88,9 +87,9 @@ def test_selection_takes_the_lowest_mi_among_codecs_that_pass_the_gates():
     noisy = (1., "delay", "median")  # lower MI, but it lost 2 dB
     figures = small_figures()
     figures.update({best: (4.5, 7.4, 0.2, 0.03), collapsed: (5., 6.0, 0.05, 0.008), noisy: (3., 7.5, 0.1, 0.01)})
-    selection = _study.select_best(_study.SMALL, fake_evaluation(figures))
+    selection = specs.select_best(specs.SMALL, fake_evaluation(figures))
     assert selection.best.variant() == best and selection.qualified
-    assert selection.best.seed == _study.SMALL.seeds[0]
+    assert selection.best.seed == specs.SMALL.seeds[0]
     assert {tuple(c["spec"].variant()) for c in selection.candidates if not c["qualified"]} == {collapsed, noisy}
 
 
@@ -98,14 +97,14 @@ def test_selection_without_a_qualified_codec_says_so_and_uses_normalised_mi():
     figures = {variant: (0., 7.5, mi, nmi) for variant, (_, _, mi, nmi) in small_figures().items()}
     figures[(0., "delay", "dim")] = (5., 7.5, 0.4, 0.05)
     figures[(1., "parallel", "dim")] = (0., 7.5, 0.39, 0.01)
-    selection = _study.select_best(_study.SMALL, fake_evaluation(figures))
+    selection = specs.select_best(specs.SMALL, fake_evaluation(figures))
     assert not selection.qualified and "no codec within" in selection.reason
     assert selection.best.variant() == (1., "parallel", "dim")
 
 
 def codec_result(weight, seed, si_snr, entropy, mi_delay):
-    spec = _study.CodecSpec(weight, "delay", "dim", seed)
-    return study.CodecResult(spec=spec, sig=f"s{weight}{seed}", si_snr_db=si_snr, mel_distance=1.,
+    spec = specs.CodecSpec(weight, "delay", "dim", seed)
+    return results.CodecResult(spec=spec, sig=f"s{weight}{seed}", si_snr_db=si_snr, mel_distance=1.,
                              entropy=[entropy] * 4, usage=[1.] * 4,
                              mi={"parallel": (mi_delay, mi_delay, mi_delay), "delay": (mi_delay, mi_delay, mi_delay)},
                              normalized_mi={"parallel": mi_delay / entropy, "delay": mi_delay / entropy},
@@ -117,24 +116,24 @@ def test_targets_are_computed_per_seed_and_judged_honestly():
               codec_result(0., 2, 5., 7., 0.4), codec_result(10., 2, 3.0, 7., 0.3)]
     ce = {(0., 1, "parallel"): 5.0, (0., 1, "unroll"): 4.0, (10., 1, "parallel"): 4.5, (10., 1, "unroll"): 4.0,
           (0., 2, "parallel"): 5.0, (0., 2, "unroll"): 4.0, (10., 2, "parallel"): 4.9, (10., 2, "unroll"): 4.0}
-    lms = [study.LMResult(codec=next(c.spec for c in codecs if (c.spec.weight, c.spec.seed) == (w, s)),
+    lms = [results.LMResult(codec=next(c.spec for c in codecs if (c.spec.weight, c.spec.seed) == (w, s)),
                           pattern=p, sig="lm", cell={"valid_ce": value}) for (w, s, p), value in ce.items()]
-    selection = _study.Selection(best=codecs[1].spec, qualified=True, reason="", candidates=[])
-    results = study.StudyResults("small", codecs, [], selection, lms, [])
-    comparison = study.main_comparison(results)
+    selection = specs.Selection(best=codecs[1].spec, qualified=True, reason="", candidates=[])
+    study_results = results.StudyResults("small", codecs, [], selection, lms, [])
+    comparison = results.main_comparison(study_results)
     assert comparison["seeds"] == [1, 2]
     assert comparison["per_seed"][1]["mi_reduction_delay"] == pytest.approx(0.75)
     assert comparison["per_seed"][2]["sisnr_loss_db"] == pytest.approx(2.)
     assert comparison["per_seed"][1]["gap_closed_parallel"] == pytest.approx(0.5)
     assert comparison["per_seed"][2]["gap_closed_parallel"] == pytest.approx(0.1)
-    lines = "\n".join(study.target_lines(comparison))
+    lines = "\n".join(results.target_lines(comparison))
     assert "75.0%, 25.0% (per seed): **met at some seeds only**" in lines
     assert "SI-SNR loss ≤ 0.5 dB: 0.20, 2.00 (per seed): **met at some seeds only**" in lines
     assert "Delay LM closes ≥ 30% of its cross-entropy gap to unroll: not measured" in lines
     # When unroll does not beat parallel on the baseline's tokens there is no gap to close: said, not hidden.
     for row in comparison["per_seed"].values():
         row.update(gap_parallel_baseline=-0.1, gap_closed_parallel=float("nan"))
-    lines = "\n".join(study.target_lines(comparison))
+    lines = "\n".join(results.target_lines(comparison))
     assert "to unroll: undefined: on the baseline's tokens the unroll LM is not better than the parallel LM " \
            "(cross-entropy parallel − unroll: -0.100, -0.100 nats per seed)" in lines
 
@@ -143,15 +142,15 @@ def test_depth_gap_is_on_codebooks_2_to_k_and_closed_per_seed():
     codecs = [codec_result(0., 1, 5., 7., 0.4), codec_result(10., 1, 4.8, 7., 0.1)]
     per_codebook = {(0., "parallel"): [3.0, 5.0, 5.0, 5.0], (0., "depth"): [3.5, 4.0, 4.0, 4.0],
                     (10., "parallel"): [3.0, 4.8, 4.8, 4.8], (10., "depth"): [3.5, 4.4, 4.4, 4.4]}
-    lms = [study.LMResult(codec=next(c.spec for c in codecs if c.spec.weight == w), pattern=p, sig="lm",
+    lms = [results.LMResult(codec=next(c.spec for c in codecs if c.spec.weight == w), pattern=p, sig="lm",
                           cell={"valid_ce": sum(v) / 4, "valid_ce_per_codebook": v})
            for (w, p), v in per_codebook.items()]
-    row = study.gap_closure(lms)
+    row = results.gap_closure(lms)
     assert row["gap_parallel_depth_baseline"] == pytest.approx(1.0)  # codebook 1 left out (depth is worse there)
     assert row["gap_parallel_depth_mmd"] == pytest.approx(0.4)
     assert row["gap_closed_parallel_depth"] == pytest.approx(0.6)
     assert "gap_parallel_baseline" not in row and "gap_delay_depth_baseline" not in row  # no unroll, no delay LM
-    lines = "\n".join(study.target_lines({"per_seed": {1: {"entropy_change_bits": 0., **row}}}))
+    lines = "\n".join(results.target_lines({"per_seed": {1: {"entropy_change_bits": 0., **row}}}))
     assert "Parallel LM closes ≥ 30% of its cross-entropy gap to depth (codebooks 2..K): 60.0% (per seed): " \
            "**met at every seed**" in lines
     assert "depth LM beats parallel (codebooks 2..K) by more than the seed spread: gap +1.000 nats" in lines
@@ -193,9 +192,9 @@ def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
                            text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "measuring" not in again.stderr and "timing generation" not in again.stderr
-    cached = list((tmp_path / "dora" / "xps").glob(f"*/{study.LM_MEASURES}"))
+    cached = list((tmp_path / "dora" / "xps").glob(f"*/{results.LM_MEASURES}"))
     assert len(cached) == 4 and all("valid_ce" in json.loads(p.read_text()) for p in cached)
-    lagged = list((tmp_path / "dora" / "xps").glob(f"*/{study.LAGGED_FOLDER}/report.json"))
+    lagged = list((tmp_path / "dora" / "xps").glob(f"*/{results.LAGGED_FOLDER}/report.json"))
     assert len(lagged) == 2  # baseline and best codec
 
 
@@ -208,16 +207,16 @@ def test_smoke_study_with_probes_reports_them(tiny_egs, tmp_path):
 
 
 def test_lm_probe_tables_list_the_probes_lms_and_their_gaps():
-    from audiocraft_mmd.study_report import lm_probe_tables
+    from audiocraft_mmd.study.report import lm_probe_tables
     codecs = [codec_result(0., 1, 5., 7., 0.4), codec_result(10., 1, 4.8, 7., 0.1)]
-    probe = _study.LMProbe("twice the updates", ("optim.updates_per_epoch=8",))
+    probe = specs.LMProbe("twice the updates", ("optim.updates_per_epoch=8",))
     per_codebook = {(0., "parallel"): [3.0, 5.0, 5.0, 5.0], (0., "depth"): [3.5, 4.0, 4.0, 4.0],
                     (10., "parallel"): [3.0, 4.8, 4.8, 4.8], (10., "depth"): [3.5, 4.4, 4.4, 4.4]}
-    lm_probes = [study.LMResult(codec=next(c.spec for c in codecs if c.spec.weight == w), pattern=p, sig="lm",
+    lm_probes = [results.LMResult(codec=next(c.spec for c in codecs if c.spec.weight == w), pattern=p, sig="lm",
                                 cell={"valid_ce": sum(v) / 4, "valid_ce_per_codebook": v}, minutes=1.5, probe=probe)
                  for (w, p), v in per_codebook.items()]
-    selection = _study.Selection(best=codecs[1].spec, qualified=True, reason="", candidates=[])
-    lms, gaps = lm_probe_tables(study.StudyResults("small", codecs, [], selection, [], [], lm_probes=lm_probes))
+    selection = specs.Selection(best=codecs[1].spec, qualified=True, reason="", candidates=[])
+    lms, gaps = lm_probe_tables(results.StudyResults("small", codecs, [], selection, [], [], lm_probes=lm_probes))
     assert sum(line.startswith("| twice the updates |") for line in lms.splitlines()) == 4
     assert "| 3.000 / 5.000 / 5.000 / 5.000 | 1.5 |" in lms
     (row,) = [line for line in gaps.splitlines() if line.startswith("| twice the updates |")]
@@ -225,5 +224,5 @@ def test_lm_probe_tables_list_the_probes_lms_and_their_gaps():
 
 
 def study_report_figures():
-    from audiocraft_mmd.study_report import FIGURE_NAMES
+    from audiocraft_mmd.study.report import FIGURE_NAMES
     return FIGURE_NAMES.values()

@@ -127,7 +127,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--visqol-seconds", type=float, default=0.0,
                         help="also SI-SNR and ViSQOL of each degraded A against clean A, on this many seconds per track")
     args = parser.parse_args(argv)
-    from ..audio_distance import resolve_source
+    from ..data.sources import resolve_source
     from ..metrics.music_embedding import MusicEmbedder
     files = resolve_source(args.data)
     if len(files) < 4:

@@ -24,7 +24,7 @@ import typing as tp
 import omegaconf
 import torch
 
-from ..integration import CONFIG_DIR
+from ..utils.paths import CONFIG_DIR
 
 PATTERNS = ("parallel", "depth", "delay", "unroll")
 
@@ -68,7 +68,6 @@ def run(patterns: tp.Sequence[str] = PATTERNS, n_q: int = 4, card: int = 256, sa
         duration: float = 2., frame_rate: float = 100., repeats: int = 5, seed: int = 0,
         depth: tp.Optional[tp.Dict[str, tp.Any]] = None) -> tp.List[PatternTiming]:
     """Times each pattern's generation (see module docstring); ``patterns`` must include ``parallel``."""
-    import audiocraft_mmd  # noqa: F401  (our patterns and the depth LM's builder)
     from audiocraft.models import builders
     from audiocraft.modules.transformer import set_efficient_attention_backend
     from ..patterns import depth_steps, sequence_steps

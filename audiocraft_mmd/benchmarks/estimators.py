@@ -52,7 +52,7 @@ NUM_CODEBOOKS = 4
 DIM = 128
 PAPER_ROWS = 11_776  # 256 clips x 46 aligned frames: the paper's macro-batch
 BANDWIDTH_SETS = {
-    # The paper's absolute bandwidths (6 values), as in the benchmark specification.
+    # The paper's absolute bandwidths (6 values): the paper-scale benchmark's setting.
     "paper": tuple(PAPER_BANDWIDTHS),
     # The loss's default: multiples of K·D (5 values), the smooth regime after standardisation.
     "dim": tuple(a * NUM_CODEBOOKS * DIM for a in DEFAULT_BANDWIDTHS),

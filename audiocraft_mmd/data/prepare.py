@@ -33,7 +33,8 @@ from pathlib import Path
 import time
 import typing as tp
 
-from ..progress import Progress
+from ..utils.paths import cache_dir
+from ..utils.progress import Progress
 from . import manifest as mf
 from .convert import AUDIO_EXTENSIONS, ConversionJob, TrackResult, init_worker, process, reuse, sha1_of_file
 from .debian_music import RECIPE_NAME, fetch_debian_music
@@ -123,11 +124,6 @@ class DatasetSummary:
         for dup in self.duplicates:
             lines.append(f"  duplicate {dup.path} = {dup.duplicate_of} ({dup.reason})")
         return "\n".join(lines)
-
-
-def cache_dir() -> Path:
-    """``$AUDIOCRAFT_MMD_CACHE``, default ``~/.cache/audiocraft_mmd``."""
-    return Path(os.environ.get("AUDIOCRAFT_MMD_CACHE") or Path.home() / ".cache" / "audiocraft_mmd").expanduser()
 
 
 def default_audio_root(name: str) -> Path:

@@ -1,7 +1,7 @@
 """The independence-promoting loss (Lemercier et al., ICML 2024): MMD² between the joint law of the K
 per-codebook vectors and the product of its marginals, in the RKHS of a sum of Gaussian kernels.
 
-Pipeline (see PAPER.md, "The loss, step by step")::
+Pipeline (see docs/METHOD.md, "The loss")::
 
     streams [B, K, D, T]
       -> (standardize="codebook": one mean/variance per codebook)
@@ -43,7 +43,7 @@ DEFAULT_BANDWIDTHS: tp.Tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
 # leaves the shared-block pairs out and is centred on 0 under independence. The default, "hsic"
 # (losses/hsic.py), computes the same MMD² exactly from the per-codebook Gram matrices: no permutation
 # noise, mean exactly 0 under independence, O(N·block) memory, and faster (at the CPU training batch,
-# N = 376: 61 ms forward + backward vs 138 ms for "permutation_debiased"; see docs/PERFORMANCE.md).
+# N = 376: 61 ms forward + backward vs 138 ms for "permutation_debiased"; see docs/research/PERFORMANCE.md).
 DEFAULT_ESTIMATOR = "hsic"
 
 # Guards the variance in standardisation, so that constant (e.g. silent) features stay finite.

@@ -128,7 +128,7 @@ def _register(name: str, num_features: int) -> None:
     register_estimator(name)(fn)
 
 
-# "rff" is the default size; the suffixed names trade time for accuracy (see docs/PERFORMANCE.md).
+# "rff" is the default size; the suffixed names trade time for accuracy (see docs/research/PERFORMANCE.md).
 _register("rff", DEFAULT_NUM_FEATURES)
 for _features in (256, 4096):
     _register(f"rff_{_features}", _features)

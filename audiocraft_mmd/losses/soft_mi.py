@@ -2,7 +2,7 @@
 soft code assignments, differentiable in the encoder output.
 
 The kernel statistic on quantized vectors was measured to come apart from the codes' dependence (λ = 100
-cut it 7-fold while the codes' MI did not move, docs/RESULTS.md). This loss pushes on the quantity the
+cut it 7-fold while the codes' MI did not move, docs/research/RESULTS.md). This loss pushes on the quantity the
 dependence command measures. For stage k with input z (the residual entering the stage) and codebook
 entries e_{k,c} (detached: the gradient reaches the encoder only, as the kernel loss's)::
 

@@ -206,7 +206,7 @@ class Musicnn(nn.Module):
 
 
 def _cache_file(model: str) -> Path:
-    from ..data.prepare import cache_dir
+    from ..utils.paths import cache_dir
     return cache_dir() / "musicnn" / f"{model}.v{CONVERSION_VERSION}.pt"
 
 

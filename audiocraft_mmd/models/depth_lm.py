@@ -223,7 +223,7 @@ class DepthLM(LMModel):
         as MusicGen mixes them before the code is drawn, and the code feeds both halves.
 
         One loop on the weights, read once per frame: a method call per layer and per step cost 7-10 %
-        of generation at the study's sizes (docs/PERFORMANCE.md#depth-lm-generation).
+        of generation at the study's sizes (docs/research/PERFORMANCE.md#depth-lm-generation).
         """
         N, K, D = context.shape
         B = N // 2 if guided else N

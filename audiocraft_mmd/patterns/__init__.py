@@ -1,7 +1,7 @@
 """Codebook interleaving patterns: building them from config with clear errors, and their alignment.
 
 ``codebooks_pattern.modeling=<name>`` names a pattern provider: one registered by this package (or
-yours) through :func:`audiocraft_mmd.integration.register_pattern`, or one of AudioCraft's
+yours) through :func:`audiocraft_mmd.registry.register_pattern`, or one of AudioCraft's
 (``parallel``, ``delay``, ``unroll``, ``coarse_first``, ``musiclm``). Its keyword arguments are read
 from ``codebooks_pattern.<name>``. Unlike AudioCraft's builder, :func:`build_pattern_provider`
 rejects unknown names, arguments the provider does not take, and blocks that no provider reads.

@@ -15,9 +15,21 @@ import typing as tp
 import omegaconf
 
 from ..errors import ConfigError
-from ..integration import PATTERNS, audiocraft_patterns
+from ..registry import PATTERNS
 
 SECTION = "codebooks_pattern"
+
+
+def audiocraft_patterns() -> tp.Dict[str, type]:
+    """AudioCraft 1.3.0's pattern names, as its builder's literal dict maps them."""
+    from audiocraft.modules import codebooks_patterns as cp
+    return {
+        "parallel": cp.ParallelPatternProvider,
+        "delay": cp.DelayedPatternProvider,
+        "unroll": cp.UnrolledPatternProvider,
+        "coarse_first": cp.CoarseFirstPattern,
+        "musiclm": cp.MusicLMPattern,
+    }
 
 
 def known_patterns() -> tp.Dict[str, type]:
@@ -45,7 +57,7 @@ def pattern_kwargs(cfg: omegaconf.DictConfig) -> tp.Tuple[str, type, dict]:
     name = cfg.get("modeling")
     if name not in patterns:
         raise ConfigError(f"{SECTION}.modeling={name!r} is not a known pattern; known: {sorted(patterns)} "
-                          "(add yours with audiocraft_mmd.integration.register_pattern).")
+                          "(add yours with audiocraft_mmd.registry.register_pattern).")
     for key in cfg:
         if key != "modeling" and key not in patterns:
             hint = " (AudioCraft's musiclm pattern reads codebooks_pattern.musiclm)" if key == "music_lm" else ""

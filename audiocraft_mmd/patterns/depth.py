@@ -12,7 +12,7 @@ import typing as tp
 
 from audiocraft.modules.codebooks_patterns import ParallelPatternProvider
 
-from ..integration import register_pattern
+from ..registry import register_pattern
 
 
 @register_pattern("depth")

@@ -11,7 +11,7 @@ import typing as tp
 
 from audiocraft.modules.codebooks_patterns import DelayedPatternProvider
 
-from ..integration import register_pattern
+from ..registry import register_pattern
 
 
 @register_pattern("grouped_delay")

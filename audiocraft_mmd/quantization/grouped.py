@@ -11,7 +11,7 @@ groups unchanged: they are listed as ``codebook_layers`` (see :mod:`.adapters`).
 
 Selected with ``encodec.quantizer=grouped`` and a ``grouped`` config section (the model config
 ``model=encodec/small_grouped``), built by AudioCraft's own ``get_compression_model`` once
-:mod:`audiocraft_mmd` is imported (:func:`audiocraft_mmd.integration.register_quantizer`).
+:mod:`audiocraft_mmd` is imported (:func:`audiocraft_mmd.registry.register_quantizer`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import nn
 from audiocraft.quantization.base import BaseQuantizer, QuantizedResult
 from audiocraft.quantization.core_vq import VectorQuantization
 
-from ..integration import register_quantizer
+from ..registry import register_quantizer
 
 
 @register_quantizer("grouped")

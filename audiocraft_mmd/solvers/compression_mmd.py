@@ -20,7 +20,7 @@ import torch
 from audiocraft.solvers.compression import CompressionSolver, evaluate_audio_reconstruction
 from audiocraft.utils.utils import get_dataset_from_loader, get_pool_executor
 
-from ..integration import register_solver
+from ..registry import register_solver
 from ..losses import MMDIndependence, MMDIndependenceLoss, mmd_independence
 from ..losses.mmd import DEFAULT_CHUNK_FRAMES, PRODUCTS
 from ..losses.bank import RowBank
@@ -36,6 +36,7 @@ from .resume import check_resumable
 from .scope_check import check_global_scope
 from .macro_batch import MacroBatch
 from .mmd_weight import MMDWeight
+from . import dependence_plugins, quality_plugins  # noqa: F401  (register the plugins evaluate.plugins names)
 from .evaluation import EvaluationBatch, build_evaluation_plugins
 from .rng_state import GeneratorState, GlobalRNGState
 from .step_guard import NonFiniteStepGuard, StatefulAverager

@@ -19,7 +19,7 @@ AudioCraft's :class:`MusicGenSolver`, plus what training on this project's codec
 - **Quality of the generations (opt-in).** With ``generate.music_distance.enabled=true`` the generate
   stage also reports the musicnn Fréchet and kernel distances (with bootstrap intervals) of this
   epoch's unprompted generations to the evaluate split, cut to the generations' length
-  (:func:`audiocraft_mmd.audio_distance.distance_to_source`; offline, no download).
+  (:func:`audiocraft_mmd.metrics.music_distance.distance_to_source`; offline, no download).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from audiocraft.solvers.musicgen import MusicGenSolver
 from audiocraft.utils import checkpoint
 
 from ..errors import ConfigError
-from ..integration import register_solver
+from ..registry import register_solver
 from ..patterns import build_pattern_provider, fits_any_alignment, pattern_alignment_delays, pattern_kwargs
 
 logger = logging.getLogger(__name__)
@@ -223,17 +223,18 @@ class MMDMusicGenSolver(MusicGenSolver):
         metrics = super().generate_audio()
         options = self.cfg.generate.get("music_distance") or {}
         if options.get("enabled"):
-            from ..audio_distance import AudioDistanceError
+            from ..data.sources import AudioSourceError
+            from ..metrics.music_distance import MusicDistanceError
             try:
                 metrics.update(self.generation_distance(options))
-            except AudioDistanceError as error:  # e.g. a silent generation of an untrained LM
+            except (AudioSourceError, MusicDistanceError) as error:  # e.g. a silent generation of an untrained LM
                 self.logger.warning("No distance of the generations to the evaluate split: %s", error)
         return metrics
 
     def generation_distance(self, options: tp.Any) -> tp.Dict[str, float]:
         """musicnn distances of this epoch's unprompted samples (all samples if none) to the evaluate split."""
         from audiocraft.utils.samples.manager import SampleManager
-        from ..audio_distance import distance_to_source
+        from ..metrics.music_distance import distance_to_source
         samples = SampleManager(self.xp).get_samples(epoch=self.epoch, exclude_prompted=True) \
             or SampleManager(self.xp).get_samples(epoch=self.epoch)
         clips = [(sample.path, *sample.audio()) for sample in sorted(samples, key=lambda sample: sample.path)]

@@ -1,6 +1,6 @@
 """Every check that needs a GPU, and the GPU timings, in one run written to one JSON.
 
-    ./mmd-env scripts/gpu_check [--out gpu_check.json]     # or: python -m audiocraft_mmd.gpu_check
+    ./mmd-env scripts/gpu_check [--out gpu_check.json]     # or: python scripts/gpu_check.py
 
 1. **Tests**: ``tests/test_gpu.py`` (marker ``gpu``): the estimators under bf16 and fp16 autocast
    against float32, a few steps of ``solver=compression/encodec_mmd_32khz`` on CUDA (per-step loss,
@@ -88,7 +88,7 @@ def estimator_timings(rows: int, repeats: int, bandwidth_set: str = "paper") -> 
         samples = torch.randn(rows, NUM_CODEBOOKS, DIM, generator=generator).cuda().requires_grad_(True)
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-        times = [timed(lambda: _forward_backward(name, samples, bandwidths, generator)) for _ in range(repeats)]
+        times = [timed(lambda rows=samples: _forward_backward(name, rows, bandwidths, generator)) for _ in range(repeats)]
         results[name] = {"estimator": name, "time_s": min(times), "median_time_s": sorted(times)[len(times) // 2],
                          "times_s": times, "peak_mb": (torch.cuda.max_memory_allocated() - before) / 2 ** 20}
         del samples, warm_up
@@ -123,7 +123,7 @@ def cuda_state() -> tp.Dict[str, tp.Any]:
 
 
 def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.gpu_check", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="scripts/gpu_check", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"), help="the JSON report")
     parser.add_argument("--rows", type=int, default=11_776, help="N for the estimator timings (the paper's)")

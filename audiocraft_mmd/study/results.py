@@ -1,25 +1,12 @@
-"""The small-scale reproduction study: run it, and write ``docs/RESULTS.md`` from its XPs.
+"""The study's figures, read from its finished XPs: one result dataclass per codec and per LM, the
+measurements the training logs lack (cached in each XP's folder), and the comparisons against the
+study's targets.
 
-    python -m audiocraft_mmd.study run [--jobs 2]   # stage 1 (codecs), stage 2 (LMs, twice), report
-    python -m audiocraft_mmd.study run --probes     # also the probes: study_probes, study_lm_probes
-    python -m audiocraft_mmd.study report           # the report alone, from whatever has finished
-
-``run`` runs the grids ``study_codecs`` then ``study_lms`` here with :mod:`audiocraft_mmd.grid`'s local
-runner (interrupt at will: running it again resumes), then ``report``. On a Slurm cluster run the
-grids with ``dora grid`` instead (``study_lms`` twice: LMs on the second seed's best codec wait for
-it), then ``report``; ``--scale paper`` reads the paper-scale grids (``study_codecs_paper``,
-``study_lms_paper``).
-
-``report`` measures what the training logs do not, caching it in each XP's folder: pairwise MI of
-every codec on the whole evaluate split with jackknife intervals (:mod:`audiocraft_mmd.dependence`,
-``study_dependence/report.json``), and for every LM its generation wall-clock and the musicnn kernel
-distance of its generations to the evaluate split (:func:`audiocraft_mmd.compare_patterns.measure`,
-``study_lm.json``), and the MI between codebooks at growing lags for the baseline and the best codec
-(``study_lagged/report.json``). It then writes the markdown report and its figures, and checks the
-study's targets against the measurements. At ``--scale small`` it adds the section of grids
-``independence`` and ``independence_lms`` when any of their XPs has finished
-(:func:`audiocraft_mmd.independence_report.report_section`). A hand-written discussion (``--discussion``, default
-``docs/study_discussion.md``) is copied in at the end.
+What is measured: pairwise MI of every codec on the whole evaluate split with jackknife intervals
+(:mod:`audiocraft_mmd.dependence`, ``study_dependence/report.json``); for every LM its generation
+wall-clock and the musicnn kernel distance of its generations to the evaluate split
+(:func:`audiocraft_mmd.metrics.lm_measures.measure_lm`, ``study_lm.json``); the MI between codebooks
+at growing lags for the baseline and the best codec (``study_lagged/report.json``).
 """
 
 from __future__ import annotations
@@ -33,30 +20,29 @@ from pathlib import Path
 import sys
 import typing as tp
 
-from .progress import track
-from .xps import is_finished
+from ..utils.progress import say, track
+from ..utils.xps import is_finished, last_stage_metrics, read_history
+from .specs import PAPER, SMALL, SMOKE, codec_xp, finished_evaluation, lm_xp, select_best
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEPENDENCE_FOLDER = "study_dependence"
 LAGGED_FOLDER = "study_lagged"
 LM_MEASURES = "study_lm.json"
-# Other real music, not in the training data (docs/INDEPENDENCE.md says how to prepare it): where it
+# Other real music, not in the training data (docs/research/INDEPENDENCE.md says how to prepare it): where it
 # exists, the report's section on grid ``independence`` measures the codecs on it as well.
 OTHER_MUSIC = REPO / "egs" / "other_music_16k_mono" / "evaluate"
 ALIGNMENT_NAMES = ("parallel", "delay")
-# Targets of the study (issue #11), reported against, never assumed.
+# The study's targets, reported against, never assumed.
 TARGET_MI_REDUCTION = 0.5
 TARGET_MAX_SISNR_LOSS_DB = 0.5
 TARGET_GAP_CLOSED = 0.3
 
 
+SCALES = {"small": SMALL, "paper": PAPER, "smoke": SMOKE}
+
+
 def progress(message: str) -> None:
-    print(f"[study] {message}", file=sys.stderr, flush=True)
-
-
-def load_scale(name: str):
-    from .grids import _study
-    return {"small": _study.SMALL, "paper": _study.PAPER, "smoke": _study.SMOKE}[name]
+    say("study", message)
 
 
 @dataclasses.dataclass
@@ -83,7 +69,7 @@ class CodecResult:
 
 @dataclasses.dataclass
 class LMResult:
-    """One LM: its codec, pattern and seed, and :class:`audiocraft_mmd.compare_patterns.Cell`'s figures."""
+    """One LM: its codec, pattern and seed, and :class:`audiocraft_mmd.metrics.lm_measures.Cell`'s figures."""
     codec: tp.Any
     pattern: str
     sig: str
@@ -94,8 +80,7 @@ class LMResult:
 
 def xp_minutes(xp) -> float:
     """Minutes an XP spent in its stages (from its history; wall-clock, so inflated by other jobs)."""
-    history = json.loads((xp.folder / "history.json").read_text())
-    return sum(stage.get("duration", 0.) for entry in history for stage in entry.values()
+    return sum(stage.get("duration", 0.) for entry in read_history(xp.folder) for stage in entry.values()
                if isinstance(stage, dict)) / 60
 
 
@@ -103,7 +88,7 @@ def measure_dependence(xp, data: str, segment: float, folder: str = DEPENDENCE_F
                        options: tp.Sequence[str] = ("--permutations", "20", "--kernel-rows", "256")
                        ) -> tp.Dict[str, tp.Any]:
     """The dependence command's report of a finished codec on ``data`` (cached in ``<xp>/<folder>``)."""
-    from . import dependence
+    from .. import dependence
     out = xp.folder / folder
     report = out / dependence.REPORT_NAME
     if not report.exists():
@@ -118,7 +103,6 @@ def measure_dependence(xp, data: str, segment: float, folder: str = DEPENDENCE_F
 def measure_lagged(scale, spec) -> tp.Dict[str, tp.Any]:
     """The dependence command's report with MI between codebooks ``scale.lags`` frames apart (``lagged``)
     for a finished codec (no intervals; cached in ``<xp>/study_lagged``)."""
-    from .grids._study import codec_xp
     xp = codec_xp(scale, spec)
     lags = ",".join(map(str, scale.lags))
     return measure_dependence(xp, str(xp.cfg.datasource.evaluate), scale.dependence_segment, LAGGED_FOLDER,
@@ -137,7 +121,6 @@ def mean_mi_interval(alignment: tp.Dict[str, tp.Any]) -> tp.Tuple[float, float, 
 
 def codec_result(scale, spec) -> tp.Optional[CodecResult]:
     """The figures of a finished codec, None when it has not finished."""
-    from .grids._study import codec_xp, last_stage_metrics
     xp = codec_xp(scale, spec)
     evaluate = last_stage_metrics(xp, "evaluate")
     if not is_finished(xp) or "si_snr_db" not in evaluate:
@@ -156,7 +139,6 @@ def codec_result(scale, spec) -> tp.Optional[CodecResult]:
 def lm_result(scale, codec_sig: str, codec_spec, pattern: str, gen_samples: int,
               gen_duration: float) -> tp.Optional[LMResult]:
     """The figures of a finished LM (generation timed and compared once, then cached), None otherwise."""
-    from .grids._study import lm_xp
     xp = lm_xp(scale, codec_sig, pattern, codec_spec.seed)
     if not is_finished(xp):
         return None
@@ -173,16 +155,15 @@ def add_generation_options(parser: argparse.ArgumentParser) -> None:
 
 def measured_lm_cell(xp, codec_sig: str, pattern: str, seed: int, gen_samples: int, gen_duration: float,
                      what: str) -> tp.Dict[str, tp.Any]:
-    """:class:`audiocraft_mmd.compare_patterns.Cell` of a finished LM as a dict: its validation CE, and its
+    """:class:`audiocraft_mmd.metrics.lm_measures.Cell` of a finished LM as a dict: its validation CE, and its
     generation timed and compared with the evaluate split (musicnn distances), measured once and cached
     in the XP folder (``study_lm.json``)."""
-    from .compare_patterns import measure
+    from ..metrics.lm_measures import measure_lm
     cache = xp.folder / LM_MEASURES
     if cache.exists():
         return json.loads(cache.read_text())
     progress(f"LM {xp.sig} ({what}): timing generation and measuring distances")
-    args = argparse.Namespace(gen_samples=gen_samples, gen_duration=gen_duration, seed=seed, no_distance=False)
-    cell = dataclasses.asdict(measure(f"//sig/{codec_sig}", pattern, xp, args))
+    cell = dataclasses.asdict(measure_lm(f"//sig/{codec_sig}", pattern, xp, gen_samples, gen_duration, seed))
     cache.write_text(json.dumps(cell, indent=2))
     return cell
 
@@ -203,7 +184,6 @@ class StudyResults:
 
 def valid_cell(xp) -> tp.Optional[tp.Dict[str, tp.Any]]:
     """A finished LM's last validation cross-entropy, mean and per codebook (None while unfinished)."""
-    from .grids._study import last_stage_metrics
     valid = last_stage_metrics(xp, "valid")
     if not (is_finished(xp) and valid):
         return None
@@ -213,7 +193,6 @@ def valid_cell(xp) -> tp.Optional[tp.Dict[str, tp.Any]]:
 
 def lm_probe_results(scale, selection) -> tp.List[LMResult]:
     """The finished LMs of ``scale.lm_probes`` (their validation cross-entropy; no generation)."""
-    from .grids._study import codec_xp, lm_xp
     found = []
     for spec in scale.compared(selection.best):
         codec_sig = codec_xp(scale, spec).sig
@@ -228,8 +207,7 @@ def lm_probe_results(scale, selection) -> tp.List[LMResult]:
 
 
 def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResults:
-    from .grids._study import codec_xp, finished_evaluation, select_best
-    scale = load_scale(scale_name)
+    scale = SCALES[scale_name]
     results: tp.Dict[tp.Any, CodecResult] = {}
     missing = []
     for spec in track(scale.stage1(), "study: codecs measured", note=lambda spec: spec.name):
@@ -395,44 +373,3 @@ def target_lines(comparison: tp.Dict[str, tp.Any]) -> tp.List[str]:
         depth_gap_defined(),
         *[check_gap(pattern, "depth") for pattern in FACTORISED_LMS],
     ]
-
-
-def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.study", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("action", choices=["run", "report"])
-    parser.add_argument("--scale", choices=["small", "paper", "smoke"], default="small")
-    parser.add_argument("--jobs", type=int, default=1, help="XPs run at once by `run` (threads split between them)")
-    parser.add_argument("--probes", action="store_true", help="`run` also runs the scale's probe grids, after stage 2")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "RESULTS.md")
-    parser.add_argument("--figures", type=Path, default=None, help="default: figures/ beside --out")
-    parser.add_argument("--discussion", type=Path, default=REPO / "docs" / "study_discussion.md")
-    add_generation_options(parser)
-    parser.add_argument("--listen", type=Path, default=None,
-                        help="also write a listening page of the study's codecs there (python -m audiocraft_mmd.listen)")
-    args = parser.parse_args(argv)
-    scale = load_scale(args.scale)
-    if args.action == "run":
-        from .grid import local
-        grids = (scale.codec_grid, scale.lm_grid, scale.lm_grid, *(scale.probe_grids if args.probes else []))
-        for grid in track(grids, "study: grids", note=lambda grid: f"{grid} done"):
-            if local(grid, jobs=args.jobs) != 0:
-                raise SystemExit(f"Some XPs of grid {grid} failed (see above); fix them and run this again.")
-    from .study_report import write_report
-    results = collect(args.scale, args.gen_samples, args.gen_duration)
-    figures = args.figures or args.out.parent / "figures"
-    sections = []
-    if args.scale == "small":  # the grids of docs/INDEPENDENCE.md build on the small study's codecs
-        from .independence_report import report_section
-        section = report_section(str(OTHER_MUSIC))
-        sections = [section] if section else []
-    write_report(results, main_comparison(results), args.out, figures, args.discussion, sections)
-    print(f"wrote {args.out} and its figures in {figures}")
-    if args.listen is not None and results.codecs:
-        from .listen import write_page
-        print(f"wrote {write_page([codec.sig for codec in results.codecs], args.listen, overwrite=True)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,6 +16,11 @@ import time
 import typing as tp
 
 
+def say(label: str, message: str) -> None:
+    """One status line ``[label] message`` on stderr, the commands' way of saying what they do."""
+    print(f"[{label}] {message}", file=sys.stderr, flush=True)
+
+
 def format_seconds(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:

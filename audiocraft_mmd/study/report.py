@@ -1,4 +1,4 @@
-"""``docs/RESULTS.md`` and its figures from the study's measurements (:mod:`audiocraft_mmd.study`)."""
+"""``docs/research/RESULTS.md`` and its figures from the study's measurements (:mod:`audiocraft_mmd.study`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import statistics
 from pathlib import Path
 import typing as tp
 
-from .compare_patterns import steps_text
-from .study import ALIGNMENT_NAMES, FACTORISED_LMS, JOINT_LMS, StudyResults, gap_closure, gap_keys, load_scale, target_lines
+from ..metrics.lm_measures import steps_text
+from .results import (ALIGNMENT_NAMES, FACTORISED_LMS, JOINT_LMS, SCALES, StudyResults, gap_closure, gap_keys,
+                      target_lines)
 
 FIGURE_NAMES = {
     "dependence": "dependence_vs_lambda.png",
@@ -36,7 +37,7 @@ def _table(header: tp.Sequence[str], rows: tp.Iterable[tp.Sequence[str]]) -> str
     return "\n".join(lines)
 
 
-def _interval(value: tp.Tuple[float, float, float]) -> str:
+def interval_text(value: tp.Tuple[float, float, float]) -> str:
     return f"{value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}]"
 
 
@@ -46,7 +47,7 @@ def codec_table(results: StudyResults) -> str:
         rows.append([
             c.spec.name, c.sig, f"{c.si_snr_db:.2f}", f"{c.mel_distance:.3f}",
             f"{c.entropy_mean:.2f}", f"{min(c.entropy):.2f}", f"{min(c.usage):.2f}",
-            *[_interval(c.mi[name]) for name in ALIGNMENT_NAMES], f"{c.normalized_mi['delay']:.4f}",
+            *[interval_text(c.mi[name]) for name in ALIGNMENT_NAMES], f"{c.normalized_mi['delay']:.4f}",
             f"{c.kernel_statistic:.4f}", f"{c.minutes:.1f}"])
     return _table(["codec", "XP", "SI-SNR (dB)", "mel distance", "entropy mean (bit)", "entropy min", "usage min",
                    "MI parallel (bit) [95 %]", "MI delay (bit) [95 %]", "normalised MI delay", "loss statistic",
@@ -88,8 +89,8 @@ def probe_table(results: StudyResults) -> str:
         change = 1 - codec.mi["delay"][0] / reference.mi["delay"][0]
         rows.append([probe.question, codec.spec.name, codec.sig, reference.spec.name, f"{codec.si_snr_db:.2f}",
                      f"{codec.si_snr_db - reference.si_snr_db:+.2f}", f"{codec.entropy_mean:.2f}",
-                     f"{codec.entropy_mean - reference.entropy_mean:+.2f}", _interval(codec.mi["delay"]),
-                     _interval(reference.mi["delay"]), f"{change:.1%}",
+                     f"{codec.entropy_mean - reference.entropy_mean:+.2f}", interval_text(codec.mi["delay"]),
+                     interval_text(reference.mi["delay"]), f"{change:.1%}",
                      f"{codec.kernel_statistic:.4f} / {reference.kernel_statistic:.4f}"])
     return _table(["question", "codec", "XP", "compared with", "SI-SNR (dB)", "Δ SI-SNR", "entropy mean",
                    "Δ entropy", "MI delay [95 %]", "reference MI delay", "MI reduction",
@@ -255,7 +256,7 @@ def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: P
     ``sections`` (markdown) go after the targets, before the discussion."""
     out.parent.mkdir(parents=True, exist_ok=True)
     option = "" if results.scale_name == "small" else f" --scale {results.scale_name}"
-    scale = load_scale(results.scale_name)
+    scale = SCALES[results.scale_name]
     parts = [
         "# Reproduction study: does the independence loss deliver what the paper claims?",
         "",

@@ -1,0 +1,13 @@
+"""The research record's harness: the small-scale reproduction study and the independence grids.
+
+It sits on top of the library and the commands (it runs grids with the local runner and measures
+codecs with the dependence command) and writes the pages of ``docs/research/``; the grids import its
+specs, and nothing in the library imports it.
+
+- :mod:`.specs`: what the study trains (scales, codec and LM specs, the selection of the best codec);
+- :mod:`.independence_specs`: what grids ``independence`` and ``independence_lms`` train;
+- :mod:`.results`: the figures read from the finished XPs, and the comparisons against the targets;
+- :mod:`.report`: ``docs/research/RESULTS.md`` and its figures;
+- :mod:`.independence`: the tables of the independence grids;
+- ``python -m audiocraft_mmd.study run|report|independence``: the command (:mod:`.__main__`).
+"""

@@ -1,0 +1,79 @@
+"""The small-scale reproduction study: run it, and write ``docs/research/RESULTS.md`` from its XPs.
+
+    python -m audiocraft_mmd.study run [--jobs 2]   # stage 1 (codecs), stage 2 (LMs, twice), report
+    python -m audiocraft_mmd.study run --probes     # also the probes: study_probes, study_lm_probes
+    python -m audiocraft_mmd.study report           # the report alone, from whatever has finished
+    python -m audiocraft_mmd.study independence     # the tables of grids independence, independence_lms
+
+``run`` runs the grids ``study_codecs`` then ``study_lms`` here with :mod:`audiocraft_mmd.grid`'s local
+runner (interrupt at will: running it again resumes), then ``report``. On a Slurm cluster run the
+grids with ``dora grid`` instead (``study_lms`` twice: LMs on the second seed's best codec wait for
+it), then ``report``; ``--scale paper`` reads the paper-scale grids (``study_codecs_paper``,
+``study_lms_paper``).
+
+``report`` measures what the training logs do not, caching it in each XP's folder: pairwise MI of
+every codec on the whole evaluate split with jackknife intervals (:mod:`audiocraft_mmd.dependence`,
+``study_dependence/report.json``), and for every LM its generation wall-clock and the musicnn kernel
+distance of its generations to the evaluate split (:func:`audiocraft_mmd.metrics.lm_measures.measure_lm`,
+``study_lm.json``), and the MI between codebooks at growing lags for the baseline and the best codec
+(``study_lagged/report.json``). It then writes the markdown report and its figures, and checks the
+study's targets against the measurements. At ``--scale small`` it adds the section of grids
+``independence`` and ``independence_lms`` when any of their XPs has finished
+(:func:`audiocraft_mmd.study.independence.report_section`). A hand-written discussion (``--discussion``, default
+``docs/research/study_discussion.md``) is copied in at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import sys
+import typing as tp
+
+from ..grid import local
+from ..listen import write_page
+from ..utils.progress import track
+from . import independence
+from .report import write_report
+from .results import OTHER_MUSIC, REPO, SCALES, add_generation_options, collect, main_comparison
+
+
+def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["independence"]:
+        return independence.main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.study", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("action", choices=["run", "report", "independence"],
+                        help="independence: see `python -m audiocraft_mmd.study independence --help`")
+    parser.add_argument("--scale", choices=["small", "paper", "smoke"], default="small")
+    parser.add_argument("--jobs", type=int, default=1, help="XPs run at once by `run` (threads split between them)")
+    parser.add_argument("--probes", action="store_true", help="`run` also runs the scale's probe grids, after stage 2")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "research" / "RESULTS.md")
+    parser.add_argument("--figures", type=Path, default=None, help="default: figures/ beside --out")
+    parser.add_argument("--discussion", type=Path, default=REPO / "docs" / "research" / "study_discussion.md")
+    add_generation_options(parser)
+    parser.add_argument("--listen", type=Path, default=None,
+                        help="also write a listening page of the study's codecs there (python -m audiocraft_mmd.listen)")
+    args = parser.parse_args(argv)
+    scale = SCALES[args.scale]
+    if args.action == "run":
+        grids = (scale.codec_grid, scale.lm_grid, scale.lm_grid, *(scale.probe_grids if args.probes else []))
+        for grid in track(grids, "study: grids", note=lambda grid: f"{grid} done"):
+            if local(grid, jobs=args.jobs) != 0:
+                raise SystemExit(f"Some XPs of grid {grid} failed (see above); fix them and run this again.")
+    results = collect(args.scale, args.gen_samples, args.gen_duration)
+    figures = args.figures or args.out.parent / "figures"
+    sections = []
+    if args.scale == "small":  # the grids of docs/research/INDEPENDENCE.md build on the small study's codecs
+        section = independence.report_section(str(OTHER_MUSIC))
+        sections = [section] if section else []
+    write_report(results, main_comparison(results), args.out, figures, args.discussion, sections)
+    print(f"wrote {args.out} and its figures in {figures}")
+    if args.listen is not None and results.codecs:
+        print(f"wrote {write_page([codec.sig for codec in results.codecs], args.listen, overwrite=True)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

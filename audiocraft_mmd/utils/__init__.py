@@ -1,0 +1,1 @@
+"""What the commands, the solvers and the study share: paths, progress, XPs and checkpoints."""
