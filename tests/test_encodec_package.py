@@ -12,6 +12,7 @@ from encodec.quantization import ResidualVectorQuantizer
 
 from audiocraft_mmd.losses import MMDIndependenceLoss, mmd_independence
 from audiocraft_mmd.quantization import adapter_for, capture_streams
+from audiocraft_mmd.quantization import encodec_package
 from audiocraft_mmd.quantization.encodec_package import EncodecPackageAdapter, load_encodec_package
 
 SAMPLE_RATE = 8000
@@ -150,7 +151,7 @@ def test_dependence_command_measures_the_package_model(tiny_egs, tmp_path, monke
             model.set_target_bandwidth(bandwidth)
         return model
 
-    monkeypatch.setattr(dependence, "load_encodec_package", load)
+    monkeypatch.setattr(encodec_package, "load_encodec_package", load)  # read by utils.checkpoints at load time
     out = tmp_path / "report"
     code = dependence.main(["--checkpoint", "encodec:24khz:random", "--bandwidth", "1.2",
                             "--data", str(tiny_egs / "evaluate"), "--out", str(out), "--segment", "1",
