@@ -47,8 +47,7 @@ def test_two_xps_are_overlaid_one_png_per_group(tmp_path, capsys):
 
 
 def test_a_signature_resolves_in_dora_s_folder_and_defaults_to_the_xp_s_curves(tmp_path, monkeypatch, capsys):
-    from audiocraft_mmd import train
-    monkeypatch.setattr(train.main.dora, "dir", tmp_path)
+    monkeypatch.setenv("AUDIOCRAFT_DORA_DIR", str(tmp_path))
     folder = write_xp(tmp_path / "xps" / "cccc3333", ["solver=musicgen/mmd"])
     assert plot.main(["--xp", "cccc3333"]) == 0
     assert (folder / "curves" / "loss.png").exists()
