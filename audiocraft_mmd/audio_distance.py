@@ -10,6 +10,11 @@ embeddings, each with a bootstrap interval over whole clips. A source is:
 - a Dora XP, ``//sig/SIG`` or its folder: the samples of its latest epoch (``samples/<epoch>/``,
   e.g. an LM's generations; ``//sig/SIG/reference`` takes the references saved beside them).
 
+When the two sources pair file by file (the same names: a codec XP's generate-stage samples against the
+references saved beside them, ``--reference //sig/SIG/reference --candidate //sig/SIG``), the report also
+has what a codec does across the band (``paired``): log-spectral distance and SNR per band, mel distance,
+SI-SNR and the comb at ``--frame-rate``.
+
 Writes ``report.json`` to ``--out``, never over an existing one unless ``--overwrite``.
 
 Sources at different sample rates (an 8 kHz codec's or LM's audio against 16 kHz references) are
@@ -34,6 +39,7 @@ import typing as tp
 
 from .data.sources import read_clips, recording_rates, resolve_source, split_clips
 from .errors import ConfigError
+from .metrics.codec_quality import paired_figures
 from .metrics.music_distance import distance_report, embed_source, note_sample_rates
 from .utils.progress import say
 
@@ -57,6 +63,8 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap draws of the intervals (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--frame-rate", type=float, default=100.,
+                        help="with paired sources: the codec's frame rate, where its buzz would be (Hz)")
     return parser.parse_args(argv)
 
 
@@ -76,6 +84,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         note_sample_rates(rates)
         say("audio_distance", f"bootstrap ({args.bootstrap} draws)")
         distances = distance_report(sets["reference"], sets["candidate"], args.bootstrap, args.seed)
+        paired = paired_figures(sources["reference"], sources["candidate"], args.frame_rate)
     except ConfigError as error:  # AudioSourceError, MusicDistanceError, MusicnnUnavailable
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -86,12 +95,19 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
                    "sample_rates": sorted(rates[label])}
            for label in ("reference", "candidate")},
         "distances": distances,
+        **({"paired": paired} if paired else {}),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2, allow_nan=False))
     for name, value in distances.items():
         print(f"{name}: {value['value']:.4g} [{value['ci_low']:.4g}, {value['ci_high']:.4g}] "
               f"({value['level']:.0%} bootstrap over clips, {value['draws']} draws)")
+    if paired:
+        bands = " / ".join(paired["lsd_db"])
+        print(f"paired ({paired['pairs']} files), bands {bands} Hz: LSD "
+              f"{' / '.join(f'{v:.2f}' for v in paired['lsd_db'].values())} dB, SNR "
+              f"{' / '.join(f'{v:+.1f}' for v in paired['snr_db'].values())} dB; mel {paired['mel_distance']:.3f}, "
+              f"SI-SNR {paired['si_snr_db']:+.2f} dB, comb at {args.frame_rate:g} Hz {paired['comb_db']:+.2f} dB")
     print(f"wrote {out}")
     return 0
 

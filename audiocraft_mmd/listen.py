@@ -1,10 +1,12 @@
 """A static page to listen to codecs and LMs: ``python -m audiocraft_mmd.listen --xp SIG [--xp SIG ...] --out DIR``.
 
 For a few clips of the evaluate split, the reference next to each codec XP's reconstruction (the
-clip encoded and decoded by the XP's checkpoint), and for each LM XP its generations (the latest
-epoch of its ``samples/``), each with an audio player and a spectrogram; above them, each XP's
-headline figures from its ``history.json`` (SI-SNR, mel distance, codebook entropies, pairwise MI
-under both alignments where measured, the LM's validation cross-entropy). Audio and images are
+clip encoded and decoded by the XP's checkpoint) and to Opus at the first codec's bitrate and twice it
+(``--opus``), and for each LM XP its generations (the latest epoch of its ``samples/``), each with an
+audio player and a spectrogram; above them, each XP's headline figures from its ``history.json``
+(SI-SNR, mel distance, codebook entropies, pairwise MI under both alignments where measured, the LM's
+validation cross-entropy) and, for the codecs and Opus on the page's clips, the log-spectral distance
+and SNR per band and the frame-rate comb. Audio and images are
 copied into DIR, so the folder opens anywhere (``DIR/index.html``).
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 import html
 import json
 from pathlib import Path
+import re
 import shutil
 import sys
 import typing as tp
@@ -22,6 +25,8 @@ import typing as tp
 import torch
 
 from .errors import ConfigError
+from .metrics import codec_quality as cq
+from .metrics.opus import OpusUnavailable
 from .data.sources import read_audio_meta, xp_samples
 from .utils.checkpoints import load_compression_model, load_solver_checkpoint
 from .utils.progress import Progress
@@ -85,6 +90,11 @@ def headline_figures(history: tp.List[dict]) -> tp.Dict[str, str]:
     entropies = [evaluate[f"entropy_q{k}"] for k in range(64) if f"entropy_q{k}" in evaluate]
     if entropies:
         figures["entropy per codebook (bit)"] = " / ".join(f"{h:.2f}" for h in entropies)
+    lsd = [value for key, value in evaluate.items() if key.startswith("lsd_")]
+    if lsd:
+        figures["LSD per band (dB)"] = " / ".join(f"{value:.2f}" for value in lsd)
+    if "comb_db" in evaluate:
+        figures["frame-rate comb (dB)"] = f"{evaluate['comb_db']:+.2f}"
     for key, label in (("mi_parallel", "MI parallel (bit)"), ("mi_delay", "MI delay (bit)")):
         if key in evaluate:
             figures[label] = f"{evaluate[key]:.3f}"
@@ -147,16 +157,43 @@ def write_spectrogram(path: Path, wav: torch.Tensor, rate: int, max_rate: tp.Opt
     return path
 
 
-def reconstruct(view: XPView, clips, device: str = "cpu") -> tp.List[tp.Tuple[torch.Tensor, int]]:
+@dataclass
+class Rendering:
+    """What one system (a codec, or Opus at a bitrate) made of the page's clips, at the codec's format.
+
+    Attributes:
+        label: The row's name.
+        outputs: One ``[C, T]`` waveform per clip.
+        sample_rate: Of the outputs and of ``references``.
+        references: The clips converted to that rate and channel count.
+        figures: :func:`audiocraft_mmd.metrics.codec_quality.reconstruction_figures` of the outputs.
+        kbps: Bitrate (a codec's nominal rate; what Opus spent on these clips).
+    """
+    label: str
+    outputs: tp.List[torch.Tensor]
+    sample_rate: int
+    references: torch.Tensor
+    figures: tp.Dict[str, tp.Any]
+    kbps: float
+
+
+def reconstruct(view: XPView, clips, device: str = "cpu") -> tp.Tuple[Rendering, tp.Any]:
+    """The codec XP's reconstruction of each clip (and its model, for its bitrate and frame rate)."""
     from audiocraft.data.audio_utils import convert_audio
     model, _ = load_compression_model(str(view.folder), device)
-    out = []
-    for _, wav, rate in clips:
-        audio = convert_audio(wav, rate, model.sample_rate, model.channels)
-        with torch.no_grad():
-            codes, scale = model.encode(audio[None].to(device))
-            out.append((model.decode(codes, scale)[0].cpu(), model.sample_rate))
-    return out
+    rate = int(model.sample_rate)
+    references = torch.stack([convert_audio(wav, clip_rate, rate, model.channels) for _, wav, clip_rate in clips])
+    outputs, _ = cq.code_clips(model, references.to(device))
+    figures = cq.reconstruction_figures(references, outputs.cpu(), rate, float(model.frame_rate))
+    return Rendering(view.folder.name, list(outputs.cpu()), rate, references, figures, cq.codec_kbps(model)), model
+
+
+def opus_rendering(codec: Rendering, frame_rate: float, multiple: float) -> Rendering:
+    """Opus at ``multiple`` times the codec's bitrate on the same clips (:func:`cq.opus_clips`)."""
+    outputs, info = cq.opus_clips(codec.references, codec.sample_rate, codec.kbps * multiple)
+    figures = cq.reconstruction_figures(codec.references, outputs, codec.sample_rate, frame_rate)
+    label = f"Opus {codec.kbps * multiple:g} kbit/s nominal ({info['payload_kbps']:.2f} spent)"
+    return Rendering(label, list(outputs), codec.sample_rate, codec.references, figures, info["payload_kbps"])
 
 
 def generations(view: XPView, count: int) -> tp.List[Path]:
@@ -172,9 +209,29 @@ def player(src: str, image: str, caption: str) -> str:
             f'<img class="spec" src="{html.escape(image)}" alt="spectrogram of {html.escape(caption)}"></figure>')
 
 
+def band_table(renderings: tp.Sequence[Rendering]) -> str:
+    """Per-band log-spectral distance and SNR, comb, mel distance and SI-SNR of every rendering of the clips."""
+    if not renderings:
+        return ""
+    bands = list(renderings[0].figures["lsd_db"])
+    rows = []
+    for rendering in renderings:
+        figures = rendering.figures
+        cells = [html.escape(rendering.label), f"{rendering.kbps:.2f}",
+                 *[f"{figures['lsd_db'][band]:.2f}" for band in bands],
+                 " / ".join(f"{figures['snr_db'][band]:+.1f}" for band in bands),
+                 f"{figures['comb_db']:+.2f}", f"{figures['mel_distance']:.3f}", f"{figures['si_snr_db']:+.2f}"]
+        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    head = ["system", "kbit/s", *[f"LSD {band} Hz" for band in bands], "SNR per band", "comb", "mel", "SI-SNR"]
+    return ("<h2>Across the band, on these clips</h2><p>Log-spectral distance (dB, lower is better) and SNR (dB) "
+            "per band; comb: the output's excess at multiples of the frame rate (dB, a decoder's buzz). SI-SNR is "
+            "carried by the bass.</p><table><tr>" + "".join(f"<th>{name}</th>" for name in head) + "</tr>"
+            + "".join(rows) + "</table>")
+
+
 def render(views: tp.List[XPView], clips: tp.List[tp.Tuple[str, str, str]],
            rows: tp.Dict[str, tp.List[tp.Tuple[str, str]]], lm_rows: tp.Dict[str, tp.List[tp.Tuple[str, str]]],
-           data: tp.Optional[str]) -> str:
+           data: tp.Optional[str], bands: str = "", note: str = "") -> str:
     keys = list(dict.fromkeys(key for view in views for key in view.figures))
     head = "".join(f"<th>{html.escape(key)}</th>" for key in keys)
     body = "".join(
@@ -182,7 +239,9 @@ def render(views: tp.List[XPView], clips: tp.List[tp.Tuple[str, str, str]],
         f"<td>{'LM' if view.is_lm else 'codec'}</td>"
         + "".join(f"<td>{html.escape(view.figures.get(key, '–'))}</td>" for key in keys) + "</tr>"
         for view in views)
-    parts = [f"<table><tr><th>XP</th><th>kind</th>{head}</tr>{body}</table>"]
+    parts = [f"<table><tr><th>XP</th><th>kind</th>{head}</tr>{body}</table>", bands]
+    if note:
+        parts.append(f"<p>{html.escape(note)}</p>")
     if clips:
         parts.append(f"<h2>Reconstructions of evaluate clips</h2><p>From {html.escape(str(data))}.</p>")
         for index, (name, audio, image) in enumerate(clips):
@@ -202,8 +261,9 @@ def render(views: tp.List[XPView], clips: tp.List[tp.Tuple[str, str, str]],
 
 
 def write_page(references: tp.Sequence[str], out: Path, data: tp.Optional[str] = None, clips: int = 4,
-               seconds: float = 5., overwrite: bool = False) -> Path:
-    """Writes ``out/index.html`` with its audio and spectrograms; returns the page's path."""
+               seconds: float = 5., overwrite: bool = False, opus: tp.Sequence[float] = (1., 2.)) -> Path:
+    """Writes ``out/index.html`` with its audio and spectrograms; returns the page's path. ``opus``: Opus
+    renderings of the clips at these multiples of the first codec's bitrate, beside the reconstructions."""
     if (out / PAGE).exists() and not overwrite:
         raise ListenError(f"{out / PAGE} exists: give --overwrite to replace it, or another --out")
     if clips < 1 or seconds <= 0:
@@ -228,18 +288,30 @@ def write_page(references: tp.Sequence[str], out: Path, data: tp.Optional[str] =
         write_spectrogram(out / "spectrograms" / f"{stem}.png", wav, rate, max_rate)
         return f"audio/{stem}.wav", f"spectrograms/{stem}.png"
 
-    counter = Progress(len(picked) * (1 + len(codecs)) + sum(map(len, lm_files.values())), "listen")
+    systems = len(codecs) + (len(opus) if codecs else 0)
+    counter = Progress(len(picked) * (1 + systems) + sum(map(len, lm_files.values())), "listen")
     clip_cells = []
     for index, (name, wav, rate) in enumerate(picked):
         clip_cells.append((name, *add(f"clip{index}_reference", wav, rate)))
         counter.step(f"reference {name}")
-    rows = {}
+    renderings, note = [], ""
     for view in codecs:
+        rendering, model = reconstruct(view, picked)
+        renderings.append(rendering)
+        if len(renderings) == 1 and opus:
+            try:
+                renderings += [opus_rendering(rendering, float(model.frame_rate), multiple) for multiple in opus]
+            except OpusUnavailable as error:
+                note = f"No Opus renderings: {error}."
+                print(f"note: {note}", file=sys.stderr)
+    rows = {}
+    for rendering in renderings:
         pairs = []
-        for index, (wav, rate) in enumerate(reconstruct(view, picked)):
-            pairs.append(add(f"clip{index}_{view.folder.name}", wav, rate))
-            counter.step(f"{view.folder.name} clip {index}")
-        rows[view.folder.name] = pairs
+        for index, wav in enumerate(rendering.outputs):
+            pairs.append(add(f"clip{index}_{re.sub(r'[^A-Za-z0-9.]+', '_', rendering.label)}", wav,
+                             rendering.sample_rate))
+            counter.step(f"{rendering.label} clip {index}")
+        rows[rendering.label] = pairs
     lm_rows = {}
     from audiocraft.data.audio import audio_read
     for sig, files in lm_files.items():
@@ -253,7 +325,7 @@ def write_page(references: tp.Sequence[str], out: Path, data: tp.Optional[str] =
             counter.step(f"{sig} generation {index}")
         lm_rows[sig] = items
     counter.close()
-    (out / PAGE).write_text(render(views, clip_cells, rows, lm_rows, data))
+    (out / PAGE).write_text(render(views, clip_cells, rows, lm_rows, data, band_table(renderings), note))
     return out / PAGE
 
 
@@ -268,9 +340,16 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--clips", type=int, default=4, help="clips (and generations per LM) to show")
     parser.add_argument("--seconds", type=float, default=5., help="length of each clip, from the track's middle")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing page in --out")
+    parser.add_argument("--opus", default="1,2", help="Opus renderings at these multiples of the first codec's "
+                                                      "bitrate ('' for none)")
     args = parser.parse_args(argv)
     try:
-        page = write_page(args.xp, args.out, args.data, args.clips, args.seconds, args.overwrite)
+        multiples = [float(value) for value in args.opus.split(",") if value.strip()]
+    except ValueError:
+        print(f"error: --opus must be comma-separated numbers, got {args.opus!r}", file=sys.stderr)
+        return 2
+    try:
+        page = write_page(args.xp, args.out, args.data, args.clips, args.seconds, args.overwrite, multiples)
     except ListenError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

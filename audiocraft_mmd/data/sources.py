@@ -145,3 +145,36 @@ def recording_rates(clips: tp.Iterable[Clip], rates: tp.Set[int]) -> tp.Iterator
     for name, wav, rate in clips:
         rates.add(int(rate))
         yield name, wav, rate
+
+
+def evenly_spaced_pieces(data: tp.Union[str, Path], seconds: float,
+                         count: tp.Optional[int] = None) -> tp.List[tp.Tuple[tp.Any, float]]:
+    """``(AudioMeta, start in seconds)`` of ``count`` whole ``seconds``-long pieces of a manifest's tracks,
+    evenly spaced over the list of every piece (tracks in manifest order), so that each track contributes
+    in proportion to its length; every piece when ``count`` is None or larger than their number.
+
+    Raises:
+        AudioSourceError: If the manifest is missing or no track lasts ``seconds``.
+    """
+    entries = read_audio_meta(data)
+    pieces = [(entry, index * seconds) for entry in entries for index in range(int(entry.duration // seconds))]
+    if not pieces:
+        raise AudioSourceError(f"no track of {data} lasts {seconds} s")
+    if count is not None and count < len(pieces):
+        step = (len(pieces) - 1) / max(count - 1, 1)
+        pieces = [pieces[round(i * step)] for i in range(count)]
+    return pieces
+
+
+def read_pieces(pieces: tp.Sequence[tp.Tuple[tp.Any, float]], seconds: float, sample_rate: int,
+                channels: int) -> torch.Tensor:
+    """The pieces of :func:`evenly_spaced_pieces` as ``[B, C, T]`` at ``sample_rate`` and ``channels``."""
+    from audiocraft.data.audio import audio_read
+    from audiocraft.data.audio_utils import convert_audio
+    length = int(round(seconds * sample_rate))
+    clips = []
+    for entry, start in pieces:
+        wav, rate = audio_read(entry.path, seek_time=start, duration=seconds)
+        wav = convert_audio(wav, rate, sample_rate, channels)[..., :length]
+        clips.append(torch.nn.functional.pad(wav, (0, length - wav.shape[-1])))
+    return torch.stack(clips)

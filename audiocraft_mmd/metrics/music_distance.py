@@ -17,11 +17,11 @@ class MusicDistanceError(ConfigError):
     """Too few clips, or a clip musicnn cannot embed; the message names the source."""
 
 
-def embed_source(label: str, clips: tp.Iterable[Clip], total: int, embedder: tp.Any):
-    """Embeds ``(name, wav, rate)`` clips with progress lines (``total``: files, for the count);
-    bad clips become :class:`MusicDistanceError`."""
+def embed_source(label: str, clips: tp.Iterable[Clip], total: int, embedder: tp.Any, command: str = "audio_distance"):
+    """Embeds ``(name, wav, rate)`` clips with progress lines ``[command label]`` (``total``: files, for the
+    count); bad clips become :class:`MusicDistanceError`."""
     from .music_embedding import AudioInputError
-    counter, names = Progress(total, f"audio_distance {label}"), set()
+    counter, names = Progress(total, f"{command} {label}"), set()
 
     def report(index: int, name: str, patches: int) -> None:
         if name not in names:  # a file's pieces come one after another: count files, as ``total`` does

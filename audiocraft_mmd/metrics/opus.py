@@ -6,8 +6,8 @@ encoder's ``audio`` application unless told otherwise), decodes it with libopus 
 sample rate, and returns the decoded waveform aligned sample-exactly to the input: ffmpeg already
 drops the stream's pre-skip, and the lag left (if any) is found by cross-correlation (within 2 ms
 by default) and removed; the result is trimmed or zero-padded to the input's length. It also
-returns the measured bitrate of the whole Ogg file and of the Opus packets alone (no Ogg pages, no header packets), both over
-the input's duration.
+returns the measured bitrate of the whole Ogg file and of the Opus packets alone (no Ogg pages, no
+header packets), both over the input's duration.
 """
 
 from __future__ import annotations

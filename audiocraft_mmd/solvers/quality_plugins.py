@@ -3,6 +3,10 @@
 - ``reconstruction``: ``si_snr_db`` (SI-SNR in dB, higher is better: minus AudioCraft's ``sisnr``
   loss, which the stage already logs as ``sisnr``) and ``mel_distance`` (AudioCraft's
   ``MelSpectrogramL1Loss`` with the solver's ``mel`` config, the validation stage's ``mel``).
+- ``bands``: what SI-SNR, carried by the bass, does not see (:mod:`audiocraft_mmd.metrics.spectral`):
+  the log-spectral distance and the SNR per frequency band, ``lsd_<low>_<high>`` and
+  ``band_snr_<low>_<high>`` (dB; bands 0-250, 250-1000, 1000-2000, 2000-4000 Hz, then octaves), and the
+  comb at the codec's frame rate (``comb_db``, a decoder's buzz; ``comb_reference_db``: the music's own).
 - ``music_distance``: Fréchet and kernel distances between the musicnn embeddings of the
   references and of the reconstructions (:mod:`audiocraft_mmd.metrics.embedding_distance`, paired:
   a perfect reconstruction reads 0): ``musicnn_frechet``, ``musicnn_kernel``; ``musicnn_skipped``
@@ -47,6 +51,35 @@ class ReconstructionQuality(EvaluationPlugin):
 
     def compute(self) -> tp.Dict[str, float]:
         return {name: value / self.count for name, value in self.sums.items()} if self.count else {}
+
+
+@register_evaluation_plugin("bands")
+class BandFidelity(EvaluationPlugin):
+    """Per-band log-spectral distance and SNR, and the frame-rate comb, over every evaluate clip."""
+
+    def __init__(self, solver: tp.Any):
+        super().__init__(solver)
+        self.references: tp.List[torch.Tensor] = []
+        self.reconstructions: tp.List[torch.Tensor] = []
+
+    def update(self, batch: EvaluationBatch) -> None:
+        self.references.append(batch.audio.detach().cpu())
+        self.reconstructions.append(batch.reconstruction.detach().cpu()[..., :batch.audio.shape[-1]])
+
+    def compute(self) -> tp.Dict[str, float]:
+        if not self.references:
+            return {}
+        from ..metrics import spectral
+        from ..metrics.codec_quality import band_key
+        reference, reconstruction = torch.cat(self.references), torch.cat(self.reconstructions)
+        rate, frame_rate = int(self.solver.cfg.sample_rate), float(self.solver.model.frame_rate)
+        metrics = {}
+        for name, figures in (("lsd", spectral.band_lsd(reference, reconstruction, rate)),
+                              ("band_snr", spectral.band_snr(reference, reconstruction, rate))):
+            metrics.update({f"{name}_{band_key(band)}": value for band, value in zip(figures.bands, figures.values)})
+        comb = spectral.frame_rate_comb(reference, reconstruction, rate, frame_rate)
+        metrics.update(comb_db=comb.reconstruction_db, comb_reference_db=comb.reference_db)
+        return metrics
 
 
 @register_evaluation_plugin("music_distance")
