@@ -125,7 +125,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--visqol-seconds", type=float, default=0.0,
-                        help="also SI-SNR and ViSQOL of each degraded A against clean A, on this many seconds per track")
+                        help="also SI-SNR and ViSQOL of each degraded A against clean A, "
+                             "on this many seconds per track")
     args = parser.parse_args(argv)
     from ..data.sources import resolve_source
     from ..metrics.music_embedding import MusicEmbedder

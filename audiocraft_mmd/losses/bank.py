@@ -92,7 +92,8 @@ class RowBank:
             k_cc, j_cc = _zero_diagonal(*_kernels(d_cc, bandwidth))
             k_cb, j_cb = _kernels(d_cb, bandwidth)
             bank_sums = self.row_sums[a].to(k_cb.dtype) if self.batches else k_cb.new_zeros((k_cb.shape[0], 0))
-            joint = (self.joint_sum[a] if self.batches else 0) + 2 * j_cb.sum(dtype=ACCUMULATE) + j_cc.sum(dtype=ACCUMULATE)
+            joint = ((self.joint_sum[a] if self.batches else 0)
+                     + 2 * j_cb.sum(dtype=ACCUMULATE) + j_cc.sum(dtype=ACCUMULATE))
             sums_current = k_cc.sum(-1) + k_cb.sum(-1)            # [K, n]
             sums_bank = bank_sums + k_cb.sum(1)                  # [K, N_b]
             cross = ((sums_current / (total - 1)).prod(0).sum(dtype=ACCUMULATE)

@@ -152,7 +152,7 @@ def _block_kernels(dists: torch.Tensor, bandwidths: tp.Sequence[float], start: i
 def _exclusive_products(values: torch.Tensor, dim: int) -> torch.Tensor:
     """``out[..., k, ...] = Π_{l≠k} values[..., l, ...]`` along ``dim`` (no division: values may be 0)."""
     size = values.shape[dim]
-    return torch.stack([values.index_select(dim, torch.tensor([l for l in range(size) if l != k],
+    return torch.stack([values.index_select(dim, torch.tensor([j for j in range(size) if j != k],
                                                               device=values.device)).prod(dim)
                         for k in range(size)], dim=dim)
 

@@ -17,8 +17,8 @@ linear in, or a product over codebooks of, independent per-codebook frequencies:
 estimate is an unbiased estimate of the exact (:mod:`.hsic`) one, hence of mean exactly 0 under
 independence; its extra variance shrinks as 1 / num_features. Cost O(N·K·D·R) for R features,
 memory O(N·K·chunk_size): feature chunks, and bandwidths within a chunk, are recomputed in the
-backward pass (nested gradient checkpointing). The frequency base is shared by the bandwidths (``ω = ε / √a``), so the K·D x R
-projection is computed once for all of them.
+backward pass (nested gradient checkpointing). The frequency base is shared by the bandwidths
+(``ω = ε / √a``), so the K·D x R projection is computed once for all of them.
 """
 
 from __future__ import annotations

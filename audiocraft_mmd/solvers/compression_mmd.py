@@ -127,8 +127,8 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
         if not mmd_cfg.weight > 0:
             raise ConfigError("mmd.target_grad_ratio adapts mmd.weight from its starting value: set mmd.weight > 0.")
         if macro:
-            raise ConfigError(f"mmd.target_grad_ratio needs the per-step loss's gradient ratio; mmd.macro_batch={macro} "
-                              "computes the loss outside the step: set one of them only.")
+            raise ConfigError(f"mmd.target_grad_ratio needs the per-step loss's gradient ratio; "
+                              f"mmd.macro_batch={macro} computes the loss outside the step: set one of them only.")
         if adversary:
             raise ConfigError("mmd.target_grad_ratio steers the kernel loss's own gradient; with mmd.adversary.weight "
                               "> 0 the measured gradient mixes both terms: set one of them only.")
@@ -193,7 +193,8 @@ class MMDCompressionSolver(CompressionSolver):
                                   "dataset.segment_duration.")
             if group <= num_codebooks:
                 raise ConfigError(f"mmd.product={product} estimates the loss on {group} rows at a time; it needs more "
-                                  f"than the {num_codebooks} codebooks: raise mmd.chunk_frames or dataset.segment_duration.")
+                                  f"than the {num_codebooks} codebooks: raise mmd.chunk_frames or "
+                                  "dataset.segment_duration.")
         self.macro_batch = MacroBatch(macro) if macro else None
         self.mmd_weight = MMDWeight(cfg.mmd.weight, cfg.mmd.get("warmup") or 0, cfg.mmd.get("ramp") or 0,
                                     cfg.mmd.get("target_grad_ratio"))

@@ -13,7 +13,8 @@ from ..losses import MMDIndependenceLoss
 from ..losses.adversary import IndependenceAdversary, IndependenceCritic
 
 # Positive ints of the section and what they mean, for the error messages.
-_SIZES = {"hidden": "hidden width of the critic", "features": "features per codebook", "steps": "critic updates per step"}
+_SIZES = {"hidden": "hidden width of the critic", "features": "features per codebook",
+          "steps": "critic updates per step"}
 
 
 def validate_adversary_config(mmd_cfg: omegaconf.DictConfig) -> None:

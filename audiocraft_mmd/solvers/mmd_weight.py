@@ -1,10 +1,11 @@
 """The independence loss's weight λ over training: constant (the paper's), delayed and ramped, or
 adapted to a target share of the encoder's gradient.
 
-Measured (docs/research/RESULTS.md, docs/research/INDEPENDENCE.md): from scratch the loss acts mostly while k-means-initialised
-codebooks are still collapsed, where a strong λ ruins training; once they have spread out, a fixed λ's
-gradient fades to a few per cent of the reconstruction's. Fine-tuning a trained codec with λ whose
-gradient is about as large as the reconstruction's (grad ratio ≈ 1) halved the codes' MI. In one run:
+Measured (docs/research/RESULTS.md, docs/research/INDEPENDENCE.md): from scratch the loss acts mostly
+while k-means-initialised codebooks are still collapsed, where a strong λ ruins training; once they
+have spread out, a fixed λ's gradient fades to a few per cent of the reconstruction's. Fine-tuning a
+trained codec with λ whose gradient is about as large as the reconstruction's (grad ratio ≈ 1) halved
+the codes' MI. In one run:
 
 - ``mmd.warmup`` updates at λ = 0 (the codebooks initialise and spread), then ``mmd.ramp`` updates of
   a linear ramp to the full weight;
@@ -21,7 +22,8 @@ import math
 import typing as tp
 
 # Per-update decay of the gradient-norm averages: about 10 updates of memory, short enough to follow
-# the ratio's fall as the codebooks spread (3.8 -> 1.2 over 200 updates of a λ = 3000 fine-tune, docs/research/INDEPENDENCE.md).
+# the ratio's fall as the codebooks spread (3.8 -> 1.2 over 200 updates of a λ = 3000 fine-tune,
+# docs/research/INDEPENDENCE.md).
 NORM_EMA_DECAY = 0.9
 
 

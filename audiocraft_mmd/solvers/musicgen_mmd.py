@@ -182,8 +182,8 @@ class MMDMusicGenSolver(MusicGenSolver):
     @staticmethod
     def resolve_config(cfg: omegaconf.DictConfig) -> None:
         """Checks the metrics' weights, fills what the codec fixes (sample rate, channels, LM sizes) and
-        checks the pattern, before anything is built: :func:`audiocraft_mmd.train.get_solver` calls it ahead of the data checks,
-        which need the sample rate. Idempotent.
+        checks the pattern, before anything is built: :func:`audiocraft_mmd.train.get_solver` calls it ahead of
+        the data checks, which need the sample rate. Idempotent.
 
         Raises:
             ConfigError: A value that contradicts the codec, or an inconsistent pattern.

@@ -68,10 +68,11 @@ def lm_table(results: StudyResults) -> str:
         rows.append([lm.codec.name, lm.pattern, lm.sig, f"{cell['valid_ce']:.3f}",
                      " / ".join(f"{v:.3f}" for v in cell["valid_ce_per_codebook"]),
                      steps_text(cell["steps_per_second"], cell.get("temporal_steps_per_second"),
-                                cell.get("depth_steps_per_second")), f"{cell['gen_seconds']:.2f}", f"{cell['rtf']:.3f}", kernel_text(cell),
-                     f"{lm.minutes:.1f}"])
-    return _table(["codec", "pattern", "XP", "valid CE (nats)", "CE per codebook", "AR steps / s audio (temporal + depth)",
-                   "generation (s)", "RTF", "kernel distance to evaluate [95 %]", "train min"], rows)
+                                cell.get("depth_steps_per_second")),
+                     f"{cell['gen_seconds']:.2f}", f"{cell['rtf']:.3f}", kernel_text(cell), f"{lm.minutes:.1f}"])
+    return _table(["codec", "pattern", "XP", "valid CE (nats)", "CE per codebook",
+                   "AR steps / s audio (temporal + depth)", "generation (s)", "RTF",
+                   "kernel distance to evaluate [95 %]", "train min"], rows)
 
 
 def kernel_text(cell: tp.Dict[str, tp.Any]) -> str:

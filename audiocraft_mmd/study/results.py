@@ -17,7 +17,6 @@ import json
 import math
 import statistics
 from pathlib import Path
-import sys
 import typing as tp
 
 from ..utils.progress import say, track
@@ -321,7 +320,8 @@ def gap_closure(lms: tp.Sequence[LMResult]) -> tp.Dict[str, float]:
                         - gap_cross_entropy(cells[(baseline, joint)], joint))
             keys = gap_keys(pattern, joint)
             row[keys["baseline"]], row[keys["mmd"]] = gap(True), gap(False)
-            row[keys["closed"]] = 1 - row[keys["mmd"]] / row[keys["baseline"]] if row[keys["baseline"]] > 0 else float("nan")
+            row[keys["closed"]] = (1 - row[keys["mmd"]] / row[keys["baseline"]] if row[keys["baseline"]] > 0
+                                   else float("nan"))
     return row
 
 

@@ -36,8 +36,8 @@ class Progress:
     """Counts ``total`` steps of ``label``; ``step(note)`` after each one.
 
     ``stream`` defaults to stderr; ``tty`` (default: ``stream.isatty()``) picks the bar or the lines.
-    ``enabled=False`` prints nothing (a quiet mode). ``total`` may be None (unknown): the lines then carry no estimate. Steps beyond ``total`` are
-    counted without an estimate.
+    ``enabled=False`` prints nothing (a quiet mode). ``total`` may be None (unknown): the lines then carry
+    no estimate. Steps beyond ``total`` are counted without an estimate.
     """
 
     def __init__(self, total: tp.Optional[int], label: str, stream: tp.Optional[tp.TextIO] = None,
