@@ -86,7 +86,9 @@ def _chunk_statistic(samples: torch.Tensor, base_frequencies: torch.Tensor, inv_
     """
     base_phases = torch.einsum("nkd,kdf->nkf", samples, base_frequencies)  # [N, K, F], shared by bandwidths
     # One checkpoint per bandwidth inside the chunk's: the backward pass holds one bandwidth's buffers.
-    return sum(_maybe_checkpoint(_bandwidth_statistic, base_phases, inv_scale) for inv_scale in inv_scales)
+    # A tensor: inv_scales is not empty (check_samples).
+    return tp.cast(torch.Tensor, sum(_maybe_checkpoint(_bandwidth_statistic, base_phases, inv_scale)
+                                     for inv_scale in inv_scales))
 
 
 def rff_mmd(samples: torch.Tensor, bandwidths: torch.Tensor, generator: tp.Optional[torch.Generator] = None,
