@@ -57,7 +57,7 @@ class MMDWeight:
 
     def full_weight(self) -> float:
         """``weight``, or the adapted weight once gradient norms have been observed."""
-        if self.target_grad_ratio is None or not self.loss_norm:
+        if self.target_grad_ratio is None or not self.loss_norm or self.other_norm is None:
             return self.weight
         return self.target_grad_ratio * self.other_norm / self.loss_norm
 
@@ -73,7 +73,7 @@ class MMDWeight:
         loss_norm, other_norm = weighted_grad_norm / weight, other_grad_norm
         if not (math.isfinite(loss_norm) and math.isfinite(other_norm)) or loss_norm <= 0:
             return  # a clamped (zero) loss or a dropped step says nothing about the ratio
-        if self.loss_norm is None:
+        if self.loss_norm is None or self.other_norm is None:
             self.loss_norm, self.other_norm = loss_norm, other_norm
         else:
             self.loss_norm = NORM_EMA_DECAY * self.loss_norm + (1 - NORM_EMA_DECAY) * loss_norm
