@@ -115,9 +115,9 @@ def lm_probe_tables(results: StudyResults) -> tp.Tuple[str, str]:
                     gap_rows.append([probe.question, str(seed), pattern, joint, f"{gaps[keys['baseline']]:+.3f}",
                                      f"{gaps[keys['mmd']]:+.3f}",
                                      "undefined (no gap)" if math.isnan(closed) else f"{closed:.1%}"])
-    gaps = _table(["LM probe", "seed", "pattern", "gap to (joint LM)", "CE gap, baseline", "CE gap, MMD",
-                   "share of the gap closed"], gap_rows)
-    return lms, gaps
+    gap_table = _table(["LM probe", "seed", "pattern", "gap to (joint LM)", "CE gap, baseline", "CE gap, MMD",
+                        "share of the gap closed"], gap_rows)
+    return lms, gap_table
 
 
 def lag_table(results: StudyResults) -> str:
