@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 import sys
 import time
 import typing as tp
@@ -63,7 +64,7 @@ DEGRADATIONS: tp.Dict[str, tp.Callable[[torch.Tensor, int, torch.Generator], tor
 }
 
 
-def read_excerpts(paths: tp.Sequence[str], seconds: float, offset: float = 0.0) -> tp.List[Clip]:
+def read_excerpts(paths: tp.Sequence[tp.Union[str, Path]], seconds: float, offset: float = 0.0) -> tp.List[Clip]:
     """The ``seconds`` after ``offset`` of each file (files too short for that start at 0)."""
     from audiocraft.data.audio import audio_info, audio_read
     clips = []

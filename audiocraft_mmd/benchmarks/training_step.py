@@ -102,7 +102,7 @@ def measure(solver, macro_batch: int, baseline_steps: int, warmup: int,
     solver.rng = torch.Generator().manual_seed(1234)  # AudioCraft seeds it per epoch, for the adversary
     results: tp.Dict[str, tp.Any] = {}
 
-    def run():
+    def run() -> None:
         for index in range(warmup):
             CompressionSolver.run_step(solver, index, next(batches), {})
         baseline_metrics: dict = {}

@@ -408,7 +408,7 @@ class MMDCompressionSolver(CompressionSolver):
         if weighted is not None:
             weighted.backward()
 
-    def evaluate(self):
+    def evaluate(self) -> dict:
         """Reconstruction metrics (AudioCraft's) plus the ``evaluate.plugins`` metrics, in one pass."""
         self.model.eval()
         stage = str(self.current_stage)
