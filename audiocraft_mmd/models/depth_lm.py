@@ -169,7 +169,7 @@ class DepthLM(LMModel):
 
     # ---- teacher-forced likelihood ----
 
-    def forward(self, codes: torch.Tensor, conditions: tp.List[ConditioningAttributes],  # type: ignore[override]
+    def forward(self, codes: torch.Tensor, conditions: tp.List[ConditioningAttributes],
                 condition_tensors: tp.Optional[dict] = None, stage: int = -1) -> torch.Tensor:
         """Teacher-forced logits [B, K, T, card] of codes [B, K, T] (code k of frame t from frames < t
         and codes < k of frame t)."""

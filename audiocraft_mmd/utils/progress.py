@@ -99,8 +99,8 @@ class Progress:
 def track(items: tp.Iterable, label: str, total: tp.Optional[int] = None,
           note: tp.Callable[[tp.Any], str] = lambda item: "", **kwargs) -> tp.Iterator:
     """Yields ``items`` with a step counted after each one's work (``note(item)`` names it)."""
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore
+    if total is None and isinstance(items, tp.Sized):
+        total = len(items)
     with Progress(total, label, **kwargs) as progress:
         for item in items:
             yield item
