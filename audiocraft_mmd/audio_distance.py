@@ -77,7 +77,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         sources = {"reference": resolve_source(args.reference), "candidate": resolve_source(args.candidate)}
         from .metrics.music_embedding import MusicEmbedder
         embedder = MusicEmbedder(args.model, min_seconds=args.min_seconds, device=args.device)
-        sets, rates = {}, {label: set() for label in sources}
+        sets = {}
+        rates: tp.Dict[str, tp.Set[int]] = {label: set() for label in sources}
         for label, files in sources.items():
             clips = split_clips(read_clips(files, args.max_seconds), args.segment, args.max_pieces)
             sets[label] = embed_source(label, recording_rates(clips, rates[label]), len(files), embedder)

@@ -54,7 +54,8 @@ def markdown(cells: tp.List[Cell], budget: str) -> str:
     lines = [budget, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for c in cells:
         row = [c.codec, c.pattern, c.sig, "yes" if c.consistent else "no", f"{c.valid_ce:.3f}",
-               *[f"{v:.3f}" for v in c.valid_ce_per_codebook], steps_text(c.steps_per_second, c.temporal_steps_per_second, c.depth_steps_per_second),
+               *[f"{v:.3f}" for v in c.valid_ce_per_codebook],
+               steps_text(c.steps_per_second, c.temporal_steps_per_second, c.depth_steps_per_second),
                f"{c.gen_seconds:.2f}", f"{c.rtf:.2f}",
                *["-" if v is None else f"{v:.3g}" for v in (c.kernel_distance, c.frechet_distance)]]
         lines.append("| " + " | ".join(row) + " |")
@@ -118,7 +119,8 @@ def main(argv: tp.Optional[tp.List[str]] = None) -> tp.List[Cell]:
         train_xp(overrides)
     cells = [measure_lm(codec, pattern, train.main.get_xp(overrides), args.gen_samples, args.gen_duration, args.seed,
                         distance=not args.no_distance)
-             for codec, pattern, overrides, _ in track(plan, "compare_patterns: measure", note=lambda item: f"{item[1]} on {item[0]}")]
+             for codec, pattern, overrides, _ in track(plan, "compare_patterns: measure",
+                                                       note=lambda item: f"{item[1]} on {item[0]}")]
     cfg = plan[0][3].cfg
     budget = (f"Same budget for every cell: LM {cells[0].lm_params:,} parameters "
               f"(dim {cfg.transformer_lm.dim}, {cfg.transformer_lm.num_layers} layers), "

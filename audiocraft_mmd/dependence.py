@@ -205,7 +205,8 @@ def summary(label: str, report: DependenceReport) -> str:
     lines = [f"{label}: entropy (bits) " + ", ".join(f"{h:.2f}" for h in report.usage.entropy)
              + f" of {math.log2(report.usage.bins):.0f}; usage " + ", ".join(f"{u:.2f}" for u in report.usage.usage)]
     for name, alignment in report.alignments.items():
-        lines.append(f"  {name:8s} mean MI {alignment.mean('mi'):.4f} bits (normalised {alignment.mean('normalized'):.4f}, "
+        lines.append(f"  {name:8s} mean MI {alignment.mean('mi'):.4f} bits "
+                     f"(normalised {alignment.mean('normalized'):.4f}, "
                      f"regimes {sorted({p.regime for p in alignment.pairs})})")
     for name, test in report.kernel_tests.items():
         lines.append(f"  kernel {name}: MMD² {test.statistic:.3g}, p = {test.p_value:.3f} ({test.estimator})")
@@ -301,7 +302,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         out = Path(args.out) if args.out else Path("dependence") / _label(args.checkpoint)
         existing = [out / name for name in (REPORT_NAME, FIGURE_NAME) if (out / name).exists()]
         if existing and not args.overwrite:
-            raise DependenceError(f"{', '.join(map(str, existing))} already exist(s): pass --overwrite or another --out")
+            raise DependenceError(f"{', '.join(map(str, existing))} already exist(s): "
+                                  "pass --overwrite or another --out")
         if args.max_frames < 2:
             raise DependenceError(f"--max-frames must be >= 2, got {args.max_frames}")
         lags = int_list("--lags", args.lags) or []

@@ -31,7 +31,7 @@ import omegaconf
 import torch
 
 from .errors import ConfigError
-from .utils.checkpoints import EXPORTED_CODEC, load_solver_checkpoint
+from .utils.checkpoints import EXPORTED_CODEC, load_solver_checkpoint, resolved_xp_config
 from .utils.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def check_lm_codec(lm: str, codec: str) -> None:
     codec_cfg = read_codec_config(codec)
     if codec_cfg is None:  # //pretrained/: AudioCraft checks what it loads
         return
-    cfg = omegaconf.OmegaConf.create(omegaconf.OmegaConf.to_container(load_solver_checkpoint(lm)["xp.cfg"], resolve=True))
+    cfg = resolved_xp_config(load_solver_checkpoint(lm))
     fill_from_codec(cfg)
     try:
         check_audio_format(cfg, codec_cfg, codec)
@@ -94,7 +94,7 @@ def check_lm_codec(lm: str, codec: str) -> None:
 def export_lm(reference: str, out: tp.Union[str, Path], max_duration: float = 30.) -> Path:
     """Writes ``<out>/state_dict.bin`` from a MusicGen XP's checkpoint (see module docstring)."""
     state = load_solver_checkpoint(reference)
-    cfg = omegaconf.OmegaConf.create(omegaconf.OmegaConf.to_container(state["xp.cfg"], resolve=True))
+    cfg = resolved_xp_config(state)
     omegaconf.OmegaConf.set_struct(cfg, False)
     fill_from_codec(cfg)
     trained = float(cfg.dataset.segment_duration)

@@ -69,7 +69,7 @@ def _patch_solver_builder(builders: tp.Any) -> None:
         return original(cfg)
 
     builders.get_solver = get_solver
-    solvers_pkg = sys.modules.get("audiocraft.solvers")
+    solvers_pkg: tp.Any = sys.modules.get("audiocraft.solvers")  # a module: its get_solver is patched too
     if solvers_pkg is not None and getattr(solvers_pkg, "get_solver", None) is original:
         solvers_pkg.get_solver = get_solver
 

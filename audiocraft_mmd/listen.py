@@ -270,9 +270,11 @@ def write_page(references: tp.Sequence[str], out: Path, data: tp.Optional[str] =
         raise ListenError("--clips must be at least 1 and --seconds positive")
     views = [load_xp(reference) for reference in references]  # every XP checked before anything is written
     codecs = [view for view in views if not view.is_lm]
-    if codecs and data is None:
-        data = str(codecs[0].cfg.datasource.evaluate)
-    picked = pick_clips(data, clips, seconds) if codecs else []
+    picked: tp.List[tp.Tuple[str, torch.Tensor, int]] = []
+    if codecs:
+        if data is None:
+            data = str(codecs[0].cfg.datasource.evaluate)
+        picked = pick_clips(data, clips, seconds)
     lm_files = {view.folder.name: generations(view, clips) for view in views if view.is_lm}
     if out.exists() and overwrite:
         for sub in ("audio", "spectrograms"):

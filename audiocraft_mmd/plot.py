@@ -27,6 +27,9 @@ import typing as tp
 from .errors import ConfigError
 from .utils.xps import xp_folder
 
+if tp.TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType
+
 HISTORY_NAME = "history.json"
 # Panels of each figure, in order: metric names or fnmatch patterns (sorted matches).
 GROUPS: tp.Dict[str, tp.Tuple[str, ...]] = {
@@ -36,7 +39,7 @@ GROUPS: tp.Dict[str, tp.Tuple[str, ...]] = {
     "loss": ("mmd", "mmd_loss", "mmd_grad_ratio", "mmd_estimate", "mmd_adv", "mmd_adv_critic"),
     "lm": ("ce", "ppl", "ce_q*", "ppl_q*"),
 }
-STAGE_STYLES = {"train": "-", "valid": "--", "evaluate": ":", "generate": "-."}
+STAGE_STYLES: tp.Dict[str, LineStyleType] = {"train": "-", "valid": "--", "evaluate": ":", "generate": "-."}
 # Overrides left out of the labels: they do not change what an XP learns.
 _LABEL_IGNORED = ("num_threads", "device", "dataset.num_workers", "datasource.", "prepare_data.")
 
@@ -120,11 +123,11 @@ def plot_curves(folders: tp.Sequence[tp.Union[str, Path]], out: tp.Union[str, Pa
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    folders = [Path(folder) for folder in folders]
-    if not folders:
+    paths = [Path(folder) for folder in folders]
+    if not paths:
         raise PlotError("no XP to plot")
-    all_curves = [curves(read_history(folder)) for folder in folders]
-    labels = list(labels) if labels is not None else xp_labels(folders)
+    all_curves = [curves(read_history(path)) for path in paths]
+    labels = list(labels) if labels is not None else xp_labels(paths)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     out = Path(out)
     written: tp.Dict[str, Path] = {}
@@ -164,7 +167,7 @@ def plot_curves(folders: tp.Sequence[tp.Union[str, Path]], out: tp.Union[str, Pa
         fig.savefig(written[group], dpi=100)
         plt.close(fig)
     if not written:
-        listed = ", ".join(str(folder / HISTORY_NAME) for folder in folders)
+        listed = ", ".join(str(path / HISTORY_NAME) for path in paths)
         raise PlotError(f"no metric of {', '.join(GROUPS)} in {listed}")
     return written
 

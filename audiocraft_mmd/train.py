@@ -17,7 +17,7 @@ import typing as tp
 
 from dora import git_save, hydra_main, XP
 import flashy
-import hydra
+from hydra.core.global_hydra import GlobalHydra
 import omegaconf
 
 from audiocraft.utils.cluster import get_slurm_parameters
@@ -44,7 +44,7 @@ def split_batch_sizes(cfg: omegaconf.DictConfig, world_size: int) -> None:
 
     Every size is checked before any is changed, so a refused config is left as it was.
     """
-    sizes = {("dataset", "batch_size"): cfg.dataset.batch_size}
+    sizes: tp.Dict[tp.Tuple[str, ...], int] = {("dataset", "batch_size"): cfg.dataset.batch_size}
     for split in SPLITS:
         split_cfg = cfg.dataset.get(split)
         if split_cfg is not None and split_cfg.get("batch_size") is not None:
@@ -127,7 +127,7 @@ def get_solver_from_xp(xp: XP, override_cfg: tp.Optional[tp.Union[dict, omegacon
                 solver.restore(load_best=load_best, ignore_state_keys=ignore_state_keys)
         return solver
     finally:
-        hydra.core.global_hydra.GlobalHydra.instance().clear()
+        GlobalHydra.instance().clear()
 
 
 def get_solver_from_sig(sig: str, *args, **kwargs):

@@ -1,9 +1,10 @@
 """``dora grid slurm_check``: checks a Slurm set-up end to end: the CPU sweep, one XP that must fail,
 a job of 2 processes, and tiny XPs to preempt and to kill.
 
-Every XP of ``mmd_sweep_cpu`` (on 2 steps of 4 clips per epoch) should end COMPLETED with metrics, and the XP labelled ``must_fail``
-(``mmd.weight=-1``, refused at start-up) FAILED. ``dora grid`` exits 0 either way; read the outcome with
-``python -m audiocraft_mmd.grid status slurm_check`` (exit 1 when an XP failed, so 1 is expected here).
+Every XP of ``mmd_sweep_cpu`` (on 2 steps of 4 clips per epoch) should end COMPLETED with metrics, and the
+XP labelled ``must_fail`` (``mmd.weight=-1``, refused at start-up) FAILED. ``dora grid`` exits 0 either
+way; read the outcome with ``python -m audiocraft_mmd.grid status slurm_check`` (exit 1 when an XP
+failed, so 1 is expected here).
 
 The other XPs are for the real-Slurm test (``tests/test_slurm.py``), which acts on their jobs while
 the grid runs:

@@ -104,10 +104,11 @@ def write_golden(path: Path, audio: tp.Optional[tp.Sequence[str]] = None) -> Non
     import librosa
     import musicnn
     arrays["provenance"] = np.array(
-        f"musicnn.extractor.extractor(input_length=3, extract_features=True), configuration.BATCH_SIZE=1024, of musicnn "
-        f"{getattr(musicnn, '__version__', '0.1.0')}, TensorFlow {tf.__version__}, librosa {librosa.__version__}, "
-        f"numpy {np.__version__}, on " + (", ".join(audio) if audio else
-                                               "scripts/check_musicnn_port.py:test_signals() written as 16 kHz float WAV"))
+        "musicnn.extractor.extractor(input_length=3, extract_features=True), configuration.BATCH_SIZE=1024, "
+        f"of musicnn {getattr(musicnn, '__version__', '0.1.0')}, TensorFlow {tf.__version__}, "
+        f"librosa {librosa.__version__}, numpy {np.__version__}, on "
+        + (", ".join(audio) if audio else
+           "scripts/check_musicnn_port.py:test_signals() written as 16 kHz float WAV"))
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
     print(f"wrote {path}: {len(arrays) - 1} arrays")

@@ -88,7 +88,8 @@ def estimator_timings(rows: int, repeats: int, bandwidth_set: str = "paper") -> 
         samples = torch.randn(rows, NUM_CODEBOOKS, DIM, generator=generator).cuda().requires_grad_(True)
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-        times = [timed(lambda rows=samples: _forward_backward(name, rows, bandwidths, generator)) for _ in range(repeats)]
+        times = [timed(lambda rows=samples: _forward_backward(name, rows, bandwidths, generator))
+                 for _ in range(repeats)]
         results[name] = {"estimator": name, "time_s": min(times), "median_time_s": sorted(times)[len(times) // 2],
                          "times_s": times, "peak_mb": (torch.cuda.max_memory_allocated() - before) / 2 ** 20}
         del samples, warm_up

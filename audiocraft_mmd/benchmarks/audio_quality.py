@@ -25,8 +25,10 @@ band, mel distance, SI-SNR and the 100 Hz comb, against clean A. ``--visqol-seco
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
+from pathlib import Path
 import sys
 import time
 import typing as tp
@@ -68,7 +70,8 @@ def buzz(wav: torch.Tensor, sample_rate: int, rate_hz: float = 100., snr_db: flo
     return wav + pulses
 
 
-def opus(wav: torch.Tensor, sample_rate: int, kbps: float) -> torch.Tensor:
+def opus_degradation(wav: torch.Tensor, sample_rate: int, generator: torch.Generator, kbps: float) -> torch.Tensor:
+    """The clip through Opus at ``kbps`` nominal (the generator is unused: Opus is deterministic)."""
     from ..metrics.codec_quality import opus_clips
     return opus_clips(wav[None], sample_rate, kbps)[0][0]
 
@@ -95,7 +98,7 @@ def with_opus(kbps: tp.Sequence[float]) -> tp.Dict[str, Degradation]:
         print(f"note: no Opus degradations ({error})", file=sys.stderr)
         return degradations
     for rate in kbps:
-        degradations[f"opus_{rate:g}kbps"] = lambda wav, sr, g, rate=rate: opus(wav, sr, rate)
+        degradations[f"opus_{rate:g}kbps"] = functools.partial(opus_degradation, kbps=rate)
     return degradations
 
 
@@ -123,7 +126,7 @@ def band_metrics(half_a: tp.Sequence[Clip], seconds: float, degradations: tp.Dic
     return results
 
 
-def read_excerpts(paths: tp.Sequence[str], seconds: float, offset: float = 0.0) -> tp.List[Clip]:
+def read_excerpts(paths: tp.Sequence[tp.Union[str, Path]], seconds: float, offset: float = 0.0) -> tp.List[Clip]:
     """The ``seconds`` after ``offset`` of each file (files too short for that start at 0)."""
     from audiocraft.data.audio import audio_info, audio_read
     clips = []

@@ -51,6 +51,7 @@ def lm_config(pattern: str, n_q: int, card: int, depth: tp.Optional[tp.Dict[str,
         "classifier_free_guidance": {"training_dropout": 0., "inference_coef": 1.},
         "attribute_dropout": {}, "codebooks_pattern": {"modeling": pattern, "depth": dict(depth or {})},
         "transformer_lm": {"n_q": n_q, "card": card}})
+    assert isinstance(cfg, omegaconf.DictConfig)
     return cfg
 
 

@@ -242,8 +242,9 @@ def markdown_report(timings: tp.List[dict], bias: tp.List[dict], errors: tp.List
         lines.append(f"| {t['rows']} | {t['estimator']} | {t['time']:.2f} ({t['median_time']:.2f}) | "
                      f"{t['peak_mb']:.0f} | {speed} | {memory} |")
     if bias:
-        lines += ["", f"Bias and spread over {bias[0]['draws']} draws of fresh independent data, N = {bias[0]['rows']}, "
-                  f"bandwidths `{args.stats_bandwidths}` {[round(a, 3) for a in BANDWIDTH_SETS[args.stats_bandwidths]]}; "
+        bandwidths = [round(a, 3) for a in BANDWIDTH_SETS[args.stats_bandwidths]]
+        lines += ["", f"Bias and spread over {bias[0]['draws']} draws of fresh independent data, "
+                  f"N = {bias[0]['rows']}, bandwidths `{args.stats_bandwidths}` {bandwidths}; "
                   f"dependent: mean over {args.dependent_draws} draws.", "",
                   "| estimator | mean (independent) | std | mean / standard error | mean (dependent) |",
                   "| --- | --- | --- | --- | --- |"]

@@ -65,7 +65,8 @@ def build_solver(egs: Path, dora_dir: Path, batch_size: int, macro_batch: int, o
     from .. import train
     train.main.dora.dir = dora_dir
     argv = ["solver=compression/encodec_mmd_32khz", f"dataset.batch_size={batch_size}", "dataset.num_workers=0",
-            f"mmd.macro_batch={macro_batch}", f"optim.updates_per_epoch={macro_batch}", f"optim.ema.device={ema_device}",
+            f"mmd.macro_batch={macro_batch}", f"optim.updates_per_epoch={macro_batch}",
+            f"optim.ema.device={ema_device}",
             "prepare_data.source=null", *[f"datasource.{split}={egs / split}" for split in
                                           ("train", "valid", "evaluate", "generate")], *overrides]
     xp = train.main.get_xp(argv)
@@ -86,10 +87,12 @@ def timed(step: tp.Callable[[], tp.Any]) -> float:
 def scalars(metrics: dict) -> tp.Dict[str, float]:
     """A step's metrics as plain floats (tensors included), for the JSON report."""
     return {key: float(value.detach() if isinstance(value, torch.Tensor) else value) for key, value in metrics.items()
-            if isinstance(value, (int, float, torch.Tensor)) and (not isinstance(value, torch.Tensor) or value.numel() == 1)}
+            if isinstance(value, (int, float, torch.Tensor))
+            and (not isinstance(value, torch.Tensor) or value.numel() == 1)}
 
 
-def measure(solver, macro_batch: int, baseline_steps: int, warmup: int, per_step_steps: int = 0) -> tp.Dict[str, tp.Any]:
+def measure(solver, macro_batch: int, baseline_steps: int, warmup: int,
+            per_step_steps: int = 0) -> tp.Dict[str, tp.Any]:
     """Times the λ = 0 step, the macro-batch schedule and the row bank (see the module docstring) and,
     with ``per_step_steps`` > 0, that many steps with the loss on each step's own batch
     (``mmd.macro_batch=0``). ``*_metrics``: the last step's metrics of each mode."""
@@ -99,7 +102,7 @@ def measure(solver, macro_batch: int, baseline_steps: int, warmup: int, per_step
     solver.rng = torch.Generator().manual_seed(1234)  # AudioCraft seeds it per epoch, for the adversary
     results: tp.Dict[str, tp.Any] = {}
 
-    def run():
+    def run() -> None:
         for index in range(warmup):
             CompressionSolver.run_step(solver, index, next(batches), {})
         baseline_metrics: dict = {}
@@ -193,11 +196,13 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     print(f"schedule, plain step: {results['schedule_plain_step_s']:.2f} s "
           f"({results['schedule_plain_step_s'] / results['lambda0_step_s']:.3f}x)")
     print(f"schedule, macro step: {results['macro_step_s']:.2f} s ({results['macro_step_ratio']:.2f}x)")
-    print(f"schedule, amortised over {args.macro_batch} steps: {results['schedule_amortised_ratio']:.3f}x the λ = 0 step")
+    print(f"schedule, amortised over {args.macro_batch} steps: "
+          f"{results['schedule_amortised_ratio']:.3f}x the λ = 0 step")
     print(f"  of which re-encoding {results['reencode_s']:.2f} s and the estimator {results['estimator_s']:.2f} s "
           f"(forward + backward on {results['rows']:.0f} rows): {results['estimator_ratio']:.3f}x the λ = 0 "
           "compute of those rows")
-    print(f"row bank (mmd.bank={args.macro_batch}) on {results['bank_rows']:.0f} rows: step {results['bank_step_s']:.2f} s "
+    print(f"row bank (mmd.bank={args.macro_batch}) on {results['bank_rows']:.0f} rows: "
+          f"step {results['bank_step_s']:.2f} s "
           f"(median), {results['bank_amortised_ratio']:.3f}x the λ = 0 step on average over a cycle")
     if args.per_step_steps:
         print(f"per-step loss (mmd.macro_batch=0) on {results['per_step_metrics'].get('mmd_rows', 0):.0f} rows: step "

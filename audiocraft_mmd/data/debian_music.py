@@ -196,7 +196,7 @@ def _package_audio(package: str, cache_dir: Path) -> tp.Tuple[str, tp.List[Path]
             deb = _download(package, version, cache_dir / "debs")
         _unpack(deb, work / "root")
         files = sorted(p for p in (work / "root").rglob("*") if p.is_file())
-    audio = []
+    audio: tp.List[Path] = []
     for path in files:
         suffix = path.suffix.lower()
         if suffix in ARCHIVE_EXTENSIONS and zipfile.is_zipfile(path):

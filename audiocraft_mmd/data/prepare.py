@@ -455,8 +455,9 @@ def ensure_dataset(source: tp.Union[str, Path], name: str, sample_rate: int, cha
             source = to_absolute_path(str(source))
         except ImportError:
             pass
-    args = dict(source=source, name=name, sample_rate=sample_rate, channels=channels, egs_root=egs_root,
-                audio_root=audio_root, seed=seed, split_fractions=split_fractions, min_duration=min_duration)
+    args: tp.Dict[str, tp.Any] = dict(source=source, name=name, sample_rate=sample_rate, channels=channels,
+                                      egs_root=egs_root, audio_root=audio_root, seed=seed,
+                                      split_fractions=split_fractions, min_duration=min_duration)
     summary, why = check_dataset(**args)
     if summary is not None:
         logger.info("Dataset '%s' is ready: %d tracks, %.2f h (%s)", name, summary.total_tracks,

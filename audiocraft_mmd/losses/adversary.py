@@ -103,6 +103,7 @@ class IndependenceAdversary:
         self.critic.eval()  # spectral norm: no power iteration outside the critic's own updates
         with flashy.utils.readonly(self.critic):
             loss_fn(streams, generator=generator)
+        assert loss_fn.last_result is not None
         return loss_fn.last_result
 
     def state_dict(self) -> tp.Dict[str, tp.Any]:

@@ -74,6 +74,17 @@ class RowBank:
     def __len__(self) -> int:
         return sum(batch.shape[0] for batch in self.batches)
 
+    def _bandwidth_values(self) -> tp.Tuple[float, ...]:
+        if self.bandwidths is None:
+            raise ValueError("the row bank's bandwidths are unset (mmd_independence sets them on its first use)")
+        return self.bandwidths
+
+    def _sums(self) -> tp.Tuple[torch.Tensor, torch.Tensor]:
+        """``(row_sums, joint_sum)``, set whenever the bank holds rows."""
+        if self.row_sums is None or self.joint_sum is None:
+            raise RuntimeError("the row bank holds rows but no kernel sums")
+        return self.row_sums, self.joint_sum
+
     def estimate(self, current: torch.Tensor) -> torch.Tensor:
         """``hsic_mmd`` on the bank's rows followed by ``current`` ``[n, K, D]``, differentiable w.r.t. ``current``.
 
@@ -88,11 +99,13 @@ class RowBank:
         pairs = total * (total - 1)
         estimate = current.new_zeros((), dtype=ACCUMULATE)
         d_cc, d_cb = _distances(current, current), _distances(current, bank)
-        for a, bandwidth in enumerate(self.bandwidths):
+        row_sums, joint_sum = self._sums() if self.batches else (None, None)
+        for a, bandwidth in enumerate(self._bandwidth_values()):
             k_cc, j_cc = _zero_diagonal(*_kernels(d_cc, bandwidth))
             k_cb, j_cb = _kernels(d_cb, bandwidth)
-            bank_sums = self.row_sums[a].to(k_cb.dtype) if self.batches else k_cb.new_zeros((k_cb.shape[0], 0))
-            joint = (self.joint_sum[a] if self.batches else 0) + 2 * j_cb.sum(dtype=ACCUMULATE) + j_cc.sum(dtype=ACCUMULATE)
+            bank_sums = row_sums[a].to(k_cb.dtype) if row_sums is not None else k_cb.new_zeros((k_cb.shape[0], 0))
+            joint = ((joint_sum[a] if joint_sum is not None else 0)
+                     + 2 * j_cb.sum(dtype=ACCUMULATE) + j_cc.sum(dtype=ACCUMULATE))
             sums_current = k_cc.sum(-1) + k_cb.sum(-1)            # [K, n]
             sums_bank = bank_sums + k_cb.sum(1)                  # [K, N_b]
             cross = ((sums_current / (total - 1)).prod(0).sum(dtype=ACCUMULATE)
@@ -120,23 +133,26 @@ class RowBank:
         """Moves the rows and sums to ``device`` (a checkpoint holds them on the CPU)."""
         if self.batches and self.batches[0].device != device:
             self.batches = collections.deque(batch.to(device) for batch in self.batches)
-            self.row_sums, self.joint_sum = self.row_sums.to(device), self.joint_sum.to(device)
+            row_sums, joint_sum = self._sums()
+            self.row_sums, self.joint_sum = row_sums.to(device), joint_sum.to(device)
 
     def _per_bandwidth(self, update: tp.Callable[[int, float], tp.Tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Replaces the cached sums by ``update(a, bandwidth) -> (row_sums [K, N_b], joint_sum)`` for every a."""
-        row_sums, joint_sum = zip(*(update(a, bandwidth) for a, bandwidth in enumerate(self.bandwidths)))
+        row_sums, joint_sum = zip(*(update(a, bandwidth) for a, bandwidth in enumerate(self._bandwidth_values())))
         self.row_sums, self.joint_sum = torch.stack(row_sums), torch.stack(joint_sum)
 
     def _add(self, rows: torch.Tensor) -> None:
         old = self.rows if self.batches else rows[:0]
+        row_sums, joint_sum = self._sums() if old.shape[0] else (None, None)
         self.batches.append(rows)
         d_nn, d_no = _distances(rows, rows), _distances(rows, old)
 
         def update(a: int, bandwidth: float):
             k_nn, j_nn = _zero_diagonal(*_kernels(d_nn, bandwidth))
             k_no, j_no = _kernels(d_no, bandwidth)
-            previous = self.row_sums[a] if old.shape[0] else k_no.new_zeros((k_no.shape[0], 0), dtype=ACCUMULATE)
-            joint = self.joint_sum[a] if old.shape[0] else torch.zeros((), dtype=ACCUMULATE)
+            previous = (row_sums[a] if row_sums is not None
+                        else k_no.new_zeros((k_no.shape[0], 0), dtype=ACCUMULATE))
+            joint = joint_sum[a] if joint_sum is not None else torch.zeros((), dtype=ACCUMULATE)
             return (torch.cat([previous + k_no.sum(1, dtype=ACCUMULATE),
                                (k_nn.sum(-1) + k_no.sum(-1)).to(ACCUMULATE)], dim=-1),
                     joint + 2 * j_no.sum(dtype=ACCUMULATE) + j_nn.sum(dtype=ACCUMULATE))
@@ -150,12 +166,13 @@ class RowBank:
         rest = self.rows
         size = oldest.shape[0]
         d_oo, d_or = _distances(oldest, oldest), _distances(oldest, rest)
+        row_sums, joint_sum = self._sums()
 
         def update(a: int, bandwidth: float):
             k_oo, j_oo = _zero_diagonal(*_kernels(d_oo, bandwidth))
             k_or, j_or = _kernels(d_or, bandwidth)
-            return (self.row_sums[a][:, size:] - k_or.sum(1, dtype=ACCUMULATE),
-                    self.joint_sum[a] - 2 * j_or.sum(dtype=ACCUMULATE) - j_oo.sum(dtype=ACCUMULATE))
+            return (row_sums[a][:, size:] - k_or.sum(1, dtype=ACCUMULATE),
+                    joint_sum[a] - 2 * j_or.sum(dtype=ACCUMULATE) - j_oo.sum(dtype=ACCUMULATE))
         self._per_bandwidth(update)
 
     def _recompute(self, block_size: int = 512) -> None:

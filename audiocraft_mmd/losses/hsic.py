@@ -152,7 +152,7 @@ def _block_kernels(dists: torch.Tensor, bandwidths: tp.Sequence[float], start: i
 def _exclusive_products(values: torch.Tensor, dim: int) -> torch.Tensor:
     """``out[..., k, ...] = Π_{l≠k} values[..., l, ...]`` along ``dim`` (no division: values may be 0)."""
     size = values.shape[dim]
-    return torch.stack([values.index_select(dim, torch.tensor([l for l in range(size) if l != k],
+    return torch.stack([values.index_select(dim, torch.tensor([j for j in range(size) if j != k],
                                                               device=values.device)).prod(dim)
                         for k in range(size)], dim=dim)
 
@@ -223,16 +223,17 @@ class _BlockedHSIC(torch.autograd.Function):
                 term.mul_(kernels)
                 weights.add_(term)
                 joint_weights.add_(joint, alpha=scale)
-                if want_bandwidths:  # dk/da = -(d/a) dk/dd; each pair is visited twice (i, j) and (j, i)
+                # dk/da = -(d/a) dk/dd; each pair is visited twice (i, j) and (j, i).
+                if joint_dists is not None:  # want_bandwidths
                     pair_sum = (term * dists).sum(dtype=torch.float64) + scale * (joint * joint_dists).sum(
                         dtype=torch.float64)
                     grad_bandwidths[a] -= pair_sum / (2 * values[a])
             weights.add_(joint_weights)
-            if want_samples:
+            if grad_x is not None:  # want_samples
                 # Σ_j w_ij · 2 (x_i - x_j) for the rows of this block, for every codebook at once.
                 block = x[:, start:stop]
                 grad_x[:, start:stop] = 2 * (weights.sum(-1, keepdim=True) * block - torch.bmm(weights, x))
-        grad_samples = (grad_x * grad_output).transpose(0, 1) if want_samples else None
+        grad_samples = (grad_x * grad_output).transpose(0, 1) if grad_x is not None else None
         grad_bw = (grad_bandwidths * grad_output).to(bandwidths.dtype) if want_bandwidths else None
         return grad_samples, grad_bw, None
 

@@ -468,4 +468,5 @@ class MMDIndependenceLoss(nn.Module):
     def extra_repr(self) -> str:
         return (f"delays={self.delays}, bandwidths={self.bandwidths}, bandwidth_scale={self.bandwidth_scale!r}, "
                 f"estimator={self.estimator!r}, standardize={self.standardize!r}, clamp={self.clamp}, "
-                f"product={self.product!r}" + (f", chunk_frames={self.chunk_frames}" if self.product == "chunk" else ""))
+                f"product={self.product!r}"
+                + (f", chunk_frames={self.chunk_frames}" if self.product == "chunk" else ""))

@@ -17,8 +17,8 @@ linear in, or a product over codebooks of, independent per-codebook frequencies:
 estimate is an unbiased estimate of the exact (:mod:`.hsic`) one, hence of mean exactly 0 under
 independence; its extra variance shrinks as 1 / num_features. Cost O(N·K·D·R) for R features,
 memory O(N·K·chunk_size): feature chunks, and bandwidths within a chunk, are recomputed in the
-backward pass (nested gradient checkpointing). The frequency base is shared by the bandwidths (``ω = ε / √a``), so the K·D x R
-projection is computed once for all of them.
+backward pass (nested gradient checkpointing). The frequency base is shared by the bandwidths
+(``ω = ε / √a``), so the K·D x R projection is computed once for all of them.
 """
 
 from __future__ import annotations
@@ -86,7 +86,9 @@ def _chunk_statistic(samples: torch.Tensor, base_frequencies: torch.Tensor, inv_
     """
     base_phases = torch.einsum("nkd,kdf->nkf", samples, base_frequencies)  # [N, K, F], shared by bandwidths
     # One checkpoint per bandwidth inside the chunk's: the backward pass holds one bandwidth's buffers.
-    return sum(_maybe_checkpoint(_bandwidth_statistic, base_phases, inv_scale) for inv_scale in inv_scales)
+    # A tensor: inv_scales is not empty (check_samples).
+    return tp.cast(torch.Tensor, sum(_maybe_checkpoint(_bandwidth_statistic, base_phases, inv_scale)
+                                     for inv_scale in inv_scales))
 
 
 def rff_mmd(samples: torch.Tensor, bandwidths: torch.Tensor, generator: tp.Optional[torch.Generator] = None,

@@ -12,6 +12,7 @@ __all__ = [
     "AlignmentDependence", "CodebookUsage", "DependenceReport", "ENTROPY_ESTIMATORS", "FastSlowDependence",
     "FastSlowPair", "KernelTest", "LagDependence", "PairMI",
     "TotalCorrelation", "align_codes", "aligned_rows", "check_codes", "code_histograms", "codebook_usage",
-    "dependence_report", "fast_slow_mutual_information", "histogram_stats", "kernel_independence_test", "lagged_mutual_information", "pairwise_mutual_information",
+    "dependence_report", "fast_slow_mutual_information", "histogram_stats", "kernel_independence_test",
+    "lagged_mutual_information", "pairwise_mutual_information",
     "register_entropy_estimator", "standard_alignments",
 ]

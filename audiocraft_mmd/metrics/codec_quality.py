@@ -23,8 +23,8 @@ from . import spectral
 
 # The mel distance of the compression solvers' default ``mel`` section, whatever the codec's own
 # config says, so that every codec and Opus are measured alike.
-MEL_DEFAULTS = dict(n_fft=1024, hop_length=256, win_length=1024, n_mels=64, f_min=64, f_max=None,
-                    normalized=False, floor_level=1e-5)
+MEL_DEFAULTS: tp.Dict[str, tp.Any] = dict(n_fft=1024, hop_length=256, win_length=1024, n_mels=64, f_min=64,
+                                          f_max=None, normalized=False, floor_level=1e-5)
 
 
 def band_key(band: spectral.Band) -> str:

@@ -223,6 +223,17 @@ def _shift_fractions(shifts: int, generator: torch.Generator) -> tp.List[float]:
     return (0.1 + 0.8 * torch.rand(shifts, generator=generator, dtype=torch.float64)).tolist()
 
 
+class _PairValues(tp.TypedDict):
+    """What :class:`_PairEstimator` measures on one pair: those fields of :class:`PairMI`."""
+    mi: float
+    mi_shift: float
+    mi_plugin: float
+    null_mean: float
+    null_std: float
+    occupancy_ratio: float
+    occupied_cells: int
+
+
 class _PairEstimator:
     """Bias-corrected MI of one pair of flat streams ``[N]`` (values in ``[0, bins)``).
 
@@ -240,7 +251,7 @@ class _PairEstimator:
         counts = occupied_counts(pair_ids(x, y, self.bins), self.bins ** 2)
         return float(self.entropy(counts)), counts.numel()
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tp.Dict[str, float]:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> _PairValues:
         n = x.numel()
         h_x = float(self.entropy(occupied_counts(x, self.bins)))
         h_y = float(self.entropy(occupied_counts(y, self.bins)))

@@ -113,6 +113,8 @@ def _mmd2_unbiased(k_xx: torch.Tensor, k_yy: torch.Tensor, k_xy: torch.Tensor,
     cross = k_xy if ix is None else k_xy[ix][:, iy]
     if not paired:
         return within(k_xx, gx, ix) + within(k_yy, gy, iy) - 2 * cross.mean()
+    if gx is None or gy is None:
+        raise ValueError("paired sets need their group labels (gx, gy): they name the units of both sets")
     rows_x = torch.arange(k_xx.shape[0]) if ix is None else ix
     rows_y = torch.arange(k_yy.shape[0]) if iy is None else iy
     keep = gx[rows_x][:, None] != gy[rows_y][None, :]
@@ -187,7 +189,7 @@ def embedding_distances(x: torch.Tensor, y: torch.Tensor, groups_x: tp.Optional[
         keep_y = keep_x if paired else torch.randperm(y.shape[0], generator=generator)[:max_rows].sort().values
         x, gx, y, gy = x[keep_x], gx[keep_x], y[keep_y], gy[keep_y]
         # Relabel 0..G-1 (a group may have lost every row); shared numbering when paired.
-        shared: tp.Dict[int, int] = {}
+        shared: tp.Dict[tp.Hashable, int] = {}
         gx = _group_labels(gx.tolist(), x.shape[0], shared)
         gy = _group_labels(gy.tolist(), y.shape[0], shared if paired else None)
     rows = {"rows_x": int(x.shape[0]), "rows_y": int(y.shape[0])}

@@ -66,12 +66,14 @@ def lagged_mutual_information(codes: torch.Tensor, bins: int, lags: tp.Sequence[
     results = []
     for lag in lags:
         pairs: tp.List[tp.List[tp.Optional[float]]] = [[None] * num_codebooks for _ in range(num_codebooks)]
+        cross: tp.List[float] = []  # i != j, in the order of pairs
+        auto: tp.List[float] = []   # i == j, with lag > 0 only
         for i in range(num_codebooks):
             for j in range(num_codebooks):
                 if i != j or lag > 0:
-                    pairs[i][j] = estimate(*lagged_pair(codes, i, j, lag))["mi"]
-        cross = [pairs[i][j] for i in range(num_codebooks) for j in range(num_codebooks) if i != j]
-        auto = [pairs[k][k] for k in range(num_codebooks)] if lag > 0 else []
+                    mi = estimate(*lagged_pair(codes, i, j, lag))["mi"]
+                    pairs[i][j] = mi
+                    (cross if i != j else auto).append(mi)
         results.append(LagDependence(lag=lag, cross_mi=sum(cross) / len(cross),
                                      auto_mi=sum(auto) / len(auto) if auto else None, pairs=pairs,
                                      frames=num_clips * (num_frames - lag)))

@@ -17,6 +17,7 @@ import typing as tp
 import omegaconf
 import torch
 
+from ..utils.checkpoints import resolved_xp_config
 from ..utils.xps import read_history
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def load_lm(xp_folder: Path, device: str = "cpu"):
     """The LM of a finished MusicGen XP (best state) and its config."""
     from audiocraft.models import builders
     state = torch.load(xp_folder / "checkpoint.th", map_location="cpu", weights_only=True)
-    cfg = omegaconf.OmegaConf.create(omegaconf.OmegaConf.to_container(state["xp.cfg"], resolve=True))
+    cfg = resolved_xp_config(state)
     cfg.device = device
     cfg.dtype = "float32"
     if cfg.transformer_lm.n_q is None or cfg.transformer_lm.card is None:  # LM XPs of an older solver

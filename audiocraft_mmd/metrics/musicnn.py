@@ -94,6 +94,12 @@ def patches(log_mel_frames: torch.Tensor) -> torch.Tensor:
 class BatchNorm(nn.Module):
     """Inference-time batch normalisation over the last dimension (TF's axis=-1)."""
 
+    # Buffers registered in __init__.
+    gamma: torch.Tensor
+    beta: torch.Tensor
+    moving_mean: torch.Tensor
+    moving_variance: torch.Tensor
+
     def __init__(self, channels: int):
         super().__init__()
         for name in ("gamma", "beta", "moving_mean", "moving_variance"):

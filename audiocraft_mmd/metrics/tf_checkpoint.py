@@ -46,6 +46,7 @@ def _varint(buffer: bytes, pos: int) -> tp.Tuple[int, int]:
 def _proto_fields(buffer: bytes) -> tp.Iterator[tp.Tuple[int, int, tp.Any]]:
     """(field number, wire type, value) of a serialised protobuf message, in order."""
     pos = 0
+    value: tp.Union[int, bytes]
     while pos < len(buffer):
         key, pos = _varint(buffer, pos)
         field, wire = key >> 3, key & 7
@@ -165,7 +166,8 @@ def read_checkpoint(prefix: tp.Union[str, Path], names: tp.Optional[tp.Iterable[
         if entry.sliced:
             raise CheckpointFormatError(f"{name}: sliced (partitioned) variables are not supported")
         if entry.shard not in shards:
-            candidates = sorted(Path(prefix + "x").parent.glob(Path(prefix + "x").name[:-1] + f".data-{entry.shard:05d}-of-*"))
+            probe = Path(prefix + "x")
+            candidates = sorted(probe.parent.glob(probe.name[:-1] + f".data-{entry.shard:05d}-of-*"))
             if not candidates:
                 raise CheckpointFormatError(f"no data shard {entry.shard} for checkpoint {prefix}")
             shards[entry.shard] = candidates[0].read_bytes()

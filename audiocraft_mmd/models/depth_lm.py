@@ -157,7 +157,8 @@ class DepthLM(LMModel):
 
     def code_input(self, k: int, codes: torch.Tensor) -> torch.Tensor:
         """Embedding [..., depth_dim] of codes [...] of codebook k, the input they add to depth position k + 1."""
-        return F.embedding(codes, self.depth_emb[k].weight)
+        embedding = tp.cast(nn.Embedding, self.depth_emb[k])  # a ScaledEmbedding; ModuleList items are typed Module
+        return F.embedding(codes, embedding.weight)
 
     def depth_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [N, K, card] of the K depth positions of a frame from their inputs x [N, K, depth_dim]."""
@@ -168,7 +169,7 @@ class DepthLM(LMModel):
 
     # ---- teacher-forced likelihood ----
 
-    def forward(self, codes: torch.Tensor, conditions: tp.List[ConditioningAttributes],  # type: ignore[override]
+    def forward(self, codes: torch.Tensor, conditions: tp.List[ConditioningAttributes],
                 condition_tensors: tp.Optional[dict] = None, stage: int = -1) -> torch.Tensor:
         """Teacher-forced logits [B, K, T, card] of codes [B, K, T] (code k of frame t from frames < t
         and codes < k of frame t)."""
@@ -227,15 +228,18 @@ class DepthLM(LMModel):
         """
         N, K, D = context.shape
         B = N // 2 if guided else N
-        layers = [layer.weights() for layer in self.depth_layers]
-        num_heads, eps = self.depth_layers[0].num_heads, self.depth_norm.eps
+        # ModuleList items are typed Module.
+        depth_layers = tp.cast(tp.Sequence[DepthLayer], self.depth_layers)
+        heads = tp.cast(tp.Sequence[nn.Linear], self.linears)
+        layers = [layer.weights() for layer in depth_layers]
+        num_heads, eps = depth_layers[0].num_heads, self.depth_norm.eps
         caches: tp.List[tp.List[torch.Tensor]] = [[] for _ in layers]
         codes: tp.List[torch.Tensor] = []
         x = context[:, 0]
         for k in range(K):
             for weights, cache in zip(layers, caches):
                 x = depth_layer_step(x, weights, cache, num_heads, eps)
-            head = self.linears[k]
+            head = heads[k]
             logits = F.linear(F.layer_norm(x, [D], self.depth_norm.weight, self.depth_norm.bias, eps),
                               head.weight, head.bias)  # [N, card]
             if guided:

@@ -12,5 +12,5 @@ from .config import (build_pattern_provider, depth_steps, fits_any_alignment, kn
 from .depth import DepthPatternProvider
 from .grouped_delay import GroupedDelayPatternProvider
 
-__all__ = ["build_pattern_provider", "depth_steps", "fits_any_alignment", "known_patterns", "pattern_alignment_delays", "pattern_kwargs",
-           "sequence_steps", "DepthPatternProvider", "GroupedDelayPatternProvider"]
+__all__ = ["build_pattern_provider", "depth_steps", "fits_any_alignment", "known_patterns", "pattern_alignment_delays",
+           "pattern_kwargs", "sequence_steps", "DepthPatternProvider", "GroupedDelayPatternProvider"]

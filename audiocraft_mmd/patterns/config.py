@@ -38,7 +38,7 @@ def known_patterns() -> tp.Dict[str, type]:
     return {**audiocraft_patterns(), **PATTERNS}
 
 
-def _accepted_kwargs(klass: type) -> tp.Optional[tp.Set[str]]:
+def _accepted_kwargs(klass: tp.Type[tp.Any]) -> tp.Optional[tp.Set[str]]:
     """Keyword arguments of ``klass(n_q, ...)``; None when it takes ``**kwargs`` (anything goes)."""
     params = list(inspect.signature(klass.__init__).parameters.values())[2:]  # self, n_q
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
@@ -61,11 +61,13 @@ def pattern_kwargs(cfg: omegaconf.DictConfig) -> tp.Tuple[str, type, dict]:
     for key in cfg:
         if key != "modeling" and key not in patterns:
             hint = " (AudioCraft's musiclm pattern reads codebooks_pattern.musiclm)" if key == "music_lm" else ""
-            raise ConfigError(f"{SECTION}.{key} is read by no pattern provider{hint}; "
+            raise ConfigError(f"{SECTION}.{key!s} is read by no pattern provider{hint}; "
                               f"blocks must be named after a pattern: {sorted(patterns)}.")
     klass = patterns[name]
     block = cfg.get(name)
-    kwargs = {} if block is None else dict(omegaconf.OmegaConf.to_container(block, resolve=True))
+    kwargs = {} if block is None else omegaconf.OmegaConf.to_container(block, resolve=True)
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"{SECTION}.{name} must be a mapping of the {name!r} pattern's arguments, got {kwargs!r}.")
     accepted = _accepted_kwargs(klass)
     if accepted is not None:
         unread = sorted(set(kwargs) - accepted)

@@ -46,7 +46,8 @@ class StreamAdapter:
     """
 
     def __init__(self, model: nn.Module):
-        self.model = model
+        # Any: read by duck typing, each family has its own attributes (quantizer, frame_rate, ...).
+        self.model: tp.Any = model
 
     @classmethod
     def accepts(cls, model: nn.Module) -> bool:

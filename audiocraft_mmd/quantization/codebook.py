@@ -28,6 +28,12 @@ from .streams import rvq_layers
 class ConsistentEMACodebook(EuclideanCodebook):
     """`EuclideanCodebook` whose initialisation and dead-code expiry keep ``embed = embed_avg / cluster_size``."""
 
+    # The parent's buffers (registered, so nn.Module's __getattr__ would type them Tensor | Module).
+    inited: torch.Tensor
+    cluster_size: torch.Tensor
+    embed: torch.Tensor
+    embed_avg: torch.Tensor
+
     @torch.jit.ignore
     def init_embed_(self, data: torch.Tensor) -> None:
         if self.inited:

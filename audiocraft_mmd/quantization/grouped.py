@@ -82,11 +82,14 @@ class GroupedVectorQuantizer(BaseQuantizer):
         bandwidth = torch.tensor(self.n_q * math.log2(self.bins) * frame_rate / 1000).to(x)
         return QuantizedResult(quantized, codes, bandwidth, penalty=penalty)
 
+    def _layers(self) -> tp.Sequence[VectorQuantization]:
+        return tp.cast(tp.Sequence[VectorQuantization], self.codebook_layers)  # ModuleList items are typed Module
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([layer.encode(part) for layer, part in zip(self.codebook_layers, self._slices(x))], dim=1)
+        return torch.stack([layer.encode(part) for layer, part in zip(self._layers(), self._slices(x))], dim=1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        return torch.cat([layer.decode(codes[:, k]) for k, layer in enumerate(self.codebook_layers)], dim=1)
+        return torch.cat([layer.decode(codes[:, k]) for k, layer in enumerate(self._layers())], dim=1)
 
     @property
     def total_codebooks(self) -> int:

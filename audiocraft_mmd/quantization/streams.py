@@ -81,9 +81,10 @@ class CapturedStreams:
     @property
     def codebooks(self) -> torch.Tensor:
         """Codebooks as ``[K, C, D']``; ValueError if a stage has none."""
-        if any(codebook is None for codebook in self.codebook_list):
+        codebooks = [codebook for codebook in self.codebook_list if codebook is not None]
+        if len(codebooks) < len(self.codebook_list):
             raise ValueError("this codec's quantization layers expose no codebook entries (StreamAdapter.codebook)")
-        return torch.stack(self.codebook_list)
+        return torch.stack(codebooks)
 
 
 def rvq_layers(model: nn.Module) -> tp.Sequence[nn.Module]:
@@ -95,7 +96,7 @@ def rvq_layers(model: nn.Module) -> tp.Sequence[nn.Module]:
 def stream_dimension(model: nn.Module) -> int:
     """D of the ``[B, K, D, T]`` streams: the quantizer's ``stream_dimension`` when it has one (a
     grouped quantizer's slice), else its ``dimension`` (an RVQ's stages all quantize the latent)."""
-    quantizer = model.quantizer
+    quantizer: tp.Any = model.quantizer  # duck-typed: an RVQ, a grouped quantizer, ...
     return int(getattr(quantizer, "stream_dimension", None) or quantizer.dimension)
 
 
@@ -138,17 +139,19 @@ def frozen_codebooks(model: nn.Module) -> tp.Iterator[None]:
     the encoder. For passes that re-encode audio already seen, e.g. the macro-batch schedule.
     Quantizer dropout is off too, so that every re-encoded batch has the same active codebooks (the
     quantizer's current ``n_q``) and their streams concatenate."""
-    codebooks = [layer._codebook for layer in rvq_layers(model)]
+    # Any: duck-typed layers and quantizer (AudioCraft's, the encodec package's, the grouped one).
+    codebooks: tp.List[tp.Any] = [layer._codebook for layer in rvq_layers(model)]
+    quantizer: tp.Any = model.quantizer
     modes = [codebook.training for codebook in codebooks]
-    dropout = getattr(model.quantizer, "q_dropout", None)  # AudioCraft's RVQ; other quantizers have none
+    dropout = getattr(quantizer, "q_dropout", None)  # AudioCraft's RVQ; other quantizers have none
     try:
         for codebook in codebooks:
             codebook.train(False)
         if dropout is not None:
-            model.quantizer.q_dropout = False
+            quantizer.q_dropout = False
         yield
     finally:
         for codebook, mode in zip(codebooks, modes):
             codebook.train(mode)
         if dropout is not None:
-            model.quantizer.q_dropout = dropout
+            quantizer.q_dropout = dropout

@@ -17,6 +17,7 @@ import flashy
 import omegaconf
 import torch
 
+from audiocraft.adversarial import AdversarialLoss
 from audiocraft.solvers.compression import CompressionSolver, evaluate_audio_reconstruction
 from audiocraft.utils.utils import get_dataset_from_loader, get_pool_executor
 
@@ -127,8 +128,8 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
         if not mmd_cfg.weight > 0:
             raise ConfigError("mmd.target_grad_ratio adapts mmd.weight from its starting value: set mmd.weight > 0.")
         if macro:
-            raise ConfigError(f"mmd.target_grad_ratio needs the per-step loss's gradient ratio; mmd.macro_batch={macro} "
-                              "computes the loss outside the step: set one of them only.")
+            raise ConfigError(f"mmd.target_grad_ratio needs the per-step loss's gradient ratio; "
+                              f"mmd.macro_batch={macro} computes the loss outside the step: set one of them only.")
         if adversary:
             raise ConfigError("mmd.target_grad_ratio steers the kernel loss's own gradient; with mmd.adversary.weight "
                               "> 0 the measured gradient mixes both terms: set one of them only.")
@@ -171,7 +172,8 @@ class MMDCompressionSolver(CompressionSolver):
     def __init__(self, cfg: omegaconf.DictConfig):
         validate_mmd_config(cfg)
         super().__init__(cfg)
-        num_codebooks = self.model.quantizer.total_codebooks
+        quantizer: tp.Any = self.model.quantizer  # an RVQ or a grouped quantizer, read by duck typing
+        num_codebooks = quantizer.total_codebooks
         delays = alignment_delays(cfg.mmd, num_codebooks)
         frames = int(cfg.dataset.segment_duration * self.model.frame_rate)
         macro = cfg.mmd.get("macro_batch") or 0
@@ -193,13 +195,15 @@ class MMDCompressionSolver(CompressionSolver):
                                   "dataset.segment_duration.")
             if group <= num_codebooks:
                 raise ConfigError(f"mmd.product={product} estimates the loss on {group} rows at a time; it needs more "
-                                  f"than the {num_codebooks} codebooks: raise mmd.chunk_frames or dataset.segment_duration.")
+                                  f"than the {num_codebooks} codebooks: raise mmd.chunk_frames or "
+                                  "dataset.segment_duration.")
         self.macro_batch = MacroBatch(macro) if macro else None
         self.mmd_weight = MMDWeight(cfg.mmd.weight, cfg.mmd.get("warmup") or 0, cfg.mmd.get("ramp") or 0,
                                     cfg.mmd.get("target_grad_ratio"))
         self.training_update = 0  # updates since this run's start (epoch - 1) * updates_per_epoch + step
         bank = cfg.mmd.get("bank") or 0
         self.row_bank = RowBank(bank - 1) if bank > 1 else None
+        self.mmd_loss: tp.Union[SoftMutualInformationLoss, MMDIndependenceLoss]
         try:
             if cfg.mmd.estimator == SOFT_MI:
                 self.mmd_loss = SoftMutualInformationLoss(delays=delays, temperature=cfg.mmd.temperature,
@@ -215,7 +219,9 @@ class MMDCompressionSolver(CompressionSolver):
             build_evaluation_plugins(cfg.evaluate.get("plugins", []), self)  # fail on unknown names now
         except ValueError as error:
             raise ConfigError(f"evaluate.plugins: {error}") from error
-        self.mmd_adversary = build_adversary(cfg, self.mmd_loss, num_codebooks, stream_dimension(self.model))
+        # soft_mi trains no adversary (validate_mmd_config).
+        self.mmd_adversary = (None if isinstance(self.mmd_loss, SoftMutualInformationLoss) else
+                              build_adversary(cfg, self.mmd_loss, num_codebooks, stream_dimension(self.model)))
         if self.mmd_adversary is not None:
             self.mmd_adversary.critic.to(self.device)
             self.register_stateful("mmd_adversary")
@@ -231,8 +237,9 @@ class MMDCompressionSolver(CompressionSolver):
             self.register_stateful("mmd_weight")
         if self.row_bank is not None:
             self.register_stateful("row_bank")
+        adversarial_losses = tp.cast(tp.Iterable[AdversarialLoss], self.adv_losses.values())  # an nn.ModuleDict
         self.step_guard = NonFiniteStepGuard(
-            self.model, [self.optimizer, *(adversary.optimizer for adversary in self.adv_losses.values()),
+            self.model, [self.optimizer, *(adversary.optimizer for adversary in adversarial_losses),
                          *([self.mmd_adversary.optimizer] if self.mmd_adversary is not None else [])],
             states=[self.balancer.averager])
 
@@ -253,6 +260,7 @@ class MMDCompressionSolver(CompressionSolver):
         with torch.no_grad():
             if isinstance(loss, SoftMutualInformationLoss):
                 loss(captured.inputs, captured.codebooks, generator=self.mmd_rng)
+                assert loss.last_result is not None
                 return loss.last_result
             return mmd_independence(captured.streams, clamp=False, generator=self.mmd_rng, **loss.options())
 
@@ -274,7 +282,8 @@ class MMDCompressionSolver(CompressionSolver):
             qres.penalty = qres.penalty + weighted
             return qres
 
-        handle = self.model.quantizer.register_forward_hook(add_loss)
+        quantizer: tp.Any = self.model.quantizer  # an RVQ or a grouped quantizer, read by duck typing
+        handle = quantizer.register_forward_hook(add_loss)
         try:
             yield
         finally:
@@ -314,14 +323,16 @@ class MMDCompressionSolver(CompressionSolver):
         mmd_metrics: dict = {}
         if self.is_training and self.cfg.mmd.get("scope_check") and not self._scope_checked:
             self._check_global_scope(batch.to(self.device), mmd_metrics)
-        macro = self.is_training and self.macro_batch is not None
-        if macro and self.macro_batch.add(batch.to(self.device)):
+        macro_batch = self.macro_batch if self.is_training else None
+        if macro_batch is not None and macro_batch.add(batch.to(self.device)):
             self._macro_batch_loss(mmd_metrics)  # its gradient joins this step's update
         with capture_streams(self.model, self.cfg.mmd.source) as captured, \
-                (contextlib.nullcontext() if macro else self._independence_loss(captured, mmd_metrics)):
+                (contextlib.nullcontext() if macro_batch is not None
+                 else self._independence_loss(captured, mmd_metrics)):
             metrics = super().run_step(idx, batch, metrics)
         metrics.update(mmd_metrics)
-        usage = (code_histograms(captured.codes, self.model.quantizer.bins) > 0).float().mean(dim=1)
+        quantizer: tp.Any = self.model.quantizer  # an RVQ or a grouped quantizer, read by duck typing
+        usage = (code_histograms(captured.codes, quantizer.bins) > 0).float().mean(dim=1)
         metrics.update({f"usage_q{k}": value for k, value in enumerate(usage.tolist())})
         return metrics
 
@@ -331,6 +342,8 @@ class MMDCompressionSolver(CompressionSolver):
         if flashy.distrib.world_size() < 2:
             self.logger.warning("mmd.scope_check: a single process, nothing to compare; skipped.")
             return
+        if not isinstance(self.mmd_loss, MMDIndependenceLoss):  # refused by validate_mmd_config
+            raise ConfigError("mmd.scope_check checks a kernel estimator's loss, not mmd.estimator=soft_mi.")
         check = check_global_scope(self.model, self.cfg.mmd.source, self.mmd_loss, batch, seed=self.cfg.seed)
         metrics.update(check.metrics())
         self.logger.info("mmd.scope_check over %d processes: loss %.6g, relative errors %.2e (loss), %.2e (gradient)",
@@ -363,9 +376,12 @@ class MMDCompressionSolver(CompressionSolver):
             else:
                 loss_fn(rows, generator=self.mmd_rng, bank=self.row_bank if self.is_training else None)
         result = loss_fn.last_result
+        assert result is not None
         log_statistic(result, metrics)
         terms = [weight * result.loss] if train and weight > 0 and result.loss.requires_grad else []
         if self.mmd_adversary is not None:
+            if rows is None:  # soft_mi builds no adversary (__init__)
+                raise ConfigError("mmd.adversary reads the streams of a kernel estimator, not mmd.estimator=soft_mi.")
             if train:  # the critic first, on detached rows, as AudioCraft trains its discriminators
                 metrics["mmd_adv_critic"] = self.mmd_adversary.train_critic(rows, self.mmd_rng)
             with torch.set_grad_enabled(train):
@@ -375,7 +391,7 @@ class MMDCompressionSolver(CompressionSolver):
                 terms.append(float(self.cfg.mmd.adversary.weight) * adversarial.loss)
         if not terms:
             return None
-        weighted = sum(terms)
+        weighted = tp.cast(torch.Tensor, sum(terms))  # terms is not empty
         metrics["mmd_loss"] = weighted.detach()
         return weighted
 
@@ -385,13 +401,14 @@ class MMDCompressionSolver(CompressionSolver):
 
     def _macro_batch_loss(self, metrics: dict) -> None:
         """The independence terms on the completed macro-batch, backpropagated into the encoder's grads."""
+        assert self.macro_batch is not None
         with torch.set_grad_enabled(float(self.cfg.mmd.weight) > 0 or self.mmd_adversary is not None):
             streams = self.macro_batch.streams(self.model, self.cfg.mmd.source)
         weighted = self._independence_terms(CapturedStreams(stream_list=list(streams.unbind(1))), True, metrics)
         if weighted is not None:
             weighted.backward()
 
-    def evaluate(self):
+    def evaluate(self) -> dict:
         """Reconstruction metrics (AudioCraft's) plus the ``evaluate.plugins`` metrics, in one pass."""
         self.model.eval()
         stage = str(self.current_stage)

@@ -13,7 +13,8 @@ from ..losses import MMDIndependenceLoss
 from ..losses.adversary import IndependenceAdversary, IndependenceCritic
 
 # Positive ints of the section and what they mean, for the error messages.
-_SIZES = {"hidden": "hidden width of the critic", "features": "features per codebook", "steps": "critic updates per step"}
+_SIZES = {"hidden": "hidden width of the critic", "features": "features per codebook",
+          "steps": "critic updates per step"}
 
 
 def validate_adversary_config(mmd_cfg: omegaconf.DictConfig) -> None:
@@ -46,5 +47,6 @@ def build_adversary(cfg: omegaconf.DictConfig, loss: MMDIndependenceLoss, num_co
         return None
     critic = IndependenceCritic(num_codebooks, dim, hidden=int(adv.hidden), features=int(adv.features),
                                 spectral=bool(adv.spectral_norm))
-    optimizer = torch.optim.Adam(critic.parameters(), lr=float(adv.lr), betas=tuple(float(b) for b in adv.betas))
+    beta1, beta2 = (float(b) for b in adv.betas)  # two values (validate_adversary_config)
+    optimizer = torch.optim.Adam(critic.parameters(), lr=float(adv.lr), betas=(beta1, beta2))
     return IndependenceAdversary(critic, loss, optimizer, steps=int(adv.steps))

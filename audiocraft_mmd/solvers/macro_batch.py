@@ -19,6 +19,9 @@ from torch.utils.checkpoint import checkpoint
 
 from ..quantization import capture_streams, frozen_codebooks
 
+if tp.TYPE_CHECKING:
+    from audiocraft.models.encodec import EncodecModel
+
 
 class MacroBatch:
     """The last ``size`` training batches, re-encoded into one stream tensor when complete.
@@ -42,12 +45,13 @@ class MacroBatch:
         """Per-codebook streams ``[M·B, K, D, T]`` of the stored batches, differentiable w.r.t. the
         encoder; empties the macro-batch."""
         batches, self.batches = self.batches, []
+        codec = tp.cast("EncodecModel", model)  # nn.Module's __getattr__ types its submodules Tensor | Module
         streams = []
         with frozen_codebooks(model):
             for audio in batches:
                 with capture_streams(model, source) as captured:
-                    audio, _ = model.preprocess(audio)  # identity unless encodec.renormalize
-                    latent = checkpoint(model.encoder, audio, use_reentrant=False)
-                    model.quantizer(latent, model.frame_rate)
+                    audio, _ = codec.preprocess(audio)  # identity unless encodec.renormalize
+                    latent = checkpoint(codec.encoder, audio, use_reentrant=False)
+                    codec.quantizer(latent, codec.frame_rate)
                 streams.append(captured.streams)
         return torch.cat(streams)

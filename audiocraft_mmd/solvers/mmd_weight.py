@@ -1,10 +1,11 @@
 """The independence loss's weight λ over training: constant (the paper's), delayed and ramped, or
 adapted to a target share of the encoder's gradient.
 
-Measured (docs/research/RESULTS.md, docs/research/INDEPENDENCE.md): from scratch the loss acts mostly while k-means-initialised
-codebooks are still collapsed, where a strong λ ruins training; once they have spread out, a fixed λ's
-gradient fades to a few per cent of the reconstruction's. Fine-tuning a trained codec with λ whose
-gradient is about as large as the reconstruction's (grad ratio ≈ 1) halved the codes' MI. In one run:
+Measured (docs/research/RESULTS.md, docs/research/INDEPENDENCE.md): from scratch the loss acts mostly
+while k-means-initialised codebooks are still collapsed, where a strong λ ruins training; once they
+have spread out, a fixed λ's gradient fades to a few per cent of the reconstruction's. Fine-tuning a
+trained codec with λ whose gradient is about as large as the reconstruction's (grad ratio ≈ 1) halved
+the codes' MI. In one run:
 
 - ``mmd.warmup`` updates at λ = 0 (the codebooks initialise and spread), then ``mmd.ramp`` updates of
   a linear ramp to the full weight;
@@ -21,7 +22,8 @@ import math
 import typing as tp
 
 # Per-update decay of the gradient-norm averages: about 10 updates of memory, short enough to follow
-# the ratio's fall as the codebooks spread (3.8 -> 1.2 over 200 updates of a λ = 3000 fine-tune, docs/research/INDEPENDENCE.md).
+# the ratio's fall as the codebooks spread (3.8 -> 1.2 over 200 updates of a λ = 3000 fine-tune,
+# docs/research/INDEPENDENCE.md).
 NORM_EMA_DECAY = 0.9
 
 
@@ -55,7 +57,7 @@ class MMDWeight:
 
     def full_weight(self) -> float:
         """``weight``, or the adapted weight once gradient norms have been observed."""
-        if self.target_grad_ratio is None or not self.loss_norm:
+        if self.target_grad_ratio is None or not self.loss_norm or self.other_norm is None:
             return self.weight
         return self.target_grad_ratio * self.other_norm / self.loss_norm
 
@@ -71,7 +73,7 @@ class MMDWeight:
         loss_norm, other_norm = weighted_grad_norm / weight, other_grad_norm
         if not (math.isfinite(loss_norm) and math.isfinite(other_norm)) or loss_norm <= 0:
             return  # a clamped (zero) loss or a dropped step says nothing about the ratio
-        if self.loss_norm is None:
+        if self.loss_norm is None or self.other_norm is None:
             self.loss_norm, self.other_norm = loss_norm, other_norm
         else:
             self.loss_norm = NORM_EMA_DECAY * self.loss_norm + (1 - NORM_EMA_DECAY) * loss_norm

@@ -58,7 +58,11 @@ def read_codec_config(reference: tp.Optional[str]) -> tp.Optional[omegaconf.Dict
     if state is None or "xp.cfg" not in state:
         raise ConfigError(f"compression_model_checkpoint={reference}: {path} holds no XP config.")
     cfg = state["xp.cfg"]
-    return omegaconf.OmegaConf.create(cfg) if isinstance(cfg, str) else cfg
+    if isinstance(cfg, str):  # exported models hold it as YAML
+        cfg = omegaconf.OmegaConf.create(cfg)
+        if not isinstance(cfg, omegaconf.DictConfig):
+            raise ConfigError(f"compression_model_checkpoint={reference}: the XP config in {path} is not a mapping.")
+    return cfg
 
 
 def codec_num_codebooks(codec_cfg: omegaconf.DictConfig) -> int:
@@ -182,8 +186,8 @@ class MMDMusicGenSolver(MusicGenSolver):
     @staticmethod
     def resolve_config(cfg: omegaconf.DictConfig) -> None:
         """Checks the metrics' weights, fills what the codec fixes (sample rate, channels, LM sizes) and
-        checks the pattern, before anything is built: :func:`audiocraft_mmd.train.get_solver` calls it ahead of the data checks,
-        which need the sample rate. Idempotent.
+        checks the pattern, before anything is built: :func:`audiocraft_mmd.train.get_solver` calls it ahead of
+        the data checks, which need the sample rate. Idempotent.
 
         Raises:
             ConfigError: A value that contradicts the codec, or an inconsistent pattern.

@@ -27,13 +27,19 @@ def _flatten(node: tp.Any, prefix: str) -> tp.Dict[str, tp.Any]:
     return {prefix: node}
 
 
+def _resolved(cfg: omegaconf.DictConfig) -> tp.Dict[tp.Any, tp.Any]:
+    container = omegaconf.OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    return container
+
+
 def model_config_changes(saved: omegaconf.DictConfig, current: omegaconf.DictConfig,
                          keys: tp.Sequence[str] = MODEL_CONFIG_KEYS) -> tp.List[tp.Tuple[str, tp.Any, tp.Any]]:
     """``(key, saved value, current value)`` for every model-defining key that differs."""
     changes = []
     for section in keys:
-        old = _flatten(omegaconf.OmegaConf.to_container(saved, resolve=True).get(section), section)
-        new = _flatten(omegaconf.OmegaConf.to_container(current, resolve=True).get(section), section)
+        old = _flatten(_resolved(saved).get(section), section)
+        new = _flatten(_resolved(current).get(section), section)
         for key in sorted(old.keys() | new.keys()):
             if old.get(key, "<missing>") != new.get(key, "<missing>"):
                 changes.append((key, old.get(key, "<missing>"), new.get(key, "<missing>")))

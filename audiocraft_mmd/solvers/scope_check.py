@@ -24,6 +24,9 @@ from ..losses.distributed import gather_streams
 from ..losses.mmd import MMDIndependenceLoss, mmd_independence
 from ..quantization import capture_streams, frozen_codebooks
 
+if tp.TYPE_CHECKING:
+    from audiocraft.models.encodec import EncodecModel
+
 # float32 sums taken in another order (a batch of B/W rows convolved, then gathered, against a
 # batch of B rows): relative differences are ~1e-6; a wrong gather or gradient scaling is O(1).
 TOLERANCE = 1e-4
@@ -52,7 +55,7 @@ class ScopeCheck:
                 "scope_check_grad_error": self.grad_error, "scope_check_world_size": float(self.world_size)}
 
 
-def _encoded_streams(model: nn.Module, source: str, audio: torch.Tensor) -> torch.Tensor:
+def _encoded_streams(model: EncodecModel, source: str, audio: torch.Tensor) -> torch.Tensor:
     with capture_streams(model, source) as captured:
         audio, _ = model.preprocess(audio)
         model.quantizer(model.encoder(audio), model.frame_rate)
@@ -73,12 +76,13 @@ def check_global_scope(model: nn.Module, source: str, loss: MMDIndependenceLoss,
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
         raise RuntimeError("mmd.scope_check needs a multi-process run (torch.distributed initialised, 2+ processes)")
     world_size = dist.get_world_size()
-    params = [param for param in model.encoder.parameters() if param.requires_grad]
+    codec = tp.cast("EncodecModel", model)  # nn.Module's __getattr__ types its submodules Tensor | Module
+    params = [param for param in codec.encoder.parameters() if param.requires_grad]
     pieces = [torch.empty_like(batch) for _ in range(world_size)]
     dist.all_gather(pieces, batch.contiguous())
 
     def loss_and_grads(audio: torch.Tensor, gathered: bool) -> tp.Tuple[torch.Tensor, tp.List[torch.Tensor]]:
-        streams = _encoded_streams(model, source, audio)
+        streams = _encoded_streams(codec, source, audio)
         rows = gather_streams(streams) if gathered else streams
         estimate = mmd_independence(rows, clamp=False, generator=torch.Generator().manual_seed(seed),
                                     **loss.first_codebooks(rows.shape[1]).options()).estimate

@@ -54,7 +54,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--discussion", type=Path, default=REPO / "docs" / "research" / "study_discussion.md")
     add_generation_options(parser)
     parser.add_argument("--listen", type=Path, default=None,
-                        help="also write a listening page of the study's codecs there (python -m audiocraft_mmd.listen)")
+                        help="also write a listening page of the study's codecs there "
+                             "(python -m audiocraft_mmd.listen)")
     args = parser.parse_args(argv)
     scale = SCALES[args.scale]
     if args.action == "run":

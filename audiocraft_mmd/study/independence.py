@@ -51,7 +51,8 @@ def collect() -> tp.List[tp.Dict[str, tp.Any]]:
         for label, (overrides, reference) in table.items():
             xp = experiment_xp(overrides)
             done = is_finished(xp)
-            rows.append({"seed": seed, "label": label, "sig": xp.sig, "reference": reference, "xp": xp if done else None,
+            rows.append({"seed": seed, "label": label, "sig": xp.sig, "reference": reference,
+                         "xp": xp if done else None,
                          "metrics": last_stage_metrics(xp, "evaluate") if done else None,
                          "minutes": xp_minutes(xp) if done else float("nan")})
     return rows
@@ -86,11 +87,13 @@ def table(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> str:
         if row["metrics"] is None:
             cells = ["not finished"] + ["-"] * 7
         else:
-            cells = [_fmt(m.get("si_snr_db"), ".2f"), f"{_fmt(m.get('entropy_mean'), '.2f')} / {_fmt(m.get('entropy_min'), '.2f')}",
+            cut = delta.get("cut")
+            cells = [_fmt(m.get("si_snr_db"), ".2f"),
+                     f"{_fmt(m.get('entropy_mean'), '.2f')} / {_fmt(m.get('entropy_min'), '.2f')}",
                      f"{_fmt(m.get('mi_parallel'))} / {_fmt(m.get('mi_delay'))}",
-                     f"{_fmt(m.get('mi_fast_delay'))} / {_fmt(m.get('mi_slow_delay'))}", _fmt(m.get("mi_fast_parallel")),
-                     _fmt(m.get("mmd_estimate"), ".4f"), row["reference"] or "-",
-                     _fmt(None if delta.get("cut") is None else 100 * delta["cut"], ".1f") + (" %" if delta.get("cut") is not None else "")]
+                     f"{_fmt(m.get('mi_fast_delay'))} / {_fmt(m.get('mi_slow_delay'))}",
+                     _fmt(m.get("mi_fast_parallel")), _fmt(m.get("mmd_estimate"), ".4f"), row["reference"] or "-",
+                     _fmt(None if cut is None else 100 * cut, ".1f") + (" %" if cut is not None else "")]
         cells += [_fmt(delta.get("entropy"), "+.2f"), _fmt(delta.get("sisnr"), "+.2f"),
                   ("met" if delta["met"] else "not met") if delta else "-", _fmt(row["minutes"], ".1f")]
         lines.append("| " + " | ".join([str(row["seed"]), row["label"], row["sig"], *cells]) + " |")
@@ -141,7 +144,8 @@ def _mean_entropy(report: tp.Dict[str, tp.Any]) -> float:
 
 def measured_table(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> str:
     header = ["seed", "codec", "XP", "entropy mean", "MI parallel", "MI delay", "fast delay", "slow delay",
-              "fast parallel", "compared with", "fast delay cut", "below its interval", "Δ entropy", "Δ SI-SNR", "gates"]
+              "fast parallel", "compared with", "fast delay cut", "below its interval", "Δ entropy", "Δ SI-SNR",
+              "gates"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     by_key = {(row["seed"], row["label"]): row for row in rows}
     for row in rows:
@@ -150,7 +154,8 @@ def measured_table(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> str:
         report = row["dependence"]
         reference = by_key.get((row["seed"], row["reference"])) if row["reference"] else None
         delta = compare_measured(row, reference) if reference else {}
-        cells = [f"{_mean_entropy(report):.2f}", *(interval_text(_split(report, a, "total")) for a in ("parallel", "delay")),
+        cells = [f"{_mean_entropy(report):.2f}",
+                 *(interval_text(_split(report, a, "total")) for a in ("parallel", "delay")),
                  *(interval_text(_split(report, "delay", part)) for part in ("fast", "slow")),
                  interval_text(_split(report, "parallel", "fast")), row["reference"] or "-",
                  "-" if delta.get("cut") is None else f"{100 * delta['cut']:.1f} %",

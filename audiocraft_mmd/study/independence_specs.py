@@ -28,10 +28,12 @@ import typing as tp
 from .specs import SMALL, codec_xp
 
 FINETUNE_EPOCHS = 4  # 200 updates of 50
-LOSS = {"mmd.alignment": "parallel", "mmd.bandwidth_scale": "median"}
+# Overrides: config key -> value.
+Overrides = tp.Dict[str, tp.Any]
+LOSS: Overrides = {"mmd.alignment": "parallel", "mmd.bandwidth_scale": "median"}
 BASELINE = "baseline (500 updates)"
 FINETUNE_REFERENCE = "fine-tune λ=0"
-FINETUNES = {
+FINETUNES: tp.Dict[str, Overrides] = {
     FINETUNE_REFERENCE: {"mmd.weight": 0.},
     "fine-tune λ=3000 pooled": {**LOSS, "mmd.weight": 3000.},
     "fine-tune λ=3000 clip": {**LOSS, "mmd.weight": 3000., "mmd.product": "clip"},
@@ -41,10 +43,10 @@ FINETUNES = {
 # The levers the first figures left untried (docs/research/INDEPENDENCE.md): the within-clip product at a third of
 # the weight (it cut the fast MI most, at 0.77-1.05 dB), soft_mi at a smaller gradient share (at 1 it
 # collapsed a codebook) and with sharper assignments (closer to the hard codes' MI).
-LEVERS = {
+LEVERS: tp.Dict[str, Overrides] = {
     "fine-tune λ=1000 clip": {**LOSS, "mmd.weight": 1000., "mmd.product": "clip"},
-    "fine-tune soft_mi clip, ratio 0.3": {"mmd.alignment": "parallel", "mmd.estimator": "soft_mi", "mmd.product": "clip",
-                                          "mmd.weight": 1., "mmd.target_grad_ratio": 0.3},
+    "fine-tune soft_mi clip, ratio 0.3": {"mmd.alignment": "parallel", "mmd.estimator": "soft_mi",
+                                          "mmd.product": "clip", "mmd.weight": 1., "mmd.target_grad_ratio": 0.3},
     "fine-tune soft_mi clip, ratio 0.3, τ 0.3": {"mmd.alignment": "parallel", "mmd.estimator": "soft_mi",
                                                  "mmd.product": "clip", "mmd.weight": 1., "mmd.target_grad_ratio": 0.3,
                                                  "mmd.temperature": 0.3},
@@ -69,12 +71,14 @@ LONG = 5
 LONG_BASELINE = f"baseline ×{LONG} ({LONG * 500} updates)"
 LONG_SCHEDULE = f"one run ×{LONG}: warmup 250, ratio 1"
 LONG_FINETUNE_REFERENCE = f"fine-tune ×{LONG} λ=0 ({LONG * 200} updates)"
-LONG_EXPERIMENTS = {
+# label -> (overrides, label of the codec it is compared with, "start" for a warm start)
+LONG_EXPERIMENTS: tp.Dict[str, tp.Tuple[Overrides, tp.Optional[str], tp.Optional[str]]] = {
     LONG_BASELINE: ({"optim.epochs": LONG * 10}, None, None),
     LONG_SCHEDULE: ({**SCHEDULE_OVERRIDES, "optim.epochs": LONG * 10}, LONG_BASELINE, None),
     LONG_FINETUNE_REFERENCE: ({"mmd.weight": 0., "optim.epochs": LONG * FINETUNE_EPOCHS}, None, "start"),
-    f"fine-tune ×{LONG} λ=3000 pooled": ({**FINETUNES["fine-tune λ=3000 pooled"], "optim.epochs": LONG * FINETUNE_EPOCHS},
-                                        LONG_FINETUNE_REFERENCE, "start"),
+    f"fine-tune ×{LONG} λ=3000 pooled": (
+        {**FINETUNES["fine-tune λ=3000 pooled"], "optim.epochs": LONG * FINETUNE_EPOCHS}, LONG_FINETUNE_REFERENCE,
+        "start"),
 }
 
 # After the ×5 figures (2026-12-04): the one-run schedule is the only variant whose cut grew with the
@@ -83,7 +87,7 @@ LONGER = 10
 LONGER_BASELINE = f"baseline ×{LONGER} ({LONGER * 500} updates)"
 LONG_SCHEDULE_HALF = f"one run ×{LONG}: warmup 250, ratio 0.5"
 LONGER_SCHEDULE = f"one run ×{LONGER}: warmup 250, ratio 1"
-LONG_SCHEDULE_LEVERS = {
+LONG_SCHEDULE_LEVERS: tp.Dict[str, tp.Tuple[Overrides, tp.Optional[str]]] = {
     LONG_SCHEDULE_HALF: (
         {**SCHEDULE_OVERRIDES, "mmd.target_grad_ratio": 0.5, "optim.epochs": LONG * 10}, LONG_BASELINE),
     LONGER_BASELINE: ({"optim.epochs": LONGER * 10}, None),
@@ -91,13 +95,13 @@ LONG_SCHEDULE_LEVERS = {
 }
 
 
-def experiments(seed: int) -> tp.Dict[str, tp.Tuple[tp.Dict[str, tp.Any], tp.Optional[str]]]:
+def experiments(seed: int) -> tp.Dict[str, tp.Tuple[Overrides, tp.Optional[str]]]:
     """``label -> (overrides, label of the codec it is compared with)`` at ``seed``; the baseline is the
     study's (grid ``study_codecs``)."""
     baseline = SMALL.codec_overrides(SMALL.baseline(seed))
-    start = {"solver": SMALL.codec_solver, "seed": seed, "continue_from": f"//sig/{codec_xp(SMALL, SMALL.baseline(seed)).sig}",
-             "optim.epochs": FINETUNE_EPOCHS}
-    table = {BASELINE: (baseline, None)}
+    start = {"solver": SMALL.codec_solver, "seed": seed,
+             "continue_from": f"//sig/{codec_xp(SMALL, SMALL.baseline(seed)).sig}", "optim.epochs": FINETUNE_EPOCHS}
+    table: tp.Dict[str, tp.Tuple[Overrides, tp.Optional[str]]] = {BASELINE: (baseline, None)}
     for label, overrides in FINETUNES.items():
         table[label] = ({**start, **overrides}, None if label == FINETUNE_REFERENCE else FINETUNE_REFERENCE)
     table[SCHEDULE] = ({"solver": SMALL.codec_solver, "seed": seed, **SCHEDULE_OVERRIDES}, BASELINE)

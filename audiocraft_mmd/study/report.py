@@ -68,10 +68,11 @@ def lm_table(results: StudyResults) -> str:
         rows.append([lm.codec.name, lm.pattern, lm.sig, f"{cell['valid_ce']:.3f}",
                      " / ".join(f"{v:.3f}" for v in cell["valid_ce_per_codebook"]),
                      steps_text(cell["steps_per_second"], cell.get("temporal_steps_per_second"),
-                                cell.get("depth_steps_per_second")), f"{cell['gen_seconds']:.2f}", f"{cell['rtf']:.3f}", kernel_text(cell),
-                     f"{lm.minutes:.1f}"])
-    return _table(["codec", "pattern", "XP", "valid CE (nats)", "CE per codebook", "AR steps / s audio (temporal + depth)",
-                   "generation (s)", "RTF", "kernel distance to evaluate [95 %]", "train min"], rows)
+                                cell.get("depth_steps_per_second")),
+                     f"{cell['gen_seconds']:.2f}", f"{cell['rtf']:.3f}", kernel_text(cell), f"{lm.minutes:.1f}"])
+    return _table(["codec", "pattern", "XP", "valid CE (nats)", "CE per codebook",
+                   "AR steps / s audio (temporal + depth)", "generation (s)", "RTF",
+                   "kernel distance to evaluate [95 %]", "train min"], rows)
 
 
 def kernel_text(cell: tp.Dict[str, tp.Any]) -> str:
@@ -114,9 +115,9 @@ def lm_probe_tables(results: StudyResults) -> tp.Tuple[str, str]:
                     gap_rows.append([probe.question, str(seed), pattern, joint, f"{gaps[keys['baseline']]:+.3f}",
                                      f"{gaps[keys['mmd']]:+.3f}",
                                      "undefined (no gap)" if math.isnan(closed) else f"{closed:.1%}"])
-    gaps = _table(["LM probe", "seed", "pattern", "gap to (joint LM)", "CE gap, baseline", "CE gap, MMD",
-                   "share of the gap closed"], gap_rows)
-    return lms, gaps
+    gap_table = _table(["LM probe", "seed", "pattern", "gap to (joint LM)", "CE gap, baseline", "CE gap, MMD",
+                        "share of the gap closed"], gap_rows)
+    return lms, gap_table
 
 
 def lag_table(results: StudyResults) -> str:

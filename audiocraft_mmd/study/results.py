@@ -17,12 +17,11 @@ import json
 import math
 import statistics
 from pathlib import Path
-import sys
 import typing as tp
 
 from ..utils.progress import say, track
 from ..utils.xps import is_finished, last_stage_metrics, read_history
-from .specs import PAPER, SMALL, SMOKE, codec_xp, finished_evaluation, lm_xp, select_best
+from .specs import PAPER, SMALL, SMOKE, Selection, codec_xp, finished_evaluation, lm_xp, select_best
 
 REPO = Path(__file__).resolve().parents[2]
 DEPENDENCE_FOLDER = "study_dependence"
@@ -217,7 +216,9 @@ def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResu
         else:
             results[spec] = result
 
-    selection, lms, missing_lms = None, [], []
+    selection: tp.Optional[Selection] = None
+    lms: tp.List[LMResult] = []
+    missing_lms: tp.List[str] = []
     try:  # from the evaluate stages, as stage 2's grid selected it
         selection = select_best(scale, finished_evaluation(scale))
     except SystemExit as unfinished:
@@ -238,9 +239,9 @@ def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResu
                     lms.append(lm)
     probes = []
     for probe in scale.probes:  # reported once the probe and its reference have finished
-        pair = [results.get(spec) or codec_result(scale, spec) for spec in (probe.spec, probe.reference)]
-        if all(pair):
-            probes.append((probe, *pair))
+        ours, theirs = (results.get(spec) or codec_result(scale, spec) for spec in (probe.spec, probe.reference))
+        if ours and theirs:
+            probes.append((probe, ours, theirs))
     compared = scale.compared(selection.best) if selection else []
     lagged = [(spec, measure_lagged(scale, spec)) for spec in compared if spec in results]
     main_specs = set(scale.stage1()) | set(compared)
@@ -321,7 +322,8 @@ def gap_closure(lms: tp.Sequence[LMResult]) -> tp.Dict[str, float]:
                         - gap_cross_entropy(cells[(baseline, joint)], joint))
             keys = gap_keys(pattern, joint)
             row[keys["baseline"]], row[keys["mmd"]] = gap(True), gap(False)
-            row[keys["closed"]] = 1 - row[keys["mmd"]] / row[keys["baseline"]] if row[keys["baseline"]] > 0 else float("nan")
+            row[keys["closed"]] = (1 - row[keys["mmd"]] / row[keys["baseline"]] if row[keys["baseline"]] > 0
+                                   else float("nan"))
     return row
 
 

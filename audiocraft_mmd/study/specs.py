@@ -211,7 +211,7 @@ def select_best(scale: StudyScale, evaluate: tp.Callable[[CodecSpec], tp.Dict[st
     """
     seed = scale.seeds[0]
     base = evaluate(scale.baseline(seed))
-    candidates = []
+    candidates: tp.List[tp.Dict[str, tp.Any]] = []
     for spec in scale.stage1():
         if spec.is_baseline:
             continue
@@ -258,7 +258,7 @@ def _probes(weight: float, seed: int) -> tp.Tuple[Probe, ...]:
     the row bank (``mmd.bank=8``, 12.4k rows each step), whose O(n·N) kernels dominate the step on
     this small model (40-80 s per update measured while other jobs shared the cores).
     """
-    def codec(w: float = weight, **extra: tp.Any) -> CodecSpec:
+    def codec(w: float = weight, /, **extra: tp.Any) -> CodecSpec:
         return CodecSpec(w, "delay", "dim", seed, tuple(extra.items()))
     base, reference = codec(0.), codec()
     return (

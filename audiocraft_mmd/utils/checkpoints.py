@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 import typing as tp
 
+import omegaconf
 import torch
 
 from ..errors import ConfigError
@@ -35,6 +36,18 @@ def load_solver_checkpoint(reference: str) -> dict:
     if "xp.cfg" not in state or not state.get("best_state"):
         raise CheckpointError(f"{path} is not a solver checkpoint (no xp.cfg / best_state).")
     return state
+
+
+def resolved_xp_config(state: tp.Mapping[str, tp.Any]) -> omegaconf.DictConfig:
+    """A copy of a solver checkpoint's ``xp.cfg`` with its interpolations resolved.
+
+    Raises:
+        CheckpointError: If ``xp.cfg`` is not a mapping.
+    """
+    cfg = omegaconf.OmegaConf.create(omegaconf.OmegaConf.to_container(state["xp.cfg"], resolve=True))
+    if not isinstance(cfg, omegaconf.DictConfig):
+        raise CheckpointError(f"xp.cfg of this checkpoint is a {type(cfg).__name__}, not a mapping.")
+    return cfg
 
 
 def load_compression_model(reference: str, device: str = "cpu",
@@ -82,7 +95,6 @@ def load_compression_model(reference: str, device: str = "cpu",
     if not isinstance(state, dict) or "best_state" not in state:
         raise CheckpointError(f"{path} is not an AudioCraft compression checkpoint (no 'best_state')")
     if state.get("exported"):
-        import omegaconf
         model = CompressionModel.get_pretrained(str(path), device=device)
         return model.eval(), omegaconf.OmegaConf.create(state["xp.cfg"]) if "xp.cfg" in state else None
     return CompressionSolver.model_from_checkpoint(path, device=device).eval(), state.get("xp.cfg")

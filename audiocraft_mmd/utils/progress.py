@@ -36,8 +36,8 @@ class Progress:
     """Counts ``total`` steps of ``label``; ``step(note)`` after each one.
 
     ``stream`` defaults to stderr; ``tty`` (default: ``stream.isatty()``) picks the bar or the lines.
-    ``enabled=False`` prints nothing (a quiet mode). ``total`` may be None (unknown): the lines then carry no estimate. Steps beyond ``total`` are
-    counted without an estimate.
+    ``enabled=False`` prints nothing (a quiet mode). ``total`` may be None (unknown): the lines then carry
+    no estimate. Steps beyond ``total`` are counted without an estimate.
     """
 
     def __init__(self, total: tp.Optional[int], label: str, stream: tp.Optional[tp.TextIO] = None,
@@ -99,8 +99,8 @@ class Progress:
 def track(items: tp.Iterable, label: str, total: tp.Optional[int] = None,
           note: tp.Callable[[tp.Any], str] = lambda item: "", **kwargs) -> tp.Iterator:
     """Yields ``items`` with a step counted after each one's work (``note(item)`` names it)."""
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore
+    if total is None and isinstance(items, tp.Sized):
+        total = len(items)
     with Progress(total, label, **kwargs) as progress:
         for item in items:
             yield item
