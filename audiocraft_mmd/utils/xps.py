@@ -19,6 +19,8 @@ class XPNotFound(ConfigError):
 def dora_dir() -> Path:
     """The folder of every XP (``<dora_dir>/xps/SIG``): ``$AUDIOCRAFT_DORA_DIR``, else the team config's
     ``dora_dir``, absolute (relative paths are taken from the current directory)."""
+    if os.environ.get("AUDIOCRAFT_DORA_DIR"):  # what AudioCraft reads first, without its log line
+        return Path(os.environ["AUDIOCRAFT_DORA_DIR"]).expanduser().resolve()
     from audiocraft.environment import AudioCraftEnvironment
     return AudioCraftEnvironment.get_dora_dir().expanduser().resolve()
 
