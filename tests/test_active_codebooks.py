@@ -8,6 +8,8 @@ from audiocraft_mmd.losses import MMDIndependenceLoss, mmd_independence
 from audiocraft_mmd.quantization import capture_streams, frozen_codebooks
 from audiocraft_mmd.solvers.evaluation import EvaluationBatch, build_evaluation_plugins
 
+from common_utils import train_steps
+
 
 def test_first_codebooks_keeps_the_first_delays():
     loss_fn = MMDIndependenceLoss(delays=[0, 1, 2, 3], clamp=False)
@@ -18,17 +20,6 @@ def test_first_codebooks_keeps_the_first_delays():
     assert loss_fn.first_codebooks(4) is loss_fn
     with pytest.raises(ValueError, match="5 active codebooks"):
         loss_fn.first_codebooks(5)
-
-
-def train_steps(solver, batch, steps):
-    results = []
-
-    def run():
-        for idx in range(steps):
-            results.append(solver.run_step(idx, batch, {}))
-
-    solver.run_stage("train", run)
-    return results
 
 
 def test_loss_uses_the_active_codebooks_under_quantizer_dropout(tiny_solver):

@@ -1,14 +1,13 @@
 """``python -m audiocraft_mmd.audio_distance`` on generated audio: report, sources, bad inputs."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from conftest import write_tones
+from common_utils import write_tones
 
 pytest.importorskip("musicnn")
 

@@ -5,13 +5,12 @@ The quick test uses 8 tracks of one Debian package (``warzone2100-music``, fetch
 project's data code into its cache, 86 MB); the slow one the evaluate split of the default dataset.
 """
 
-from pathlib import Path
 
 import pytest
 
 from audiocraft_mmd.benchmarks.audio_quality import degradation_distances, read_excerpts
 
-REPO = Path(__file__).resolve().parents[1]
+from common_utils import REPO
 
 
 def _check_ordering(results, names=("frechet", "kernel"), degradations=("noise_20db", "lowpass_4khz", "mulaw4_8khz")):
@@ -60,7 +59,7 @@ def test_distances_see_degradations_on_the_evaluate_split(embedder):
 
 def test_reference_metrics_of_degradations(tmp_path):
     pytest.importorskip("visqol")
-    from conftest import write_tones
+    from common_utils import write_tones
     from audiocraft_mmd.benchmarks.audio_quality import reference_metrics
     paths = write_tones(tmp_path, num_files=2, duration=3.0, seed=0)
     results = reference_metrics(read_excerpts(paths, seconds=3), seconds=3)
@@ -73,7 +72,7 @@ def test_reference_metrics_of_degradations(tmp_path):
 def test_benchmark_command(tmp_path, capsys):
     pytest.importorskip("visqol")
     import json
-    from conftest import write_tones
+    from common_utils import write_tones
     from audiocraft_mmd.benchmarks import audio_quality
     write_tones(tmp_path / "music", num_files=4, duration=3.5, seed=2)
     out = tmp_path / "results.json"

@@ -10,8 +10,7 @@ from audiocraft_mmd.losses.bank import RowBank
 from audiocraft_mmd.losses.hsic import hsic_mmd
 from audiocraft_mmd.solvers.compression_mmd import validate_mmd_config
 
-from test_dora_run import TINY_RUN, datasource
-from test_solver_config import mmd_cfg
+from common_utils import TINY_RUN, datasource, mmd_cfg
 
 BANDWIDTHS = [1.5, 6.0, 24.0]
 

@@ -10,7 +10,8 @@ import torch
 from audiocraft_mmd.losses import MMDIndependenceLoss, mmd_independence
 from audiocraft_mmd.losses.bank import RowBank
 from audiocraft_mmd.losses.soft_mi import SoftMutualInformationLoss
-from test_hsic_estimators import brute_force_hsic
+
+from common_utils import brute_force_hsic
 
 BANDWIDTHS = [2.0, 8.0, 32.0]
 

@@ -12,8 +12,7 @@ from audiocraft_mmd import train
 from audiocraft_mmd.data.check import check_datasource, check_split
 from audiocraft_mmd.errors import ConfigError, DataError
 
-from conftest import write_tones
-from test_dora_run import TINY_RUN, datasource, dora
+from common_utils import TINY_RUN, datasource, dora, write_tones
 
 
 def write_manifest(folder: Path, paths, durations=None) -> Path:

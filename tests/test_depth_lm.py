@@ -8,9 +8,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from conftest import run_new_xp
-from test_dora_run import datasource
-from test_musicgen import TINY_LM, lm_config
+from common_utils import REPO, TINY_LM, datasource, lm_config, run_new_xp
 
 K, CARD = 4, 16
 
@@ -20,8 +18,7 @@ def depth_config(conditioned: bool = False, num_layers: int = 2, context: str = 
     cfg.codebooks_pattern.depth = {"num_layers": num_layers, "dim": 16, "num_heads": 2, "hidden_scale": 2,
                                    "context": context}
     if conditioned:  # a genre LUT prepended to the input, with classifier-free guidance
-        from pathlib import Path
-        lut = omegaconf.OmegaConf.load(Path(__file__).resolve().parents[1] / "config" / "conditioner" / "genre_lut.yaml")
+        lut = omegaconf.OmegaConf.load(REPO / "config" / "conditioner" / "genre_lut.yaml")
         cfg = omegaconf.OmegaConf.merge(cfg, lut)
     return cfg
 

@@ -4,9 +4,7 @@ import json
 
 import pytest
 
-from conftest import run_new_xp
-from test_dora_run import datasource
-from test_musicgen import TINY_LM
+from common_utils import TINY_LM, datasource, run_new_xp
 
 pytest.importorskip("musicnn")
 

@@ -13,7 +13,7 @@ from audiocraft_mmd.quantization import capture_streams
 from audiocraft_mmd.quantization.codebook import ConsistentEMACodebook
 from audiocraft_mmd.quantization.grouped import GroupedVectorQuantizer
 
-from test_dora_run import TINY_RUN, datasource
+from common_utils import TINY_RUN, datasource, dora
 
 GROUPED = ["solver=compression/mmd", "model=encodec/small_grouped"]
 
@@ -105,7 +105,6 @@ def test_dora_run_of_the_grouped_codec_with_the_adversary(tiny_egs, tmp_path, mo
     included) loads weights-only on resume, and AudioCraft's loader rebuilds the grouped codec."""
     import json
     from audiocraft.solvers.compression import CompressionSolver
-    from test_dora_run import dora
 
     overrides = [*GROUPED, "mmd.adversary.weight=1", *TINY_RUN, *datasource(tiny_egs)]
     run = dora(["run", *overrides], tmp_path)

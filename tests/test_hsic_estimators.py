@@ -15,25 +15,12 @@ from audiocraft_mmd.losses.hsic import hsic_mmd, kernel_schedule
 from audiocraft_mmd.losses.mmd import standardize_features
 from audiocraft_mmd.losses.rff import _chunk_statistic, rff_mmd
 
+from common_utils import brute_force_hsic
+
 
 # ---------------------------------------------------------------------------------------------------
 # Brute-force references (float64, the whole N x N matrices, autograd)
 # ---------------------------------------------------------------------------------------------------
-
-def brute_force_hsic(samples: torch.Tensor, bandwidths: tp.Sequence[float]) -> torch.Tensor:
-    """J - 2C + P from the full per-codebook Gram matrices, written from the definitions."""
-    n = samples.shape[0]
-    off_diagonal = ~torch.eye(n, dtype=torch.bool)
-    diffs = samples[:, None] - samples[None]                                   # [N, N, K, D]
-    total = samples.new_zeros(())
-    for a in bandwidths:
-        kernels = torch.exp(-diffs.pow(2).sum(-1) / (2 * a)) * off_diagonal[..., None]  # [N, N, K]
-        joint = kernels.prod(-1).sum() / (n * (n - 1))
-        cross = (kernels.sum(1) / (n - 1)).prod(-1).mean()
-        product = (kernels.sum((0, 1)) / (n * (n - 1))).prod()
-        total = total + joint - 2 * cross + product
-    return total
-
 
 def brute_force_population_gap(samples: torch.Tensor, bandwidths: tp.Sequence[float]) -> torch.Tensor:
     """The plug-in MMD² between the rows and ALL K-tuples of their blocks (the exact product of the

@@ -5,7 +5,6 @@ import io
 import json
 import os
 import re
-from pathlib import Path
 import shutil
 import subprocess
 
@@ -15,8 +14,7 @@ import torch
 
 from audiocraft_mmd.listen import ListenError, headline_figures, main, write_page
 
-from conftest import write_tones
-from test_dependence_command import build_checkpoint
+from common_utils import build_checkpoint, write_tones
 
 CODEC_HISTORY = [{"train": {"mel": 1.2}, "valid": {"mel": 1.1}},
                  {"train": {"mel": 1.0}, "valid": {"mel": 0.9},

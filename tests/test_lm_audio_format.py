@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from audiocraft_mmd.errors import ConfigError
-from test_dora_run import dora, datasource
-from test_musicgen import TINY_CODEC, TINY_LM
+
+from common_utils import TINY_CODEC, TINY_LM, datasource, dora
 
 
 @pytest.fixture(scope="module")

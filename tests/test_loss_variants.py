@@ -13,8 +13,7 @@ from audiocraft_mmd.solvers.mmd_weight import MMDWeight
 from audiocraft_mmd.solvers.evaluation import EvaluationBatch, build_evaluation_plugins
 from audiocraft_mmd.quantization import capture_streams
 
-from test_active_codebooks import train_steps
-from test_solver_config import mmd_cfg
+from common_utils import mmd_cfg, train_steps
 
 
 @pytest.mark.parametrize("overrides", [["mmd.product=clip"], ["mmd.product=chunk", "mmd.chunk_frames=6"],

@@ -10,7 +10,7 @@ from audiocraft_mmd.quantization import capture_streams, frozen_codebooks
 from audiocraft_mmd.solvers.compression_mmd import validate_mmd_config
 from audiocraft_mmd.solvers.macro_batch import MacroBatch
 
-from test_solver_config import mmd_cfg
+from common_utils import mmd_cfg
 
 
 def buffers(model):

@@ -1,30 +1,12 @@
 """MusicGen on an EnCodec-MMD codec: `dora run solver=musicgen/mmd`, every pattern, export, offline load."""
 
 import json
-import os
-from pathlib import Path
 
 import omegaconf
 import pytest
 import torch
 
-from conftest import run_new_xp
-from test_dora_run import CODEC_16K, dora, datasource
-
-PATTERNS = ["parallel", "delay", "unroll", "coarse_first", "musiclm", "grouped_delay", "depth"]
-
-TINY_CODEC = [
-    "solver=compression/mmd", "optim.epochs=1", "optim.updates_per_epoch=2", "dataset.batch_size=4",
-    "dataset.valid.num_samples=4", "evaluate.every=null", "generate.every=null", "checkpoint.save_every=null",
-    "rvq.bins=32",  # below MusicGen's default top_k (250): generation must still work
-    *CODEC_16K,
-]
-TINY_LM = [
-    "solver=musicgen/mmd", "optim.epochs=1", "optim.updates_per_epoch=3", "dataset.batch_size=4",
-    "dataset.segment_duration=1", "dataset.valid.num_samples=4", "dataset.evaluate.num_samples=4",
-    "dataset.generate.num_samples=2", "dataset.generate.batch_size=2", "evaluate.every=1", "generate.every=1",
-    "transformer_lm.dim=32", "transformer_lm.num_heads=2", "transformer_lm.num_layers=1",
-]
+from common_utils import PATTERNS, REPO, TINY_LM, datasource, dora, lm_config, run_new_xp
 
 
 @pytest.fixture(scope="module")
@@ -96,17 +78,6 @@ def test_audiocraft_eval_solver_api_loads_and_runs_trained_xps(lm_xp, codec_sig,
         train.get_solver_from_sig(codec_sig, no_such_argument=True)
 
 
-def lm_config(modeling: str) -> omegaconf.DictConfig:
-    return omegaconf.OmegaConf.create({
-        "lm_model": "transformer_lm", "device": "cpu", "dtype": "float32",
-        "dataset": {"segment_duration": 1.}, "conditioners": None,
-        "fuser": {"sum": [], "prepend": [], "cross": [], "input_interpolate": []},
-        "classifier_free_guidance": {"training_dropout": 0., "inference_coef": 1.},
-        "attribute_dropout": {},
-        "codebooks_pattern": {"modeling": modeling},
-        "transformer_lm": {"n_q": 4, "card": 16, "dim": 32, "num_heads": 2, "num_layers": 1, "causal": True}})
-
-
 @pytest.mark.parametrize("modeling", PATTERNS)
 def test_tiny_lm_learns_and_generates_with_each_pattern(modeling):
     """A few steps on a deterministic token sequence lower the CE; generation returns [B, K, T]."""
@@ -155,11 +126,10 @@ def test_compare_patterns_reuses_finished_xps(lm_xp, tiny_egs, dora_dir, codec_s
 
 def test_genre_lut_conditioner_needs_no_download():
     """conditioner=genre_lut: the LM conditions on a genre string through a LUT (no spaCy, no T5)."""
-    from pathlib import Path
     from audiocraft.models import builders
     from audiocraft.modules.conditioners import ConditioningAttributes
 
-    lut = omegaconf.OmegaConf.load(Path(__file__).resolve().parents[1] / "config" / "conditioner" / "genre_lut.yaml")
+    lut = omegaconf.OmegaConf.load(REPO / "config" / "conditioner" / "genre_lut.yaml")
     cfg = omegaconf.OmegaConf.merge(lm_config("delay"), lut)
     torch.manual_seed(0)
     lm = builders.get_lm_model(cfg).eval()

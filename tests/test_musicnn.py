@@ -7,7 +7,6 @@ written by ``scripts/check_musicnn_port.py --write-golden`` under TensorFlow 2.1
 
 import importlib.util
 from pathlib import Path
-import sys
 
 import numpy as np
 import pytest

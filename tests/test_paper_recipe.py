@@ -8,8 +8,7 @@ import torch
 from audiocraft_mmd import train
 from audiocraft_mmd.losses import PAPER_BANDWIDTHS
 
-from conftest import write_egs
-from test_dora_run import datasource
+from common_utils import datasource, write_egs
 
 RECIPE = "solver=compression/encodec_mmd_32khz"
 # Reduced to fit a CPU test: every architectural choice stays, only widths, codebook size and batch shrink.

@@ -59,7 +59,7 @@ def test_kld_and_clap_name_packages_and_files(cfg, tmp_path, monkeypatch):
 
 
 def test_the_lm_solver_refuses_missing_weights_at_start(tiny_egs, tmp_path):
-    from test_dora_run import dora, datasource
+    from common_utils import datasource, dora
     run = dora(["run", "solver=musicgen/mmd", "compression_model_checkpoint=//sig/none", *datasource(tiny_egs),
                 "evaluate.metrics.fad=true"], tmp_path, timeout=300)
     assert run.returncode != 0

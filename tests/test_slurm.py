@@ -24,11 +24,8 @@ import typing as tp
 
 import pytest
 
-from slurm_cluster import ClusterUnavailable, single_node_cluster
-from test_grids import status_lines
-from test_resume import without_durations
+from common_utils import REPO, ClusterUnavailable, single_node_cluster, status_lines, without_durations
 
-REPO = Path(__file__).resolve().parents[1]
 GRID_TIMEOUT = 40 * 60
 SUBMITIT_PREEMPTION_SIGNAL = "USR2"  # submitit's --signal (what Slurm sends on preemption, and before a time-out)
 

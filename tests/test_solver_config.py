@@ -7,7 +7,7 @@ from audiocraft_mmd import train
 from audiocraft_mmd.errors import ConfigError
 from audiocraft_mmd.solvers.compression_mmd import alignment_delays, validate_mmd_config
 
-from test_dora_run import TINY_RUN, datasource, dora
+from common_utils import TINY_RUN, datasource, dora, mmd_cfg
 
 
 def flat(cfg):
@@ -27,12 +27,6 @@ def test_baseline_differs_from_mmd_only_in_the_weight():
     assert {key for key in baseline if baseline[key] != mmd[key]} == {"mmd.weight"}
     assert baseline["mmd.weight"] == 0 and mmd["mmd.weight"] > 0
     assert mmd["solver"] == "compression_mmd"
-
-
-def mmd_cfg(**overrides):
-    cfg = train.main.get_xp(["solver=compression/mmd"]).cfg
-    cfg.mmd.update(overrides)
-    return cfg
 
 
 def test_alignment_gives_pattern_delays():

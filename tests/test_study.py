@@ -3,7 +3,6 @@
 
 import json
 import os
-from pathlib import Path
 import subprocess
 import sys
 
@@ -13,12 +12,10 @@ from audiocraft_mmd import grid as grid_command
 from audiocraft_mmd.study import results, specs
 from audiocraft_mmd.solvers.compression_mmd import validate_mmd_config
 
-from test_grids import dora_dir, slurm_requests  # noqa: F401  (fixture)
-
-REPO = Path(__file__).resolve().parents[1]
+from common_utils import REPO, slurm_requests
 
 
-def test_codec_grid_is_the_designed_sweep(dora_dir):  # noqa: F811
+def test_codec_grid_is_the_designed_sweep(grid_dora_dir):
     sheeps = grid_command.grid_sheeps("study_codecs")
     cfgs = [sheep.xp.cfg for sheep in sheeps]
     assert len({sheep.xp.sig for sheep in sheeps}) == len(sheeps) == 10
@@ -35,7 +32,7 @@ def test_codec_grid_is_the_designed_sweep(dora_dir):  # noqa: F811
         validate_mmd_config(cfg)
 
 
-def test_paper_scale_codec_grid_uses_the_paper_recipe(dora_dir):  # noqa: F811
+def test_paper_scale_codec_grid_uses_the_paper_recipe(grid_dora_dir):
     cfgs = [sheep.xp.cfg for sheep in grid_command.grid_sheeps("study_codecs_paper")]
     assert len(cfgs) == 2 + 2 * 2 * 2
     assert {cfg.sample_rate for cfg in cfgs} == {32000}
@@ -44,7 +41,7 @@ def test_paper_scale_codec_grid_uses_the_paper_recipe(dora_dir):  # noqa: F811
         validate_mmd_config(cfg)
 
 
-def test_probes_change_one_thing_each_and_share_stage_one_references(dora_dir):  # noqa: F811
+def test_probes_change_one_thing_each_and_share_stage_one_references(grid_dora_dir):
     sheeps = grid_command.grid_sheeps("study_probes")
     stage1 = {sheep.xp.sig for sheep in grid_command.grid_sheeps("study_codecs")}
     assert len(sheeps) == 9 and len([s for s in sheeps if s.xp.sig in stage1]) == 2  # baseline, λ = 10
@@ -59,7 +56,7 @@ def test_probes_change_one_thing_each_and_share_stage_one_references(dora_dir): 
 
 
 @pytest.mark.parametrize("grid", ["study_lms", "study_lm_probes"])
-def test_lm_grids_wait_for_stage_one(dora_dir, grid):  # noqa: F811
+def test_lm_grids_wait_for_stage_one(grid_dora_dir, grid):
     with pytest.raises(SystemExit, match="stage 1 has not finished.*study_codecs"):
         grid_command.grid_sheeps(grid)
 
