@@ -1,12 +1,11 @@
 """The PyTorch port of musicnn against outputs of the original (TensorFlow) network.
 
-``tests/data/musicnn_golden.npz`` holds the original's outputs on deterministic signals; it was
+``tests/assets/musicnn_golden.npz`` holds the original's outputs on deterministic signals; it was
 written by ``scripts/check_musicnn_port.py --write-golden`` under TensorFlow 2.15.1 (see the file's
 ``provenance`` entry and the script's docstring). No TensorFlow is needed here.
 """
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,12 +18,13 @@ if importlib.util.find_spec("musicnn") is None:
 from audiocraft_mmd.metrics import musicnn as port  # noqa: E402
 from audiocraft_mmd.metrics.tf_checkpoint import CheckpointFormatError, read_checkpoint, read_index  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT / "tests" / "data" / "musicnn_golden.npz"
+from common_utils import ASSETS, REPO  # noqa: E402
+
+GOLDEN = ASSETS / "musicnn_golden.npz"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("check_musicnn_port", ROOT / "scripts" / "check_musicnn_port.py")
+    spec = importlib.util.spec_from_file_location("check_musicnn_port", REPO / "scripts" / "check_musicnn_port.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
