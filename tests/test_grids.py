@@ -59,7 +59,8 @@ def test_cpu_sweep_is_the_same_grid_reduced(grid_dora_dir):
 
 def test_slurm_requests_come_from_the_config_and_team_file(grid_dora_dir, tmp_path, monkeypatch):
     team = tmp_path / "team.yaml"
-    team.write_text("default:\n  dora_dir: outputs\n  partitions: {global: shared, team: ours}\n  reference_dir: /tmp\n")
+    team.write_text("default:\n  dora_dir: outputs\n  partitions: {global: shared, team: ours}\n"
+                    "  reference_dir: /tmp\n")
     monkeypatch.setenv("AUDIOCRAFT_CONFIG", str(team))
     AudioCraftEnvironment.reset()
     try:
@@ -83,7 +84,8 @@ def test_dora_grid_without_slurm_points_at_the_local_runner(monkeypatch):
 
 
 def test_unknown_grid_lists_the_grids():
-    with pytest.raises(SystemExit, match="available grids: independence, independence_lms, mmd_sweep, mmd_sweep_cpu, slurm_check"):
+    with pytest.raises(SystemExit, match="available grids: independence, independence_lms, mmd_sweep, mmd_sweep_cpu, "
+                                         "slurm_check"):
         grid_command.load_explorer("mmd_swep")
 
 
@@ -114,5 +116,6 @@ def test_local_runner_runs_reports_failures_and_skips_finished_xps(tiny_egs, tmp
     status = run_grid_command("status", "slurm_check", cwd=tmp_path, env=env)
     assert status.returncode == 1  # the must_fail XP
     states = status_lines(status.stdout)
-    assert sorted(states.values()) == ["COMPLETED", "FAILED", *["NOT_STARTED"] * (len(states) - 2)] and len(states) == 10
+    assert sorted(states.values()) == ["COMPLETED", "FAILED", *["NOT_STARTED"] * (len(states) - 2)] and \
+        len(states) == 10
     assert states[folder] == "COMPLETED"

@@ -57,7 +57,8 @@ def test_training_step_benchmark_runs_the_schedule(tmp_path):
     import json
     from audiocraft_mmd.benchmarks import training_step
 
-    results = training_step.main(["--macro-batch", "2", "--baseline-steps", "1", "--warmup", "0", "--per-step-steps", "1",
+    results = training_step.main(["--macro-batch", "2", "--baseline-steps", "1", "--warmup", "0",
+                                  "--per-step-steps", "1",
                                   "--json", str(tmp_path / "step.json"), "seanet.n_filters=4", "seanet.lstm=0",
                                   "msstftd.filters=4", "rvq.bins=64"])
     assert results["rows"] == 2 * 3 * 47  # M batches x B clips x (50 frames - 3 delays)

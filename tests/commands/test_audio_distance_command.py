@@ -39,7 +39,8 @@ def test_report_and_overwrite(folders, tmp_path, capsys):
     assert report["reference"]["clips"] == 4 and report["reference"]["patches"] == 4  # one 3 s patch per 4 s clip
     for name in ("frechet", "kernel"):
         value = report["distances"][name]
-        assert value["ci_low"] <= value["value"] <= value["ci_high"] and 0 < value["draws"] <= 20  # draws of one clip are skipped
+        # draws of one clip are skipped
+        assert value["ci_low"] <= value["value"] <= value["ci_high"] and 0 < value["draws"] <= 20
     assert "kernel:" in stdout
     code, _, stderr = run(capsys, "--reference", folders / "a", "--candidate", folders / "b", "--out", out)
     assert code == 2 and "already exists: pass --overwrite" in stderr

@@ -60,13 +60,15 @@ def test_command_writes_report_and_figure_and_refuses_to_overwrite(codec_checkpo
     assert codec["lagged"][0]["auto_mi"] is None and codec["lagged"][2]["frames"] == 6 * (100 - 50)
     split = codec["fast_slow"]["delay"]  # default gap: a quarter of the 97 aligned steps
     assert split["gap"] == 24 and split["frames"] == 6 * 97
-    assert split["total"] == pytest.approx(delay["mean_mi"]) and split["fast"] == pytest.approx(split["total"] - split["slow"])
+    assert split["total"] == pytest.approx(delay["mean_mi"]) and \
+        split["fast"] == pytest.approx(split["total"] - split["slow"])
     assert split["intervals"]["fast"][0] <= split["fast"] <= split["intervals"]["fast"][1]
     assert "fast MI" in stdout
     assert (out / "dependence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     before = (out / "report.json").read_bytes()
-    code, _, stderr = run(capsys, "--checkpoint", codec_checkpoint, "--data", tiny_egs / "evaluate", "--out", out, *FAST)
+    code, _, stderr = run(capsys, "--checkpoint", codec_checkpoint, "--data", tiny_egs / "evaluate", "--out", out,
+                          *FAST)
     assert code == 2 and "--overwrite" in stderr
     assert (out / "report.json").read_bytes() == before
 

@@ -196,8 +196,9 @@ def single_node_cluster(cpus: int = 2, memory_mb: int = 8000, gpus: int = 0) -> 
 
         # MariaDB on a spare loopback port, grant tables off: nothing but slurmdbd talks to it.
         data = root / "mysql" / "data"
-        subprocess.run(["mysql_install_db", f"--datadir={data}", "--user=root", "--auth-root-authentication-method=normal",
-                        "--skip-test-db"], check=True, capture_output=True, env=env)
+        subprocess.run(["mysql_install_db", f"--datadir={data}", "--user=root",
+                        "--auth-root-authentication-method=normal", "--skip-test-db"],
+                       check=True, capture_output=True, env=env)
         start(["mariadbd", "--no-defaults", f"--datadir={data}", "--user=root", "--skip-grant-tables",
                "--bind-address=127.0.0.1", f"--port={ports['mysql']}", f"--socket={root / 'mysql' / 'mysqld.sock'}",
                f"--pid-file={root / 'mysql' / 'mysqld.pid'}"], root / "log" / "mariadb.log")
@@ -210,7 +211,8 @@ def single_node_cluster(cpus: int = 2, memory_mb: int = 8000, gpus: int = 0) -> 
         start(["slurmd", "-D", "-N", NODE], root / "log" / "slurmd.out")
         wait_for(lambda: _node_idle(env), f"node {NODE} to be idle", 60,
                  [root / "log" / "slurmd.log", root / "log" / "slurmctld.log"])
-        wait_for(lambda: _succeeds(["sacct", "-n", "-X"], env), "sacct (accounting)", 60, [root / "log" / "slurmdbd.log"])
+        wait_for(lambda: _succeeds(["sacct", "-n", "-X"], env), "sacct (accounting)", 60,
+                 [root / "log" / "slurmdbd.log"])
         yield {"SLURM_CONF": str(slurm_conf)}
     finally:
         if len(daemons) >= 5:  # slurmd runs: end its jobs first, or their processes outlive it

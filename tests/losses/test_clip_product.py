@@ -25,7 +25,8 @@ def per_clip_reference(streams: torch.Tensor, delays, bandwidths, chunk=None) ->
     values = []
     for b in range(batch):
         for start in starts:
-            rows = torch.stack([torch.stack([streams[b, k, :, t + max(delays) - delays[k]] for k in range(num_codebooks)])
+            rows = torch.stack([torch.stack([streams[b, k, :, t + max(delays) - delays[k]]
+                                             for k in range(num_codebooks)])
                                 for t in range(start, start + (chunk or steps))])  # [T' or chunk, K, D]
             values.append(brute_force_hsic(rows, bandwidths))
     return sum(values) / len(values)

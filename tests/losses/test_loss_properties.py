@@ -22,7 +22,8 @@ def loss_inputs(draw):
     # At least K + 1 rows after alignment, as the solver requires (the debiased estimator needs them).
     frames = max(delays) + max(draw(st.integers(2, 8)), -(-(num_codebooks + 1) // batch))
     scale = 10.0 ** draw(st.integers(-6, 6))
-    streams = torch.randn(batch, num_codebooks, dim, frames, generator=torch.Generator().manual_seed(draw(st.integers(0, 999))))
+    streams = torch.randn(batch, num_codebooks, dim, frames,
+                          generator=torch.Generator().manual_seed(draw(st.integers(0, 999))))
     constant = draw(st.lists(st.booleans(), min_size=num_codebooks, max_size=num_codebooks))
     for k, is_constant in enumerate(constant):
         if is_constant:  # silence: a codebook stuck on one vector
@@ -56,7 +57,8 @@ def test_loss_and_gradient_stay_finite_and_bounded(inputs):
     # stay below 15; the bound leaves room.
     if inputs["standardize"] != "none":
         narrowest = min(inputs["bandwidths"]) * streams.shape[1] * streams.shape[2]  # bandwidth_scale="dim"
-        units = torch.tensor([math.sqrt(STANDARDIZE_EPS) if is_constant else max(inputs["scale"], math.sqrt(STANDARDIZE_EPS))
+        units = torch.tensor([math.sqrt(STANDARDIZE_EPS) if is_constant
+                              else max(inputs["scale"], math.sqrt(STANDARDIZE_EPS))
                               for is_constant in inputs["constant"]])
         scaled = grad.float() * units.view(1, -1, 1, 1)
         assert scaled.norm().item() * math.sqrt(min(1.0, narrowest)) < 100

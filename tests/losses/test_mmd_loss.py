@@ -290,7 +290,8 @@ def test_delay_alignment_finds_shifted_dependence(record_property):
         value = mmd_independence(streams, delays=delays, clamp=False, generator=generator).estimate
         z_score = ((value - null.mean()) / null.std()).item()
         record_property(f"z_delays_{''.join(map(str, delays))}", z_score)
-        print(f"delays {delays}: independent {null.mean():.3e} ± {null.std():.2e}, shifted {value:.3e}, z = {z_score:.1f}")
+        print(f"delays {delays}: independent {null.mean():.3e} ± {null.std():.2e}, shifted {value:.3e}, "
+              f"z = {z_score:.1f}")
         if delays[-1]:
             assert z_score > 10  # aligned: every row holds the same z frame four times
         else:

@@ -76,7 +76,7 @@ def test_gradients_are_finite_and_reach_the_inputs_only(case):
     inputs.requires_grad_(True)
     codebooks.requires_grad_(True)
     loss = SoftMutualInformationLoss(delays=[0, 1, 2])
-    value = loss(inputs, codebooks, generator=torch.Generator().manual_seed(0))
+    loss(inputs, codebooks, generator=torch.Generator().manual_seed(0))  # sets loss.last_result
     value_unclamped = loss.last_result.estimate
     (grad,) = torch.autograd.grad(value_unclamped, inputs, allow_unused=False)
     assert torch.isfinite(value_unclamped) and torch.isfinite(grad).all()

@@ -128,8 +128,10 @@ def test_likelihood_matches_the_slow_reference(conditioned, context):
     torch.testing.assert_close(output.logits, reference_logits(lm, codes, condition_tensors), atol=1e-5, rtol=1e-5)
 
 
-SAMPLINGS = [dict(use_sampling=True, temp=1.0, top_k=5, top_p=0.0), dict(use_sampling=True, temp=0.7, top_k=0, top_p=0.8),
-             dict(use_sampling=True, temp=1.3, top_k=0, top_p=0.0), dict(use_sampling=False, temp=1.0, top_k=0, top_p=0.0)]
+SAMPLINGS = [dict(use_sampling=True, temp=1.0, top_k=5, top_p=0.0),
+             dict(use_sampling=True, temp=0.7, top_k=0, top_p=0.8),
+             dict(use_sampling=True, temp=1.3, top_k=0, top_p=0.0),
+             dict(use_sampling=False, temp=1.0, top_k=0, top_p=0.0)]
 
 
 @pytest.mark.parametrize("temp, top_k", [(0.7, 3), (1.3, 0), (1.0, 6)])
@@ -264,7 +266,8 @@ def test_parallel_and_delay_are_unchanged_by_the_depth_block():
 
 @pytest.fixture(scope="module")
 def depth_xp(tiny_egs, dora_dir, codec_sig):
-    run, xp_folder = run_new_xp(["run", *TINY_LM, *datasource(tiny_egs), f"compression_model_checkpoint=//sig/{codec_sig}",
+    run, xp_folder = run_new_xp(["run", *TINY_LM, *datasource(tiny_egs),
+                                 f"compression_model_checkpoint=//sig/{codec_sig}",
                                  "codebooks_pattern.modeling=depth", "codebooks_pattern.depth.dim=16",
                                  "codebooks_pattern.depth.num_heads=2"], dora_dir)
     assert run.returncode == 0, run.stderr[-6000:]

@@ -11,7 +11,8 @@ from common_utils import PATTERNS, REPO, TINY_LM, datasource, dora, lm_config, r
 
 @pytest.fixture(scope="module")
 def lm_xp(tiny_egs, dora_dir, codec_sig):
-    run, xp_folder = run_new_xp(["run", *TINY_LM, *datasource(tiny_egs), f"compression_model_checkpoint=//sig/{codec_sig}",
+    run, xp_folder = run_new_xp(["run", *TINY_LM, *datasource(tiny_egs),
+                                 f"compression_model_checkpoint=//sig/{codec_sig}",
                                  "codebooks_pattern.modeling=delay"], dora_dir)
     assert run.returncode == 0, run.stderr[-6000:]
     return xp_folder

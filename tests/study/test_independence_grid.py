@@ -27,7 +27,8 @@ def test_experiments_and_their_references():
             assert reference is None or reference in table_
             if "continue_from" in overrides:
                 long = label in LONG_EXPERIMENTS
-                assert overrides["continue_from"] == f"//sig/{start}" and overrides["optim.epochs"] == 4 * (5 if long else 1)
+                assert overrides["continue_from"] == f"//sig/{start}" and \
+                    overrides["optim.epochs"] == 4 * (5 if long else 1)
                 assert reference in ((None, LONG_FINETUNE_REFERENCE) if long else (None, FINETUNE_REFERENCE))
             elif label in LONG_EXPERIMENTS:  # from scratch at five times the study's 10 epochs
                 assert overrides["optim.epochs"] == 50 and reference in (None, LONG_BASELINE)
@@ -101,11 +102,13 @@ def test_lm_table_and_gap_closure_per_seed():
     undefined = [lms[0], lm(reference, 1, True, "depth", [4., 6., 6., 6.]), *lms[2:]]
     assert "undefined" in gap_lines(undefined)[0]
     # a second depth LM: its own gap column and its own closure line
-    second = [lm(reference, 1, True, FIRST_BUILT, [3.5, 4.5, 4.5, 4.5]), lm(variant, 1, False, FIRST_BUILT, [4., 4.5, 4.5, 4.5])]
+    second = [lm(reference, 1, True, FIRST_BUILT, [3.5, 4.5, 4.5, 4.5]),
+              lm(variant, 1, False, FIRST_BUILT, [4., 4.5, 4.5, 4.5])]
     text = lm_table(rows, lms + second)
     assert f"gap to depth / {FIRST_BUILT} (2..K)" in text and "| +1.000 / +0.500 |" in text
     lines = gap_lines(lms + second)
-    assert len(lines) == 2 and f"parallel − {FIRST_BUILT} (codebooks 2..K) +0.500 → +0.500 nats; share closed: 0.0%" in lines[1]
+    assert len(lines) == 2 and \
+        f"parallel − {FIRST_BUILT} (codebooks 2..K) +0.500 → +0.500 nats; share closed: 0.0%" in lines[1]
 
 
 def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_distance(monkeypatch):
@@ -114,7 +117,8 @@ def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_di
     from audiocraft_mmd.train import main
     monkeypatch.setattr(independence, "lm_argv", lambda codec_sig, name, seed: [codec_sig, name, str(seed)])
     monkeypatch.setattr(main, "get_xp", lambda argv: types.SimpleNamespace(sig=str(abs(hash(tuple(argv))))[:8]))
-    monkeypatch.setattr(independence, "valid_cell", lambda xp: {"valid_ce": 4.5, "valid_ce_per_codebook": [4., 5., 4.5, 4.5]})
+    monkeypatch.setattr(independence, "valid_cell",
+                        lambda xp: {"valid_ce": 4.5, "valid_ce_per_codebook": [4., 5., 4.5, 4.5]})
     monkeypatch.setattr(independence, "xp_minutes", lambda xp: 3.0)
     measured = []
 
@@ -133,20 +137,22 @@ def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_di
 
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
     codecs = lm_codecs()
-    assert codecs[:2] == [BASELINE, SCHEDULE] and codecs[-6:] == [LONG_BASELINE, LONG_SCHEDULE, CHUNK, LONG_SCHEDULE_HALF,
-                                                                 LONGER_BASELINE, LONGER_SCHEDULE]
+    assert codecs[:2] == [BASELINE, SCHEDULE] and codecs[-6:] == [LONG_BASELINE, LONG_SCHEDULE, CHUNK,
+                                                                 LONG_SCHEDULE_HALF, LONGER_BASELINE, LONGER_SCHEDULE]
     assert len(codecs) == len(set(codecs)) and set(codecs) == {*LM_PAIRS, *LM_PAIRS.values()}
     assert [pattern for pattern, _ in LMS.values()] == \
         ["parallel", "delay", "depth", "depth", "depth", "depth", "parallel", "depth"]
     # "depth" writes out the depth defaults (so that its XPs keep their signatures)
     defaults = omegaconf.OmegaConf.load(CONFIG_DIR / "model" / "lm" / "small.yaml").codebooks_pattern.depth
-    assert sorted(LMS["depth"][1]) == sorted(f"codebooks_pattern.depth.{key}={defaults[key]}" for key in ("context", "dim"))
+    assert sorted(LMS["depth"][1]) == sorted(f"codebooks_pattern.depth.{key}={defaults[key]}"
+                                             for key in ("context", "dim"))
     assert sorted(LMS[FIRST_BUILT][1]) == ["codebooks_pattern.depth.context=first", "codebooks_pattern.depth.dim=64"]
     # each ablation takes one setting from the first-built depth LM, the other from the default
     assert set(ABLATIONS) == {*DEPTH_ABLATIONS, CAPACITY_CONTROL, SPEED_ABLATION}
     assert set(LMS[SPEED_ABLATION][1]) - set(LMS["depth"][1]) == {"codebooks_pattern.depth.hidden_scale=2"}
     for name in DEPTH_ABLATIONS:
-        assert len(set(LMS[name][1]) & set(LMS[FIRST_BUILT][1])) == 1 and len(set(LMS[name][1]) & set(LMS["depth"][1])) == 1
+        assert len(set(LMS[name][1]) & set(LMS[FIRST_BUILT][1])) == 1 and \
+            len(set(LMS[name][1]) & set(LMS["depth"][1])) == 1
     for seed in SMALL.seeds:
         assert set(codecs) <= set(experiments(seed))
     assert set(SMALL.lm_overrides) == {"optim.updates_per_epoch=100", "optim.lr=3e-3"}  # 400 updates (4 epochs)
@@ -179,10 +185,12 @@ def test_repeat_lines_give_the_lm_seed_spread(monkeypatch):
     monkeypatch.setattr(results, "last_stage_metrics", lambda xp, stage: (
         {"ce": sum(again[xp.argv[0]]) / 4, **{f"ce_q{k + 1}": v for k, v in enumerate(again[xp.argv[0]])}}
         if xp.argv[0] in again else {}))
-    first = [lm(BASELINE, 2036, True, "parallel", [4., 5., 5., 5.]), lm(BASELINE, 2036, True, "depth", [4., 4., 4., 4.])]
+    first = [lm(BASELINE, 2036, True, "parallel", [4., 5., 5., 5.]),
+             lm(BASELINE, 2036, True, "depth", [4., 4., 4., 4.])]
     rows = [{**row(BASELINE, None, 0.4), "seed": 2036, "label": BASELINE, "xp": object()}]
     lines = repeat_lines(rows, first)
-    assert "- parallel on baseline (500 updates) seed=2036, CE 2..K at LM seeds 2036 / 2136: 5.000 / 5.100 (difference +0.100)" in lines
+    assert ("- parallel on baseline (500 updates) seed=2036, CE 2..K at LM seeds 2036 / 2136: 5.000 / 5.100 "
+            "(difference +0.100)") in lines
     assert "- parallel − depth (2..K) at LM seeds 2036 / 2136: +1.000 / +0.900" in lines
     assert repeat_lines([{**rows[0], "xp": None}], first) == []
 
