@@ -2,39 +2,12 @@
 
 import json
 import os
-from pathlib import Path
 import subprocess
 import sys
 
 import pytest
 
-from conftest import write_tones
-
-REPO = Path(__file__).resolve().parents[1]
-SPLITS = ["train", "valid", "evaluate", "generate"]
-
-# The tests' frame counts and stream sizes are those of the 16 kHz / 50 Hz codec (encodec/small: latent
-# 128, hop 320); the main job's is 8 kHz / 100 Hz (encodec/small_8khz), tested by test_main_job.py.
-CODEC_16K = ["sample_rate=16000", "seanet.dimension=128", "seanet.n_filters=8", "seanet.lstm=2", "seanet.ratios=[8,5,4,2]"]
-TINY_RUN = [
-    *CODEC_16K,
-    "optim.epochs=2", "optim.updates_per_epoch=3",
-    "dataset.batch_size=4", "dataset.valid.num_samples=4",
-    "dataset.evaluate.batch_size=4", "dataset.evaluate.num_samples=4",
-    "dataset.generate.num_samples=2", "dataset.generate.batch_size=2", "dataset.generate.segment_duration=2",
-    "evaluate.every=2", "generate.every=2", "checkpoint.save_every=null",
-]
-
-
-def dora(args, dora_dir: Path, timeout: int = 600, **env_vars) -> subprocess.CompletedProcess:
-    env = {**os.environ, "AUDIOCRAFT_DORA_DIR": str(dora_dir), **env_vars}
-    return subprocess.run([sys.executable, "-m", "dora", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def datasource(egs: Path):
-    """Overrides training on prepared manifests `<egs>/<split>`, with no automatic preparation."""
-    return ["prepare_data.source=null", *[f"datasource.{split}={egs / split}" for split in SPLITS]]
+from common_utils import SPLITS, TINY_RUN, datasource, dora, train_steps, write_tones
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +133,6 @@ def test_warm_start_loads_a_trained_codec_and_fine_tunes_it(finished_xp, make_ti
     """The route of a user with trained weights (docs/research/INDEPENDENCE.md): `continue_from` a checkpoint loads
     its weights, not its epoch, and the loss then trains them (a local checkpoint: nothing downloads)."""
     import torch
-    from test_active_codebooks import train_steps
 
     xp_folder, _ = finished_xp
     checkpoint = xp_folder / "checkpoint.th"

@@ -24,14 +24,11 @@ import contextlib
 import pytest
 import torch
 
-from test_distributed_loss import check_two_processes_match_one
-from test_musicgen import PATTERNS, lm_config
+from common_utils import AUTOCAST_DTYPES, GPU_ESTIMATORS, PATTERNS, check_two_processes_match_one, lm_config
 
 NO_CUDA = "CUDA is absent (torch.cuda.is_available() is False): GPU checks skipped"
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)]
 
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-ESTIMATORS = ("hsic", "permutation", "permutation_debiased", "rff")
 FLOAT32_RTOL = 1e-5
 PAPER_SOLVER_STEPS = 2  # macro-batch M, and steps of each mode
 
@@ -60,7 +57,7 @@ def value_and_grad(streams: torch.Tensor, estimator: str, dtype=None, scale: flo
 
 
 @pytest.mark.parametrize("amp", sorted(AUTOCAST_DTYPES))
-@pytest.mark.parametrize("estimator", ESTIMATORS)
+@pytest.mark.parametrize("estimator", GPU_ESTIMATORS)
 def test_estimator_under_autocast_matches_float32(estimator, amp):
     dtype = AUTOCAST_DTYPES[amp]
     eps = torch.finfo(dtype).eps

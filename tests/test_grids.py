@@ -3,7 +3,6 @@
 import json
 import math
 import os
-import re
 from pathlib import Path
 import subprocess
 import sys
@@ -16,31 +15,14 @@ from audiocraft_mmd import grid as grid_command
 from audiocraft_mmd.grids import _sweep
 from audiocraft_mmd.solvers.compression_mmd import validate_mmd_config
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def dora_dir(tmp_path, monkeypatch):
-    from audiocraft_mmd import train
-    monkeypatch.setattr(train.main.dora, "dir", tmp_path / "dora")
-    return tmp_path / "dora"
-
-
-def slurm_requests(name: str) -> dict:
-    """Each XP's Slurm request, as ``dora grid`` would submit it."""
-    from dora.explore import Herd, Launcher
-    from dora.shep import Shepherd
-    from audiocraft_mmd import train
-    herd = Herd()
-    grid_command.load_explorer(name)(Launcher(Shepherd(train.main), train.main.get_slurm_config(), herd))
-    return herd.slurm_configs
+from common_utils import REPO, slurm_requests, status_lines
 
 
 def kernel(cfg) -> str:
     return {"none": "paper"}.get(cfg.mmd.bandwidth_scale, cfg.mmd.bandwidth_scale)
 
 
-def test_paper_scale_sweep_covers_every_axis(dora_dir):
+def test_paper_scale_sweep_covers_every_axis(grid_dora_dir):
     sheeps = grid_command.grid_sheeps("mmd_sweep")
     cfgs = [sheep.xp.cfg for sheep in sheeps]
     assert len({sheep.xp.sig for sheep in sheeps}) == len(sheeps) == 33
@@ -62,7 +44,7 @@ def test_paper_scale_sweep_covers_every_axis(dora_dir):
         validate_mmd_config(cfg)
 
 
-def test_cpu_sweep_is_the_same_grid_reduced(dora_dir):
+def test_cpu_sweep_is_the_same_grid_reduced(grid_dora_dir):
     sheeps = grid_command.grid_sheeps("mmd_sweep_cpu")
     cfgs = [sheep.xp.cfg for sheep in sheeps]
     assert len(sheeps) == 5
@@ -75,9 +57,10 @@ def test_cpu_sweep_is_the_same_grid_reduced(dora_dir):
         validate_mmd_config(sheep.xp.cfg)
 
 
-def test_slurm_requests_come_from_the_config_and_team_file(dora_dir, tmp_path, monkeypatch):
+def test_slurm_requests_come_from_the_config_and_team_file(grid_dora_dir, tmp_path, monkeypatch):
     team = tmp_path / "team.yaml"
-    team.write_text("default:\n  dora_dir: outputs\n  partitions: {global: shared, team: ours}\n  reference_dir: /tmp\n")
+    team.write_text("default:\n  dora_dir: outputs\n  partitions: {global: shared, team: ours}\n"
+                    "  reference_dir: /tmp\n")
     monkeypatch.setenv("AUDIOCRAFT_CONFIG", str(team))
     AudioCraftEnvironment.reset()
     try:
@@ -101,13 +84,9 @@ def test_dora_grid_without_slurm_points_at_the_local_runner(monkeypatch):
 
 
 def test_unknown_grid_lists_the_grids():
-    with pytest.raises(SystemExit, match="available grids: independence, independence_lms, mmd_sweep, mmd_sweep_cpu, slurm_check"):
+    with pytest.raises(SystemExit, match="available grids: independence, independence_lms, mmd_sweep, mmd_sweep_cpu, "
+                                         "slurm_check"):
         grid_command.load_explorer("mmd_swep")
-
-
-def status_lines(output: str) -> dict:
-    """``{sig: state}`` from the report of ``python -m audiocraft_mmd.grid``."""
-    return dict(match.groups() for match in re.finditer(r"^([0-9a-f]{8})  (\S+)", output, re.MULTILINE))
 
 
 def run_grid_command(*args, cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -137,5 +116,6 @@ def test_local_runner_runs_reports_failures_and_skips_finished_xps(tiny_egs, tmp
     status = run_grid_command("status", "slurm_check", cwd=tmp_path, env=env)
     assert status.returncode == 1  # the must_fail XP
     states = status_lines(status.stdout)
-    assert sorted(states.values()) == ["COMPLETED", "FAILED", *["NOT_STARTED"] * (len(states) - 2)] and len(states) == 10
+    assert sorted(states.values()) == ["COMPLETED", "FAILED", *["NOT_STARTED"] * (len(states) - 2)] and \
+        len(states) == 10
     assert states[folder] == "COMPLETED"

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from audiocraft_mmd import train
-from probe_worker import ProbeDataset, probe
+
+from common_utils import ProbeDataset, probe
 
 
 def check(seen: dict) -> None:

@@ -1,9 +1,9 @@
 """The package's layers: imports only go down, from the study to the commands to the library, with no circle."""
 
 import ast
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common_utils import REPO
+
 PACKAGE = REPO / "audiocraft_mmd"
 COMMANDS = {"audio_distance", "compare_patterns", "dependence", "export", "grid", "listen", "plot", "prepare_data"}
 # The study's harness, and the deprecated name of one of its commands.

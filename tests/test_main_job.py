@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from test_dora_run import REPO, dora
+from common_utils import REPO, dora
 
 
 @pytest.mark.slow

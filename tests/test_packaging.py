@@ -1,11 +1,10 @@
 """A non-editable install carries the config tree and the grids (AudioCraft's own wheel loses them)."""
 
 import os
-from pathlib import Path
 import subprocess
 import sys
 
-REPO = Path(__file__).resolve().parents[1]
+from common_utils import REPO
 
 
 def test_installed_package_finds_config_and_grids(tmp_path):

@@ -7,7 +7,8 @@ import unicodedata
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from common_utils import REPO
+
 README = (REPO / "README.md").read_text()
 # Pages whose ```python blocks are examples moved out of the README: each must hold at least one.
 EXAMPLE_PAGES = ["docs/TRAINING.md", "docs/DEPENDENCE.md", "docs/MUSICGEN.md", "docs/QUALITY.md"]

@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from test_dora_run import REPO, TINY_RUN, datasource, dora
+from common_utils import REPO, TINY_RUN, datasource, dora, without_durations
 
 # Two short epochs, train and valid stages only, a checkpoint after each epoch.
 RESUMABLE_RUN = ["solver=compression/mmd", *TINY_RUN, "optim.epochs=2", "optim.updates_per_epoch=4",
@@ -26,11 +26,6 @@ RESUMABLE_RUN = ["solver=compression/mmd", *TINY_RUN, "optim.epochs=2", "optim.u
 def history(dora_dir: Path) -> list:
     (xp_folder,) = (dora_dir / "xps").iterdir()
     return json.loads((xp_folder / "history.json").read_text())
-
-
-def without_durations(entries: list) -> list:
-    return [{stage: {k: v for k, v in metrics.items() if k != "duration"} for stage, metrics in entry.items()}
-            for entry in entries]
 
 
 @pytest.fixture(scope="module")

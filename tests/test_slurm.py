@@ -24,11 +24,8 @@ import typing as tp
 
 import pytest
 
-from slurm_cluster import ClusterUnavailable, single_node_cluster
-from test_grids import status_lines
-from test_resume import without_durations
+from common_utils import REPO, ClusterUnavailable, single_node_cluster, status_lines, without_durations
 
-REPO = Path(__file__).resolve().parents[1]
 GRID_TIMEOUT = 40 * 60
 SUBMITIT_PREEMPTION_SIGNAL = "USR2"  # submitit's --signal (what Slurm sends on preemption, and before a time-out)
 
@@ -63,7 +60,8 @@ def kill_tasks(job: str, env: dict) -> None:
     would: no signal handler runs, so nothing is checkpointed or requeued. (``scancel`` would end the
     job CANCELLED, and submitit lets its tasks run on until Slurm's KillWait.)"""
     listing = subprocess.run(["scontrol", "listpids", job], env=env, capture_output=True, text=True, check=True).stdout
-    pids = [int(fields[0]) for fields in map(str.split, listing.splitlines()[1:]) if len(fields) > 2 and fields[2] == "0"]
+    pids = [int(fields[0]) for fields in map(str.split, listing.splitlines()[1:])
+            if len(fields) > 2 and fields[2] == "0"]
     assert pids, listing
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -83,7 +81,8 @@ def act_on_jobs(grid: subprocess.Popen, xps: Path, env: dict, preempted_epochs: 
             done["preempted"] = job_id(preempted)
             # Only the job's steps (the training process) get it, as on preemption; submitit's handler
             # calls Dora's checkpoint hook, which requeues the job; it restarts from the last checkpoint.
-            subprocess.run(["scancel", f"--signal={SUBMITIT_PREEMPTION_SIGNAL}", done["preempted"]], env=env, check=True)
+            subprocess.run(["scancel", f"--signal={SUBMITIT_PREEMPTION_SIGNAL}", done["preempted"]], env=env,
+                           check=True)
         if "killed" not in done and killed is not None and epochs_done(killed) >= 1:
             done["killed"] = job_id(killed)
             kill_tasks(done["killed"], env)
@@ -121,7 +120,8 @@ def test_slurm_check_grid_multi_task_preemption_and_failures(tiny_egs, tmp_path)
         # -D: every run of a job, the requeued one's first run included.
         accounting = subprocess.run(["sacct", "-X", "-D", "-n", "-P", "-o", "JobID,State"], env=env,
                                     capture_output=True, text=True).stdout
-        tasks = subprocess.run(["sacct", "-n", "-P", "-o", "JobID,NTasks", "-j", job_id(labelled_xps(xps)["distributed"])],
+        distributed_job = job_id(labelled_xps(xps)["distributed"])
+        tasks = subprocess.run(["sacct", "-n", "-P", "-o", "JobID,NTasks", "-j", distributed_job],
                                env=env, capture_output=True, text=True).stdout
     finally:
         cluster.__exit__(None, None, None)
