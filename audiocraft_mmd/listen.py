@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import html
 import json
 from pathlib import Path
-import re
 import shutil
 import sys
 import typing as tp
@@ -163,6 +162,7 @@ class Rendering:
 
     Attributes:
         label: The row's name.
+        stem: Its files' name (``clip<i>_<stem>.wav``).
         outputs: One ``[C, T]`` waveform per clip.
         sample_rate: Of the outputs and of ``references``.
         references: The clips converted to that rate and channel count.
@@ -170,6 +170,7 @@ class Rendering:
         kbps: Bitrate (a codec's nominal rate; what Opus spent on these clips).
     """
     label: str
+    stem: str
     outputs: tp.List[torch.Tensor]
     sample_rate: int
     references: torch.Tensor
@@ -185,7 +186,9 @@ def reconstruct(view: XPView, clips, device: str = "cpu") -> tp.Tuple[Rendering,
     references = torch.stack([convert_audio(wav, clip_rate, rate, model.channels) for _, wav, clip_rate in clips])
     outputs, _ = cq.code_clips(model, references.to(device))
     figures = cq.reconstruction_figures(references, outputs.cpu(), rate, float(model.frame_rate))
-    return Rendering(view.folder.name, list(outputs.cpu()), rate, references, figures, cq.codec_kbps(model)), model
+    rendering = Rendering(view.folder.name, view.folder.name, list(outputs.cpu()), rate, references, figures,
+                          cq.codec_kbps(model))
+    return rendering, model
 
 
 def opus_rendering(codec: Rendering, frame_rate: float, multiple: float) -> Rendering:
@@ -193,7 +196,8 @@ def opus_rendering(codec: Rendering, frame_rate: float, multiple: float) -> Rend
     outputs, info = cq.opus_clips(codec.references, codec.sample_rate, codec.kbps * multiple)
     figures = cq.reconstruction_figures(codec.references, outputs, codec.sample_rate, frame_rate)
     label = f"Opus {codec.kbps * multiple:g} kbit/s nominal ({info['payload_kbps']:.2f} spent)"
-    return Rendering(label, list(outputs), codec.sample_rate, codec.references, figures, info["payload_kbps"])
+    return Rendering(label, f"opus_{multiple:g}x", list(outputs), codec.sample_rate, codec.references, figures,
+                     info["payload_kbps"])
 
 
 def generations(view: XPView, count: int) -> tp.List[Path]:
@@ -310,8 +314,7 @@ def write_page(references: tp.Sequence[str], out: Path, data: tp.Optional[str] =
     for rendering in renderings:
         pairs = []
         for index, wav in enumerate(rendering.outputs):
-            pairs.append(add(f"clip{index}_{re.sub(r'[^A-Za-z0-9.]+', '_', rendering.label)}", wav,
-                             rendering.sample_rate))
+            pairs.append(add(f"clip{index}_{rendering.stem}", wav, rendering.sample_rate))
             counter.step(f"{rendering.label} clip {index}")
         rows[rendering.label] = pairs
     lm_rows = {}

@@ -24,7 +24,8 @@ import typing as tp
 
 import pytest
 
-from common_utils import REPO, ClusterUnavailable, single_node_cluster, status_lines, without_durations
+from common_utils import (REPO, ClusterUnavailable, single_node_cluster, status_lines, unavailable,
+                          without_durations)
 
 GRID_TIMEOUT = 40 * 60
 SUBMITIT_PREEMPTION_SIGNAL = "USR2"  # submitit's --signal (what Slurm sends on preemption, and before a time-out)
@@ -98,7 +99,7 @@ def test_slurm_check_grid_multi_task_preemption_and_failures(tiny_egs, tmp_path)
         cluster = single_node_cluster(cpus=4, memory_mb=16000, gpus=2)
         cluster_env = cluster.__enter__()
     except ClusterUnavailable as why:
-        pytest.skip(f"no Slurm cluster here: {why}")
+        unavailable(f"no Slurm cluster here: {why}")
     xps = tmp_path / "dora" / "xps"
     try:
         env = {**os.environ, **cluster_env, "PYTHONPATH": str(REPO), "AUDIOCRAFT_DORA_DIR": str(tmp_path / "dora"),

@@ -7,10 +7,11 @@ project's data code into its cache, 86 MB); the slow one the evaluate split of t
 
 
 import pytest
+import torch
 
 from audiocraft_mmd.benchmarks.audio_quality import degradation_distances, read_excerpts
 
-from common_utils import REPO
+from common_utils import REPO, require_modules, unavailable
 
 
 def _check_ordering(results, names=("frechet", "kernel"), degradations=("noise_20db", "lowpass_4khz", "mulaw4_8khz")):
@@ -23,7 +24,7 @@ def _check_ordering(results, names=("frechet", "kernel"), degradations=("noise_2
 
 @pytest.fixture(scope="module")
 def embedder():
-    pytest.importorskip("musicnn")
+    require_modules("musicnn", install="pip install --no-deps musicnn==0.1.0")
     from audiocraft_mmd.metrics.music_embedding import MusicEmbedder
     return MusicEmbedder()
 
@@ -36,7 +37,7 @@ def test_distances_see_degradations_on_a_little_real_music(embedder):
         debian_music._ensure_package_index()
         _, files = debian_music._package_audio("warzone2100-music", cache_dir())
     except debian_music.DebianUnavailableError as error:
-        pytest.skip(f"Debian music unavailable here: {error}")
+        unavailable(f"Debian music unavailable here: {error}")
     # 10 + 10 tracks of 6 s: many short clips estimate the between-halves floor better than a few long ones.
     clips = read_excerpts(files[:20], seconds=6, offset=30)
     results = degradation_distances(clips[0::2], clips[1::2], embedder, draws=0)
@@ -58,7 +59,7 @@ def test_distances_see_degradations_on_the_evaluate_split(embedder):
 
 
 def test_reference_metrics_of_degradations(tmp_path):
-    pytest.importorskip("visqol")
+    require_modules("visqol", install="pip install visqol-python==3.8.0")
     from common_utils import write_tones
     from audiocraft_mmd.benchmarks.audio_quality import reference_metrics
     paths = write_tones(tmp_path, num_files=2, duration=3.0, seed=0)
@@ -70,7 +71,7 @@ def test_reference_metrics_of_degradations(tmp_path):
 
 
 def test_benchmark_command(tmp_path, capsys):
-    pytest.importorskip("visqol")
+    require_modules("visqol", install="pip install visqol-python==3.8.0")
     import json
     from common_utils import write_tones
     from audiocraft_mmd.benchmarks import audio_quality
@@ -79,8 +80,28 @@ def test_benchmark_command(tmp_path, capsys):
     assert audio_quality.main(["--data", str(tmp_path / "music"), "--seconds", "3", "--offset", "0",
                                "--bootstrap", "0", "--visqol-seconds", "3", "--json", str(out)]) == 0
     results = json.loads(out.read_text())
-    assert set(results["distances"]) == {"clean", *audio_quality.DEGRADATIONS}
+    degradations = audio_quality.with_opus(audio_quality.DEFAULT_OPUS_KBPS)
+    assert {"opus_3.2kbps", "opus_6.4kbps"} <= set(degradations)  # the environment's ffmpeg has libopus
+    assert set(results["distances"]) == {"clean", *degradations} and set(results["bands"]) == set(degradations)
     assert results["reference_metrics"]["noise_10db"]["si_snr_db"] == pytest.approx(10, abs=0.3)
     assert "mulaw4_8khz" in capsys.readouterr().out
     write_tones(tmp_path / "few", num_files=3, duration=3.5, seed=2)
     assert audio_quality.main(["--data", str(tmp_path / "few")]) == 2
+
+
+def test_band_metrics_see_each_degradation_where_it_acts():
+    from audiocraft_mmd.benchmarks.audio_quality import DEGRADATIONS, band_metrics
+    import julius
+    g = torch.Generator().manual_seed(1)
+    # Music-like: most of the power in the bass over a floor 40 dB down, so that a 100 Hz pulse train
+    # 20 dB below the clip stands out above 600 Hz, as a decoder's buzz does.
+    clips = [(f"bass{i}", julius.lowpass_filter(torch.randn(1, 3 * 16000, generator=g), 250 / 16000)
+              + 0.01 * torch.randn(1, 3 * 16000, generator=g), 16000) for i in range(3)]
+    chosen = {name: DEGRADATIONS[name] for name in ("noise_30db", "lowpass_4khz", "buzz_100hz")}
+    bands = band_metrics(clips, seconds=2, degradations=chosen)
+    low, noise, buzz = bands["lowpass_4khz"], bands["noise_30db"], bands["buzz_100hz"]
+    assert list(low["lsd_db"]) == ["0-250", "250-1000", "1000-2000", "2000-4000", "4000-8000"]
+    assert low["lsd_db"]["4000-8000"] > 10 > low["lsd_db"]["0-250"] and low["snr_db"]["0-250"] > 30
+    assert low["lsd_db"]["4000-8000"] > noise["lsd_db"]["4000-8000"]
+    assert noise["si_snr_db"] == pytest.approx(30, abs=0.5)
+    assert buzz["comb_db"] > 5 > 1 > abs(noise["comb_db"])

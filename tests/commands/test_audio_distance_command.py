@@ -7,9 +7,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from common_utils import write_tones
+from common_utils import require_modules, write_tones
 
-pytest.importorskip("musicnn")
+require_modules("musicnn", install="pip install --no-deps musicnn==0.1.0", module_level=True)
 
 from audiocraft_mmd import audio_distance  # noqa: E402
 from audiocraft_mmd.data import sources  # noqa: E402

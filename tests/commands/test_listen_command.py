@@ -14,7 +14,7 @@ import torch
 
 from audiocraft_mmd.listen import ListenError, headline_figures, main, write_page
 
-from common_utils import build_checkpoint, write_tones
+from common_utils import build_checkpoint, unavailable, write_tones
 
 CODEC_HISTORY = [{"train": {"mel": 1.2}, "valid": {"mel": 1.1}},
                  {"train": {"mel": 1.0}, "valid": {"mel": 0.9},
@@ -59,10 +59,14 @@ def page(xps, tiny_egs, tmp_path_factory):
 def test_page_holds_players_spectrograms_and_figures(page):
     text = page.read_text()
     audio = sorted(p.name for p in (page.parent / "audio").iterdir())
-    assert audio == ["1a000000_gen0.wav", "1a000000_gen1.wav", "clip0_c0dec000.wav", "clip0_reference.wav",
-                     "clip1_c0dec000.wav", "clip1_reference.wav"]
-    assert text.count("<audio") == 6 and text.count('class="spec"') == 6
-    assert len(list((page.parent / "spectrograms").glob("*.png"))) == 6
+    assert audio == ["1a000000_gen0.wav", "1a000000_gen1.wav", "clip0_c0dec000.wav", "clip0_opus_1x.wav",
+                     "clip0_opus_2x.wav", "clip0_reference.wav", "clip1_c0dec000.wav", "clip1_opus_1x.wav",
+                     "clip1_opus_2x.wav", "clip1_reference.wav"]
+    assert text.count("<audio") == 10 and text.count('class="spec"') == 10
+    assert len(list((page.parent / "spectrograms").glob("*.png"))) == 10
+    # the codec (50 Hz frames, 4 x 256 codes: 1.6 kbit/s) beside Opus asked for 1.6 and 3.2 kbit/s, per band
+    assert "Across the band" in text and "Opus 1.6 kbit/s nominal" in text and "Opus 3.2 kbit/s nominal" in text
+    assert text.count("<td>c0dec000</td>") == 1 and "LSD 2000-4000 Hz" in text and "LSD 4000-8000 Hz" in text
     assert "5.25" in text and "7.25 / 7.50" in text and "0.680" in text and "4.772 (epoch 2)" in text
     links = re.findall(r'(?:src|href)="([^"]*)"', text)
     assert links and all(link.startswith(("audio/", "spectrograms/", "data:")) for link in links)  # opens anywhere
@@ -81,7 +85,7 @@ def chromium_driver():
     """A headless chromium driven by selenium; installs Debian's chromium as root when missing."""
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            pytest.skip("chromium and chromium-driver are missing and cannot be installed (needs root and apt-get)")
+            unavailable("chromium and chromium-driver are missing and cannot be installed (needs root and apt-get)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"]
         if subprocess.run(install, env=env, capture_output=True).returncode != 0:
@@ -106,7 +110,7 @@ def test_page_in_a_real_browser(page, tmp_path):
     try:
         driver.get(page.as_uri())
         count = driver.execute_script("return document.querySelectorAll('audio').length")
-        assert count == 6
+        assert count == 10  # references, the codec, Opus at 1x and 2x, the LM's generations
         # Every player has loaded its file's metadata: a duration > 0 (NaN until then).
         WebDriverWait(driver, 60).until(lambda d: d.execute_script(
             "return [...document.querySelectorAll('audio')].every(a => a.readyState >= 1 && a.duration > 0)"))
@@ -115,7 +119,7 @@ def test_page_in_a_real_browser(page, tmp_path):
         WebDriverWait(driver, 30).until(lambda d: d.execute_script(
             "return [...document.images].every(i => i.complete)"))
         widths = driver.execute_script("return [...document.querySelectorAll('img.spec')].map(i => i.naturalWidth)")
-        assert len(widths) == 6 and all(w > 0 for w in widths), widths
+        assert len(widths) == 10 and all(w > 0 for w in widths), widths
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert not errors, errors
         shot = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("L")

@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("librosa")
-if importlib.util.find_spec("musicnn") is None:
-    pytest.skip("musicnn weights not installed (pip install --no-deps musicnn==0.1.0)", allow_module_level=True)
+from common_utils import ASSETS, REPO, require_modules
+
+require_modules("librosa", "musicnn", install="pip install --no-deps musicnn==0.1.0", module_level=True)
 
 from audiocraft_mmd.metrics import musicnn as port  # noqa: E402
 from audiocraft_mmd.metrics.tf_checkpoint import CheckpointFormatError, read_checkpoint, read_index  # noqa: E402
 
-from common_utils import ASSETS, REPO  # noqa: E402
 
 GOLDEN = ASSETS / "musicnn_golden.npz"
 

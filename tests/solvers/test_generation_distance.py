@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from common_utils import TINY_LM, datasource, run_new_xp
+from common_utils import TINY_LM, datasource, require_modules, run_new_xp
 
-pytest.importorskip("musicnn")
+require_modules("musicnn", install="pip install --no-deps musicnn==0.1.0", module_level=True)
 
 
 def test_generate_stage_reports_music_distance(tiny_egs, dora_dir, codec_sig):

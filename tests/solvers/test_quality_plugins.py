@@ -1,11 +1,12 @@
 """Opt-in audio-quality plugins of the compression solver's evaluate stage."""
 
-import importlib.util
 import sys
 
 import omegaconf
 import pytest
 import torch
+
+from common_utils import require_modules
 
 from audiocraft_mmd.errors import ConfigError
 from audiocraft_mmd.solvers.evaluation import EVALUATION_PLUGINS, EvaluationBatch
@@ -16,9 +17,8 @@ def test_plugins_are_registered():
     assert {"reconstruction", "music_distance", "visqol"} <= set(EVALUATION_PLUGINS)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("musicnn") is None or importlib.util.find_spec("visqol") is None,
-                    reason="musicnn or visqol-python not installed")
 def test_evaluate_stage_reports_quality(tiny_solver):
+    require_modules("musicnn", "visqol", install="requirements/lock.txt, requirements/no-deps.txt")
     solver = tiny_solver
     with omegaconf.open_dict(solver.cfg):
         solver.cfg.evaluate.plugins = ["reconstruction", "music_distance", "visqol"]
@@ -41,9 +41,8 @@ def test_evaluate_stage_reports_quality(tiny_solver):
             assert metrics["visqol_moslqo"] < perfect["visqol_moslqo"] - 1
 
 
-@pytest.mark.skipif(importlib.util.find_spec("musicnn") is None or importlib.util.find_spec("visqol") is None,
-                    reason="musicnn or visqol-python not installed")
 def test_silent_evaluate_segments_are_left_out_not_fatal(tiny_solver):
+    require_modules("musicnn", "visqol", install="requirements/lock.txt, requirements/no-deps.txt")
     batch = next(iter(tiny_solver.dataloaders["evaluate"]))
     batch[0].zero_()  # a silent segment, as the start of a track can be
     for name, skipped in (("music_distance", "musicnn_skipped"), ("visqol", "visqol_skipped")):
@@ -67,8 +66,8 @@ def test_missing_visqol_names_the_pip_command(monkeypatch):
         visqol_api()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("visqol") is None, reason="visqol-python not installed")
 def test_visqol_orders_noise_levels():
+    require_modules("visqol", install="pip install visqol-python==3.8.0")
     g = torch.Generator().manual_seed(0)
     t = torch.arange(3 * 16000) / 16000
     clean = (0.3 * torch.sin(2 * torch.pi * 220 * t) * (1 + torch.sin(2 * torch.pi * 3 * t)))[None, None]
@@ -77,3 +76,22 @@ def test_visqol_orders_noise_levels():
     scores = [visqol_scores(api, clean, clean + level * torch.randn(clean.shape, generator=g), 16000)[0]
               for level in (0.001, 0.03, 0.3)]
     assert scores[0] > scores[1] > scores[2], scores
+
+
+def test_bands_plugin_sees_a_lowpass_and_a_buzz_where_they_are(tiny_solver):
+    import julius
+    from audiocraft_mmd.solvers.evaluation import build_evaluation_plugins
+    rate, frame_rate = int(tiny_solver.cfg.sample_rate), float(tiny_solver.model.frame_rate)
+    audio = 0.1 * torch.randn(4, 1, rate, generator=torch.Generator().manual_seed(0))
+    pulses = torch.zeros_like(audio)
+    pulses[..., ::int(rate / frame_rate)] = 2.  # each harmonic line ~14 dB above the noise in its bin
+    metrics = {}
+    for name, output in (("lowpass", julius.lowpass_filter(audio, 1000 / rate)), ("buzz", audio + pulses)):
+        (plugin,) = build_evaluation_plugins(["bands"], tiny_solver).values()
+        for start in (0, 2):  # two evaluate batches
+            plugin.update(EvaluationBatch(audio[start:start + 2], output[start:start + 2], captured=None))
+        metrics[name] = plugin.compute()
+    low, buzz = metrics["lowpass"], metrics["buzz"]
+    assert low["lsd_0_250"] < 1 and low["lsd_2000_4000"] > 20  # worse above the cut-off only
+    assert low["band_snr_0_250"] > 30 and low["band_snr_2000_4000"] < 1
+    assert buzz["comb_db"] > buzz["comb_reference_db"] + 8 and abs(low["comb_db"]) < 2

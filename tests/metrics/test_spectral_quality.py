@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from common_utils import unavailable
+
 from audiocraft_mmd.metrics import opus, spectral
 
 SR = 8000
@@ -160,7 +162,8 @@ def test_a_frame_rate_buzz_and_a_comb_filter_show_a_comb():
     fast = spectral.average_power_spectrum(as_batch(*buzzed), SR, 5.0).numpy()
     np.testing.assert_allclose(fast, slow, rtol=1e-4)
     db = 10 * np.log10(slow)
-    expected = np.mean([db[f // 5] for f in range(600, 3801, 100)]) - np.mean([db[f // 5] for f in range(650, 3800, 100)])
+    multiples, halfway = range(600, 3801, 100), range(650, 3800, 100)
+    expected = np.mean([db[f // 5] for f in multiples]) - np.mean([db[f // 5] for f in halfway])
     assert buzz.reconstruction_db == pytest.approx(expected, abs=1e-3)
 
 
@@ -192,7 +195,7 @@ def ffmpeg():
     try:
         return opus.ffmpeg_binary()
     except opus.OpusUnavailable as error:
-        pytest.skip(f"no Opus round trip here: {error}")
+        unavailable(f"no Opus round trip here: {error}")
 
 
 def test_opus_round_trip_is_aligned_and_measures_its_bitrate(ffmpeg):
