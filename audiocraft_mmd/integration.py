@@ -4,12 +4,12 @@ AudioCraft 1.3.0 has no plugin registries and its wheel ships no config tree, so
 to adjust a few things for its own solvers, patterns and checkpoints to work everywhere AudioCraft
 looks them up. Everything of that kind lives here, and `install()` applies all of it:
 
-- **Solver, pattern, quantizer and LM builders.** `audiocraft.solvers.builders.get_solver`,
-  `audiocraft.models.builders.get_codebooks_pattern_provider` and
-  `audiocraft.models.builders.get_quantizer` map names to classes with literal dicts. They are
-  wrapped so that names in the registries of :mod:`audiocraft_mmd.registry` (``SOLVERS``,
-  ``PATTERNS``, ``QUANTIZERS``) resolve first; other solver and quantizer names fall through to
-  AudioCraft, pattern names go through the checks of :mod:`audiocraft_mmd.patterns`.
+- **Solver, loss, autoencoder, pattern, quantizer and LM builders.** `audiocraft.solvers.builders`'
+  `get_solver` and `get_loss`, and `audiocraft.models.builders`' `get_encodec_autoencoder`,
+  `get_codebooks_pattern_provider` and `get_quantizer` map names to classes with literal dicts. They
+  are wrapped so that names in the registries of :mod:`audiocraft_mmd.registry` (``SOLVERS``,
+  ``LOSSES``, ``AUTOENCODERS``, ``PATTERNS``, ``QUANTIZERS``) resolve first; other names fall through
+  to AudioCraft, pattern names go through the checks of :mod:`audiocraft_mmd.patterns`.
   ``get_lm_model`` builds our :class:`~audiocraft_mmd.models.depth_lm.DepthLM` for
   ``codebooks_pattern.modeling=depth``.
 - **`audiocraft.train`.** AudioCraft resolves ``//sig/SIG`` checkpoint references with
@@ -45,7 +45,7 @@ import sys
 import typing as tp
 
 from .utils.paths import CONFIG_DIR, cache_dir
-from .registry import QUANTIZERS, SOLVERS
+from .registry import AUTOENCODERS, LOSSES, QUANTIZERS, SOLVERS
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,26 @@ def _patch_solver_builder(builders: tp.Any) -> None:
         return original_loader(*args, **kwargs)
 
     builders.get_loader = get_loader
+
+    original_loss = builders.get_loss
+
+    @functools.wraps(original_loss)
+    def get_loss(loss_name, cfg):
+        from .losses import log_mel  # noqa: F401  (registers "logmel")
+        if loss_name not in LOSSES:
+            return original_loss(loss_name, cfg)
+        from audiocraft.utils.utils import dict_from_config
+        from .errors import ConfigError
+        section = cfg.get(loss_name)
+        if section is None:
+            raise ConfigError(f"losses.{loss_name} needs a `{loss_name}:` config section "
+                              f"(see config/solver/compression/default.yaml)")
+        try:
+            return LOSSES[loss_name](**dict_from_config(section))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{loss_name}: {error}") from error
+
+    builders.get_loss = get_loss
 
 
 def worker_init(worker_id: int) -> None:
@@ -144,7 +164,21 @@ def _patch_lm_builder(builders: tp.Any) -> None:
     builders.get_lm_model = get_lm_model
 
 
+def _patch_autoencoder_builder(builders: tp.Any) -> None:
+    original = builders.get_encodec_autoencoder
+
+    @functools.wraps(original)
+    def get_encodec_autoencoder(encoder_name, cfg):
+        from .models import autoencoders  # noqa: F401  (registers ours)
+        if encoder_name not in AUTOENCODERS:
+            return original(encoder_name, cfg)
+        return AUTOENCODERS[encoder_name](cfg)
+
+    builders.get_encodec_autoencoder = get_encodec_autoencoder
+
+
 def _patch_model_builders(builders: tp.Any) -> None:
+    _patch_autoencoder_builder(builders)
     _patch_pattern_builder(builders)
     _patch_quantizer_builder(builders)
     _patch_lm_builder(builders)

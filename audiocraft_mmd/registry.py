@@ -1,10 +1,11 @@
 """Name-to-object registries: the extension points of audiocraft_mmd.
 
-Estimators, stream sources, evaluate-stage plugins, solvers, patterns and quantizers are each a
-:class:`Registry`; configs name an entry, and new entries plug in with ``@REGISTRY.register(name)``.
-The registries AudioCraft's builders consult (solvers, patterns, quantizers) are defined here, at the
-bottom of the import graph: the classes register themselves on import, and
-:mod:`audiocraft_mmd.integration` makes AudioCraft's builders look them up.
+Estimators, stream sources, evaluate-stage plugins, solvers, patterns, quantizers, autoencoders and
+audio losses are each a :class:`Registry`; configs name an entry, and new entries plug in with
+``@REGISTRY.register(name)``. The registries AudioCraft's builders consult (solvers, patterns,
+quantizers, autoencoders, losses) are defined here, at the bottom of the import graph: the classes
+register themselves on import, and :mod:`audiocraft_mmd.integration` makes AudioCraft's builders look
+them up.
 """
 
 import typing as tp
@@ -48,3 +49,9 @@ register_pattern = PATTERNS.register
 # `encodec.quantizer=<name>` builds QUANTIZERS[name](dimension=<latent>, **cfg.<name>).
 QUANTIZERS = Registry("quantizer")
 register_quantizer = QUANTIZERS.register
+# `encodec.autoencoder=<name>` builds AUTOENCODERS[name](cfg) -> (encoder, decoder); AudioCraft's `seanet` otherwise.
+AUTOENCODERS = Registry("autoencoder")
+register_autoencoder = AUTOENCODERS.register
+# `losses.<name>=<weight>` on the compression solver builds LOSSES[name](**cfg.<name>); AudioCraft's names otherwise.
+LOSSES = Registry("loss")
+register_loss = LOSSES.register

@@ -1,0 +1,58 @@
+"""A SEANet decoder that upsamples by interpolation (``encodec.autoencoder=seanet_interp``).
+
+A transposed convolution of stride s and kernel 2s gives output sample n the taps n mod s: unless
+training balances them exactly, the output carries a pattern that repeats every s samples, and the
+stack of them one that repeats every hop, heard as a buzz at the frame rate and seen as a comb at
+its multiples (Odena et al., 2016, "Deconvolution and checkerboard artifacts"). Interpolating first
+and convolving after treats every output sample alike. Same channels, strides, residual blocks and
+latent as AudioCraft's ``SEANetDecoder``, so the codec's frame rate and quantizer are unchanged.
+"""
+
+import typing as tp
+
+import torch
+from torch import nn
+
+from audiocraft.modules import SEANetDecoder
+from audiocraft.modules.conv import StreamableConv1d, StreamableConvTranspose1d
+
+UPSAMPLING_MODES = ("linear", "nearest")
+
+
+class InterpolatingUpsample(nn.Module):
+    """Upsampling by ``stride`` (``mode`` interpolation), then a convolution of ``2 * stride + 1`` taps."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, mode: str = "linear",
+                 norm: str = "none", norm_kwargs: tp.Optional[dict] = None, causal: bool = False,
+                 pad_mode: str = "reflect"):
+        super().__init__()
+        if mode not in UPSAMPLING_MODES:
+            raise ValueError(f"upsampling.mode={mode!r}; choose one of {list(UPSAMPLING_MODES)}")
+        self.stride, self.mode = stride, mode
+        self.conv = StreamableConv1d(in_channels, out_channels, kernel_size=2 * stride + 1, norm=norm,
+                                     norm_kwargs=norm_kwargs or {}, causal=causal, pad_mode=pad_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "linear":
+            x = nn.functional.interpolate(x, scale_factor=self.stride, mode="linear", align_corners=False)
+        else:
+            x = x.repeat_interleave(self.stride, dim=-1)
+        return self.conv(x)
+
+
+def interpolating_decoder(seanet: tp.Dict[str, tp.Any], mode: str = "linear") -> SEANetDecoder:
+    """AudioCraft's ``SEANetDecoder(**seanet)`` with each transposed convolution swapped for an
+    :class:`InterpolatingUpsample` of the same channels and stride."""
+    decoder = SEANetDecoder(**seanet)
+    norm = seanet.get("norm", "none")
+    norm_kwargs = seanet.get("norm_params", {})
+    layers = list(decoder.model)
+    for index, layer in enumerate(layers):
+        if isinstance(layer, StreamableConvTranspose1d):
+            convtr = layer.convtr.convtr
+            layers[index] = InterpolatingUpsample(
+                convtr.in_channels, convtr.out_channels, stride=convtr.stride[0], mode=mode,
+                norm=norm, norm_kwargs=norm_kwargs, causal=layer.causal,
+                pad_mode=seanet.get("pad_mode", "reflect"))
+    decoder.model = nn.Sequential(*layers)
+    return decoder

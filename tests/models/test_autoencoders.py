@@ -1,0 +1,81 @@
+"""The codec's encoder-decoder pairs beyond AudioCraft's seanet (models/autoencoders.py)."""
+
+import copy
+
+import hydra
+import pytest
+import torch
+
+import audiocraft_mmd  # noqa: F401  (patches AudioCraft's model builders)
+from audiocraft.models import builders
+from audiocraft.modules.conv import StreamableConvTranspose1d
+
+from audiocraft_mmd.utils.paths import CONFIG_DIR
+
+AUTOENCODERS = ["seanet", "seanet_spectral", "seanet_interp", "seanet_spectral_interp"]
+
+
+def _config(*overrides):
+    with hydra.initialize_config_dir(str(CONFIG_DIR), version_base="1.1"):
+        return hydra.compose("config", overrides=["solver=compression/mmd", "device=cpu", *overrides])
+
+
+@pytest.mark.parametrize("autoencoder", AUTOENCODERS)
+def test_every_autoencoder_builds_an_encodec_of_the_same_frame_rate(autoencoder):
+    torch.manual_seed(0)
+    model = builders.get_compression_model(_config(f"encodec.autoencoder={autoencoder}"))
+    x = torch.randn(2, 1, 8000)
+    result = model(x)
+    assert model.frame_rate == 100 and result.x.shape == x.shape
+    codes, scale = model.encode(x)
+    assert codes.shape == (2, 4, 100) and model.decode(codes, scale).shape == x.shape
+    transposed = any(isinstance(m, StreamableConvTranspose1d) for m in model.decoder.modules())
+    assert transposed == autoencoder.endswith(("seanet", "spectral"))
+
+
+def test_the_spectral_branch_sees_each_hop_in_its_own_frame():
+    torch.manual_seed(0)
+    encoder = builders.get_compression_model(_config("encodec.autoencoder=seanet_spectral")).encoder
+    hop = encoder.hop_length
+    for frame in (0, 37, 99):
+        x = torch.zeros(1, 1, 100 * hop)
+        x[..., frame * hop + hop // 2] = 1.  # an impulse in the middle of frame's hop
+        energy = encoder.log_spectrum(x, 100).exp().pow(2).sum(1)[0]
+        assert int(energy.argmax()) == frame
+
+
+def test_interpolation_removes_the_transposed_convolutions_frame_periodic_pattern():
+    # A constant latent decodes, through transposed convolutions, to a pattern repeating every hop
+    # (the frame-rate buzz); through interpolation, to a signal without one.
+    torch.manual_seed(0)
+    cfg = _config()
+    plain = builders.get_compression_model(cfg).decoder
+    interp = builders.get_compression_model(_config("encodec.autoencoder=seanet_interp")).decoder
+    latent = torch.randn(1, 64, 1).expand(1, 64, 60).contiguous()
+    with torch.no_grad():
+        # Away from the edges, 40 frames of 80 samples.
+        y_plain, y_interp = (decoder(latent)[0, 0, 10 * 80:50 * 80].reshape(40, 80) for decoder in (plain, interp))
+    periodic = y_plain.mean(0) - y_plain.mean()
+    assert float(periodic.pow(2).mean() / (y_plain - y_plain.mean()).pow(2).mean()) > 0.99  # all of it repeats
+    assert float(y_interp.std()) < 1e-4 * float(y_plain.std())  # constant in, constant out
+
+
+def test_an_unknown_upsampling_mode_names_the_key():
+    from audiocraft_mmd.errors import ConfigError
+    with pytest.raises(ConfigError, match="upsampling.mode='cubic'"):
+        builders.get_compression_model(_config("encodec.autoencoder=seanet_interp", "upsampling.mode=cubic"))
+    with pytest.raises(ConfigError, match="spectral_encoder.n_fft=40 is below"):
+        builders.get_compression_model(_config("encodec.autoencoder=seanet_spectral", "spectral_encoder.n_fft=40"))
+
+
+def test_a_trained_spectral_codec_reloads_from_its_state():
+    torch.manual_seed(0)
+    cfg = _config("encodec.autoencoder=seanet_spectral_interp")
+    model = builders.get_compression_model(cfg)
+    x = torch.randn(2, 1, 8000)
+    model(x)  # initialises the codebooks (k-means on this batch)
+    copy_model = builders.get_compression_model(copy.deepcopy(cfg))
+    copy_model.load_state_dict(model.state_dict())
+    model.eval(), copy_model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x).x, copy_model(x).x)
