@@ -111,5 +111,8 @@ def test_dependence_metrics_stay_finite_and_in_range(inputs):
         assert all(math.isfinite(value) for value in values), pair
         if min(pair.entropy_i, pair.entropy_j) == 0:  # a collapsed codebook carries no information
             assert pair.normalized == 0.0
-        if pair.ci_low is not None:
+        if inputs["ci_blocks"]:  # asked for: an interval around the estimate
+            assert pair.ci_low is not None and pair.ci_high is not None, pair
             assert math.isfinite(pair.ci_low) and pair.ci_low <= pair.mi <= pair.ci_high
+        else:
+            assert pair.ci_low is None and pair.ci_high is None
