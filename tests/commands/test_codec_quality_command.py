@@ -75,5 +75,6 @@ def test_paired_figures_pair_files_by_name(tmp_path):
     candidates = sorted((tmp_path / "candidate").glob("*.wav"))
     figures = paired_figures(references, candidates, 100.)
     assert figures["pairs"] == 2 and figures["si_snr_db"] == pytest.approx(20, abs=0.5)
+    assert list(figures["snr_db"]) == ["0-250", "250-1000", "1000-2000", "2000-4000"]  # every band up to 4 kHz
     assert all(value == pytest.approx(20, abs=1.5) for value in figures["snr_db"].values())  # white noise, 20 dB
     assert paired_figures(references, candidates[:1], 100.) is None  # not one to one: no pairs
