@@ -72,8 +72,9 @@ def test_independent_streams_read_zero_within_interval():
     generator = torch.Generator().manual_seed(0)
     codes = draw(zipf(BINS, 1.0, 10.0), (CLIPS, 3, CLIP_FRAMES), generator, stay=0.5)
     report = dependence_report(codes, BINS, standard_alignments(3), ci_blocks=20)
+    assert set(report.alignments) == {"parallel", "delay"}
     for alignment in report.alignments.values():
-        assert alignment.frames >= 99_000
+        assert alignment.frames >= 99_000 and len(alignment.pairs) == 3
         for pair in alignment.pairs:
             assert pair.regime == "undersampled"  # 1e5 frames, about 2^19 effective cells
             assert pair.null_mean > 1.0  # the plug-in bias being corrected is large
@@ -169,6 +170,7 @@ def test_vectorised_mi_matches_a_loop_reference(delays):
     codes[:, 2] = (codes[:, 0] + (torch.rand(2, 40, generator=generator) < 0.3)) % 5
     expected = reference_plugin_mi(codes, 5, delays)
     result = pairwise_mutual_information(codes, 5, delays, entropy_estimator="plugin", shifts=0)
+    assert [(pair.i, pair.j) for pair in result.pairs] == [(0, 1), (0, 2), (1, 2)]
     for pair in result.pairs:
         assert pair.mi_plugin == pytest.approx(expected[(pair.i, pair.j)], abs=1e-9)
         assert pair.mi == pytest.approx(pair.mi_plugin)  # no shifts: no correction

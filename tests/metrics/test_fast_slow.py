@@ -53,6 +53,7 @@ def test_parts_add_up_and_total_is_the_dependence_reports_mi():
     result = fast_slow_mutual_information(codes, BINS, gap=10, shifts=3, seed=5)
     reference = pairwise_mutual_information(codes, BINS, shifts=3, seed=5)
     assert result.total == pytest.approx(reference.mean("mi"), abs=1e-9)
+    assert [(pair.i, pair.j) for pair in result.pairs] == [(0, 1)]
     for pair in result.pairs:
         assert pair.total == pytest.approx(pair.slow + pair.fast, abs=1e-12)
     assert 0.05 < result.slow < result.total and 0.05 < result.fast < result.total

@@ -252,14 +252,27 @@ def test_state_dict_round_trip(tmp_path, context):
                                    lm.compute_predictions(codes, attributes).logits, atol=0, rtol=0)
 
 
-def test_parallel_and_delay_are_unchanged_by_the_depth_block():
-    """The `depth` block in model/lm/small.yaml is read only when modeling=depth."""
+@pytest.mark.parametrize("modeling", ["parallel", "delay"])
+def test_parallel_and_delay_are_unchanged_by_the_depth_block(modeling):
+    """The `depth` block in model/lm/small.yaml is read only when modeling=depth: with it, the other patterns
+    build AudioCraft's own LM, bit for bit (same seed, same weights, same logits)."""
+    from audiocraft.models import builders
     from audiocraft.models.lm import LMModel
-    from audiocraft_mmd.models.depth_lm import DepthLM
     cfg = depth_config()
-    cfg.codebooks_pattern.modeling = "parallel"
+    cfg.codebooks_pattern.modeling = modeling
     lm = build(cfg)
-    assert type(lm) is LMModel and not isinstance(lm, DepthLM)
+    torch.manual_seed(0)
+    reference = builders.get_lm_model.__wrapped__(lm_config(modeling)).eval()  # AudioCraft's builder, no depth block
+    assert type(lm) is LMModel and lm.pattern_provider.__class__ is reference.pattern_provider.__class__
+    state, expected = lm.state_dict(), reference.state_dict()
+    assert list(state) == list(expected)
+    for name, tensor in expected.items():
+        assert torch.equal(state[name], tensor), name
+    codes = torch.randint(0, CARD, (2, K, 6), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        output, expected_output = lm.compute_predictions(codes, []), reference.compute_predictions(codes, [])
+    assert torch.equal(output.logits.nan_to_num(), expected_output.logits.nan_to_num())
+    assert torch.equal(output.mask, expected_output.mask) and output.mask.any()
 
 
 # ---- end to end: dora run, export, get_pretrained ----

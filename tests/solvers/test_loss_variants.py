@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from audiocraft_mmd.errors import ConfigError
+from audiocraft_mmd.losses import MMDIndependenceLoss
 from audiocraft_mmd.losses.soft_mi import SoftMutualInformationLoss
 from audiocraft_mmd.solvers.compression_mmd import validate_mmd_config
 from audiocraft_mmd.solvers.mmd_weight import MMDWeight
 from audiocraft_mmd.solvers.evaluation import EvaluationBatch, build_evaluation_plugins
 from audiocraft_mmd.quantization import capture_streams
+from audiocraft_mmd.quantization.streams import STREAM_SOURCES
 
 from common_utils import mmd_cfg, train_steps
 
@@ -38,6 +40,61 @@ def test_variants_train_and_evaluate(make_tiny_solver, overrides):
     metrics = {key: value for plugin in plugins.values() for key, value in plugin.compute().items()}
     for key in ["mmd_estimate", "mi_fast_delay", "mi_slow_delay", "mi_fast_parallel"]:
         assert key in metrics and torch.isfinite(torch.as_tensor(metrics[key])), key
+
+
+def clip_cause_stream(residual, quantized):
+    """The quantized stream plus one random vector per clip, the same for every codebook: the codebooks
+    depend on one another through the clip they come from."""
+    cause = torch.randn(quantized.shape[0], quantized.shape[1], 1, generator=torch.Generator().manual_seed(0))
+    return quantized + 3 * quantized.detach().std() * cause
+
+
+def record_loss_calls(monkeypatch, loss_class):
+    """The inputs of every call of ``loss_class``'s forward (detached), and its generator's state before it."""
+    calls = []
+    forward = loss_class.forward
+
+    def recorded(self, *inputs, generator=None, **kwargs):
+        calls.append(([x.detach().clone() for x in inputs], None if generator is None else generator.get_state()))
+        return forward(self, *inputs, generator=generator, **kwargs)
+    monkeypatch.setattr(loss_class, "forward", recorded)
+    return calls
+
+
+@pytest.mark.parametrize("product", ["clip", "chunk"])  # pooled, the default, is trained everywhere else
+def test_the_product_option_reaches_the_trained_loss(make_tiny_solver, monkeypatch, product):
+    # Rows that depend on one another through their clip only: pooled reads that, clip and chunk must not.
+    monkeypatch.setitem(STREAM_SOURCES, "clip_cause", clip_cause_stream)
+    solver = make_tiny_solver("mmd.weight=10", "mmd.clamp=false", "mmd.source=clip_cause", f"mmd.product={product}",
+                              "mmd.chunk_frames=6")
+    calls = record_loss_calls(monkeypatch, MMDIndependenceLoss)
+    batch = next(iter(solver.dataloaders["train"]))
+    (metrics,) = train_steps(solver, batch, 1)
+    ((streams,), _), = calls  # hsic draws nothing at random
+    options = {**solver.mmd_loss.options(), "chunk_frames": 6}
+    expected = {name: MMDIndependenceLoss(clamp=False, **{**options, "product": name})(streams).item()
+                for name in ("pooled", "clip", "chunk")}
+    assert expected["pooled"] > 20 * max(abs(expected["clip"]), abs(expected["chunk"]))
+    assert float(metrics["mmd"]) == pytest.approx(expected[product], rel=1e-5, abs=1e-9)
+
+
+def test_soft_mi_reads_the_clip_product(make_tiny_solver, monkeypatch):
+    solver = make_tiny_solver("mmd.weight=10", "mmd.clamp=false", "mmd.estimator=soft_mi", "mmd.product=clip")
+    calls = record_loss_calls(monkeypatch, SoftMutualInformationLoss)
+    batch = next(iter(solver.dataloaders["train"]))
+    (metrics,) = train_steps(solver, batch, 1)
+    (inputs, state), = calls
+    expected = {}
+    for product in ("pooled", "clip"):
+        generator = torch.Generator()
+        generator.set_state(state)
+        loss = SoftMutualInformationLoss(delays=solver.mmd_loss.delays, temperature=solver.mmd_loss.temperature,
+                                         product=product, clamp=False)
+        loss(*inputs, generator=generator)
+        assert loss.last_result is not None
+        expected[product] = loss.last_result.estimate.item()
+    assert expected["clip"] != pytest.approx(expected["pooled"], rel=1e-3)
+    assert float(metrics["mmd"]) == pytest.approx(expected["clip"], rel=1e-5)
 
 
 def test_soft_mi_solver_uses_the_soft_loss(make_tiny_solver):

@@ -137,3 +137,13 @@ def test_genre_lut_conditioner_needs_no_download():
     attributes = [ConditioningAttributes(text={"genre": genre}) for genre in ["rock", None]]
     generated = lm.generate(None, attributes, max_gen_len=6, use_sampling=True, top_k=250)
     assert generated.shape == (2, 4, 6)
+    # The genre reaches the predictions: same codes, other genre (or none), other logits.
+    codes = torch.randint(0, 16, (1, 4, 6), generator=torch.Generator().manual_seed(1))
+
+    def logits(genre):
+        with torch.no_grad():
+            output = lm.compute_predictions(codes, [ConditioningAttributes(text={"genre": genre})])
+        return output.logits[output.mask]  # the delay pattern's valid positions (the others are NaN)
+    rock = logits("rock")
+    assert rock.numel() > 0 and torch.isfinite(rock).all() and torch.equal(rock, logits("rock"))
+    assert not torch.allclose(rock, logits("jazz")) and not torch.allclose(rock, logits(None))

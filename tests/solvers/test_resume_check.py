@@ -4,13 +4,38 @@ import copy
 
 import omegaconf
 import pytest
+import torch
 
 from audiocraft_mmd.errors import ConfigError
 from audiocraft_mmd.solvers.resume import model_config_changes
 
 
-def test_same_config_resumes(tiny_solver):
-    tiny_solver.load_state_dict(tiny_solver.state_dict())
+def test_same_config_resumes_the_saved_state(tiny_solver):
+    # Saved, trained past, then restored: a restore that ignored its input keeps the later state.
+    batch = next(iter(tiny_solver.dataloaders["train"]))
+    saved = {}
+
+    def train():
+        tiny_solver.run_step(0, batch, {})  # the optimizer has moments, the RNGs have moved
+        saved.update(copy.deepcopy(tiny_solver.state_dict()))
+        for idx in (1, 2):
+            tiny_solver.run_step(idx, batch, {})
+    tiny_solver.run_stage("train", train)
+    moved = tiny_solver.model.state_dict()
+    assert any(not torch.equal(moved[name], tensor) for name, tensor in saved["model"].items())
+    tiny_solver.load_state_dict(copy.deepcopy(saved))
+    restored = tiny_solver.model.state_dict()
+    assert restored.keys() == saved["model"].keys()
+    for name, tensor in saved["model"].items():
+        assert torch.equal(restored[name], tensor), name
+    moments = tiny_solver.optimizer.state_dict()["state"]
+    assert moments.keys() == saved["optimizer"]["state"].keys() and moments
+    for index, moment in saved["optimizer"]["state"].items():
+        for key, value in moment.items():
+            assert torch.equal(torch.as_tensor(moments[index][key]), torch.as_tensor(value)), (index, key)
+    assert torch.equal(tiny_solver.mmd_rng.get_state(), saved["mmd_rng_state"]["state"])
+    assert torch.equal(torch.get_rng_state(), saved["global_rng_state"]["torch"])
+    assert tiny_solver.balancer.averager.state_dict() == saved["balancer.averager"]
 
 
 @pytest.mark.parametrize("key, value", [("seanet.n_filters", 16), ("seanet.activation", "GELU"),

@@ -29,12 +29,18 @@ def test_experiments_and_their_references():
                 long = label in LONG_EXPERIMENTS
                 assert overrides["continue_from"] == f"//sig/{start}" and \
                     overrides["optim.epochs"] == 4 * (5 if long else 1)
-                assert reference in ((None, LONG_FINETUNE_REFERENCE) if long else (None, FINETUNE_REFERENCE))
+                own_reference = LONG_FINETUNE_REFERENCE if long else FINETUNE_REFERENCE
+                assert reference == (None if label == own_reference else own_reference), label
             elif label in LONG_EXPERIMENTS:  # from scratch at five times the study's 10 epochs
-                assert overrides["optim.epochs"] == 50 and reference in (None, LONG_BASELINE)
+                assert overrides["optim.epochs"] == 50 and reference == (None if label == LONG_BASELINE
+                                                                         else LONG_BASELINE), label
             elif label in LONG_SCHEDULE_LEVERS:  # each against the baseline of its own budget
                 epochs = overrides["optim.epochs"]
-                assert reference is None or table_[reference][0]["optim.epochs"] == epochs and epochs in (50, 100)
+                assert epochs == (100 if label in (LONGER_BASELINE, LONGER_SCHEDULE) else 50), label
+                if label == LONGER_BASELINE:
+                    assert reference is None
+                else:
+                    assert reference is not None and table_[reference][0]["optim.epochs"] == epochs, label
         assert table_[FINETUNE_REFERENCE][0]["mmd.weight"] == 0 and table_[BASELINE][1] is None
         assert len({experiment_xp(overrides).sig for overrides, _ in table_.values()}) == len(table_)
         # the schedule's lever changes the warm-up and the gradient share only
