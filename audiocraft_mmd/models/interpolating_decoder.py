@@ -40,19 +40,29 @@ class InterpolatingUpsample(nn.Module):
         return self.conv(x)
 
 
-def interpolating_decoder(seanet: tp.Dict[str, tp.Any], mode: str = "linear") -> SEANetDecoder:
-    """AudioCraft's ``SEANetDecoder(**seanet)`` with each transposed convolution swapped for an
-    :class:`InterpolatingUpsample` of the same channels and stride."""
+def interpolating_decoder(seanet: tp.Dict[str, tp.Any], mode: str = "linear",
+                          stages: tp.Optional[int] = None) -> SEANetDecoder:
+    """AudioCraft's ``SEANetDecoder(**seanet)`` with its first ``stages`` transposed convolutions (None:
+    all) swapped for :class:`InterpolatingUpsample` of the same channels and stride.
+
+    The first stage's pattern repeats every frame (lines at every multiple of the frame rate); a later
+    stage's repeats every few samples (at 8 kHz with strides 5, 4, 4: lines at multiples of 500 Hz and
+    2 kHz only). Swapping only the first keeps the later stages' cost (an interpolating stage of stride
+    s costs about s times a transposed one) and their reach to high frequencies (linear interpolation
+    is a low-pass filter).
+    """
     decoder = SEANetDecoder(**seanet)
     norm = seanet.get("norm", "none")
     norm_kwargs = seanet.get("norm_params", {})
     layers = list(decoder.model)
-    for index, layer in enumerate(layers):
-        if isinstance(layer, StreamableConvTranspose1d):
-            convtr = layer.convtr.convtr
-            layers[index] = InterpolatingUpsample(
-                convtr.in_channels, convtr.out_channels, stride=convtr.stride[0], mode=mode,
-                norm=norm, norm_kwargs=norm_kwargs, causal=layer.causal,
-                pad_mode=seanet.get("pad_mode", "reflect"))
+    transposed = [index for index, layer in enumerate(layers) if isinstance(layer, StreamableConvTranspose1d)]
+    if stages is not None and not 0 < stages <= len(transposed):
+        raise ValueError(f"upsampling.stages={stages}: the decoder has {len(transposed)} upsampling stages")
+    for index in transposed[:stages]:
+        layer = layers[index]
+        convtr = layer.convtr.convtr
+        layers[index] = InterpolatingUpsample(
+            convtr.in_channels, convtr.out_channels, stride=convtr.stride[0], mode=mode,
+            norm=norm, norm_kwargs=norm_kwargs, causal=layer.causal, pad_mode=seanet.get("pad_mode", "reflect"))
     decoder.model = nn.Sequential(*layers)
     return decoder

@@ -60,12 +60,21 @@ def test_interpolation_removes_the_transposed_convolutions_frame_periodic_patter
     assert float(y_interp.std()) < 1e-4 * float(y_plain.std())  # constant in, constant out
 
 
+def test_only_the_first_stages_interpolate_when_asked():
+    decoder = builders.get_compression_model(_config("encodec.autoencoder=seanet_interp", "upsampling.stages=1")).decoder
+    kinds = [type(m).__name__ for m in decoder.model if type(m).__name__ in ("InterpolatingUpsample",
+                                                                           "StreamableConvTranspose1d")]
+    assert kinds == ["InterpolatingUpsample", "StreamableConvTranspose1d", "StreamableConvTranspose1d"]
+
+
 def test_an_unknown_upsampling_mode_names_the_key():
     from audiocraft_mmd.errors import ConfigError
     with pytest.raises(ConfigError, match="upsampling.mode='cubic'"):
         builders.get_compression_model(_config("encodec.autoencoder=seanet_interp", "upsampling.mode=cubic"))
     with pytest.raises(ConfigError, match="spectral_encoder.n_fft=40 is below"):
         builders.get_compression_model(_config("encodec.autoencoder=seanet_spectral", "spectral_encoder.n_fft=40"))
+    with pytest.raises(ConfigError, match="upsampling.stages=4: the decoder has 3"):
+        builders.get_compression_model(_config("encodec.autoencoder=seanet_interp", "upsampling.stages=4"))
 
 
 def test_a_trained_spectral_codec_reloads_from_its_state():
