@@ -61,9 +61,10 @@ def test_interpolation_removes_the_transposed_convolutions_frame_periodic_patter
 
 
 def test_only_the_first_stages_interpolate_when_asked():
-    decoder = builders.get_compression_model(_config("encodec.autoencoder=seanet_interp", "upsampling.stages=1")).decoder
-    kinds = [type(m).__name__ for m in decoder.model if type(m).__name__ in ("InterpolatingUpsample",
-                                                                           "StreamableConvTranspose1d")]
+    cfg = _config("encodec.autoencoder=seanet_interp", "upsampling.stages=1")
+    upsampling = ("InterpolatingUpsample", "StreamableConvTranspose1d")
+    kinds = [type(m).__name__ for m in builders.get_compression_model(cfg).decoder.model
+             if type(m).__name__ in upsampling]
     assert kinds == ["InterpolatingUpsample", "StreamableConvTranspose1d", "StreamableConvTranspose1d"]
 
 
