@@ -78,9 +78,9 @@ class CausalPredictor(nn.Module):
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
 
-    def forward(self, aligned: torch.Tensor) -> tp.Tuple[torch.Tensor, torch.Tensor]:
-        """``[B, K, D, T]`` aligned streams -> mean and log-scale ``[B, K, D, T]`` of each step given
-        the steps before it."""
+    def context(self, aligned: torch.Tensor) -> torch.Tensor:
+        """``[B, K, D, T]`` aligned streams -> ``[B, hidden, T]``: g's state at each step, what it read
+        of the steps before it."""
         batch, num_codebooks, dim, steps = aligned.shape
         if (num_codebooks, dim) != (self.num_codebooks, self.dim):
             raise ValueError(f"streams have K = {num_codebooks}, D = {dim}; the predictor was built for "
@@ -89,7 +89,13 @@ class CausalPredictor(nn.Module):
         # R zeros before step 0; output i reads padded[i : i + R] = steps i - R … i - 1; the last
         # output (step T, never needed) is dropped.
         padded = nn.functional.pad(flat, (self.receptive_field, 0))
-        out = self.head(self.past(padded)[..., :steps])
+        return self.past(padded)[..., :steps]
+
+    def forward(self, aligned: torch.Tensor) -> tp.Tuple[torch.Tensor, torch.Tensor]:
+        """``[B, K, D, T]`` aligned streams -> mean and log-scale ``[B, K, D, T]`` of each step given
+        the steps before it."""
+        batch, num_codebooks, dim, steps = aligned.shape
+        out = self.head(self.context(aligned))
         mean, raw_log_scale = out.reshape(batch, 2, num_codebooks, dim, steps).unbind(1)
         log_scale = LOG_SCALE_LIMIT * torch.tanh(raw_log_scale / LOG_SCALE_LIMIT)
         return mean, log_scale

@@ -170,7 +170,9 @@ class MMDCompressionSolver(CompressionSolver):
     ``mmd_adv`` (the MMD² under the learned kernel, as the encoder minimises it) and
     ``mmd_adv_critic`` (the critic's objective at its update); ``mmd_loss`` then holds both terms.
     With ``mmd.condition=past`` (:mod:`.past_predictor`) ``mmd`` is the statistic on the innovations
-    given the past, and with a predictor (``condition=past`` or ``mmd.predictability > 0``):
+    given the past, with ``mmd.condition=neighbours`` the MMD² to the product formed among rows of
+    nearest contexts (:mod:`..losses.conditional_product`), and with a predictor (``condition`` not
+    ``none``, or ``mmd.predictability > 0``):
     ``predictor_nll`` (g's Gaussian NLL of the aligned, standardised streams, nats per feature and
     step, after its update) and ``predictor_nll_update`` (at its update); ``mmd_loss`` then holds
     ``mmd.predictability * predictor_nll`` too.
@@ -394,15 +396,20 @@ class MMDCompressionSolver(CompressionSolver):
             with torch.set_grad_enabled(train):
                 past = self.past_predictor(rows)
             metrics["predictor_nll"] = past.nll.detach()
+        result: tp.Optional[MMDIndependence]
         with torch.set_grad_enabled(train and weight > 0):
             if soft:
                 loss_fn(self._loss_rows(captured.inputs), captured.codebooks, generator=self.mmd_rng)
+                result = loss_fn.last_result
             elif self.innovations_loss is not None and past is not None:
-                loss_fn = self.innovations_loss
-                loss_fn(past.innovations, generator=self.mmd_rng)
+                self.innovations_loss(past.innovations, generator=self.mmd_rng)
+                result = self.innovations_loss.last_result
+            elif self.cfg.mmd.get("condition", "none") == "neighbours" and self.past_predictor is not None:
+                assert isinstance(loss_fn, MMDIndependenceLoss) and rows is not None  # soft_mi refused
+                result = self.past_predictor.conditional_product(rows, loss_fn, self.mmd_rng)
             else:
                 loss_fn(rows, generator=self.mmd_rng, bank=self.row_bank if self.is_training else None)
-        result = loss_fn.last_result
+                result = loss_fn.last_result
         assert result is not None
         log_statistic(result, metrics)
         terms = [weight * result.loss] if train and weight > 0 and result.loss.requires_grad else []

@@ -15,17 +15,21 @@ import omegaconf
 import torch
 
 from ..errors import ConfigError
+from ..losses import MMDIndependence, MMDIndependenceLoss
+from ..losses.conditional_product import conditional_product_independence
 from ..losses.innovations import PREDICTOR_KINDS, CausalPredictor, Innovations, innovations
 
-CONDITIONS = ("none", "past")
+# none: the loss on the aligned streams; past: on their innovations given the past; neighbours: the
+# product of marginals formed among rows whose contexts (g's state) are nearest neighbours.
+CONDITIONS = ("none", "past", "neighbours")
 # Positive ints of mmd.predictor and what they mean, for the error messages.
 _SIZES = {"hidden": "hidden width of the predictor", "receptive_field": "past aligned steps it reads",
-          "steps": "predictor updates per step"}
+          "steps": "predictor updates per step", "neighbours": "rows a row may take a codebook's vector from"}
 
 
 def predictor_enabled(mmd_cfg: omegaconf.DictConfig) -> bool:
     """Whether the config trains a predictor: the loss given the past, or a predictability weight."""
-    return mmd_cfg.get("condition", "none") == "past" or bool(mmd_cfg.get("predictability") or 0)
+    return mmd_cfg.get("condition", "none") != "none" or bool(mmd_cfg.get("predictability") or 0)
 
 
 def validate_past_predictor_config(cfg: omegaconf.DictConfig) -> None:
@@ -42,7 +46,7 @@ def validate_past_predictor_config(cfg: omegaconf.DictConfig) -> None:
         return
     predictor = mmd_cfg.get("predictor")
     if predictor is None:
-        raise ConfigError("mmd.condition=past or mmd.predictability > 0 needs the mmd.predictor section.")
+        raise ConfigError(f"mmd.condition={condition!r} or mmd.predictability > 0 needs the mmd.predictor section.")
     if predictor.get("kind") not in PREDICTOR_KINDS:
         raise ConfigError(f"mmd.predictor.kind={predictor.get('kind')!r} is not one of {PREDICTOR_KINDS}.")
     for key, meaning in _SIZES.items():
@@ -55,6 +59,11 @@ def validate_past_predictor_config(cfg: omegaconf.DictConfig) -> None:
     betas = predictor.get("betas")
     if betas is None or len(betas) != 2 or not all(0 <= float(b) < 1 for b in betas):
         raise ConfigError(f"mmd.predictor.betas must be two values in [0, 1), got {betas!r}.")
+    if condition == "neighbours":
+        for key, value, needed in (("mmd.estimator", mmd_cfg.estimator, "permutation_debiased"),
+                                   ("mmd.product", mmd_cfg.get("product", "pooled"), "pooled")):
+            if value != needed:  # the conditional product is a debiased permutation estimate over all rows
+                raise ConfigError(f"mmd.condition='neighbours' needs {key}={needed!r}, got {value!r}.")
     # Not supported with the predictor: each would need g to read rows it did not see in order
     # (gathered across processes, re-encoded later, kept from earlier batches) or a loss that is not
     # a kernel statistic on the streams.
@@ -84,14 +93,16 @@ class PastPredictor:
         optimizer: Optimiser of g's parameters.
         delays: The loss's alignment (g reads the aligned streams).
         steps: g's updates per codec step.
+        neighbours: Rows a row may take a codebook's vector from, in the conditional product.
     """
 
     def __init__(self, predictor: CausalPredictor, optimizer: torch.optim.Optimizer,
-                 delays: tp.Sequence[int], steps: int = 1):
+                 delays: tp.Sequence[int], steps: int = 1, neighbours: int = 8):
         self.predictor = predictor
         self.optimizer = optimizer
         self.delays = list(delays)
         self.steps = steps
+        self.neighbours = neighbours
         flashy.distrib.broadcast_model(self.predictor)
 
     def train_predictor(self, streams: torch.Tensor) -> torch.Tensor:
@@ -110,6 +121,13 @@ class PastPredictor:
         """Innovations and NLL under g frozen: differentiable w.r.t. ``streams`` only."""
         return innovations(streams, self.predictor, self.delays, frozen=True)
 
+    def conditional_product(self, streams: torch.Tensor, loss: MMDIndependenceLoss,
+                            generator: tp.Optional[torch.Generator] = None) -> MMDIndependence:
+        """The loss's MMD² between the joint rows and their product among nearest contexts
+        (:mod:`..losses.conditional_product`), with ``loss``'s bandwidths and clamp."""
+        return conditional_product_independence(streams, self.predictor, self.delays, loss.bandwidths,
+                                                loss.bandwidth_scale, self.neighbours, loss.clamp, generator)
+
     def state_dict(self) -> tp.Dict[str, tp.Any]:
         return {"predictor": self.predictor.state_dict(), "optimizer": self.optimizer.state_dict()}
 
@@ -120,7 +138,7 @@ class PastPredictor:
 
 def build_past_predictor(cfg: omegaconf.DictConfig, delays: tp.Sequence[int], dim: int) -> tp.Optional[PastPredictor]:
     """The predictor of ``cfg.mmd.predictor`` for streams of ``len(delays)`` codebooks of dimension
-    ``dim``, or None when neither ``mmd.condition=past`` nor ``mmd.predictability > 0``."""
+    ``dim``, or None when ``mmd.condition=none`` and ``mmd.predictability=0``."""
     if not predictor_enabled(cfg.mmd):
         return None
     section = cfg.mmd.predictor
@@ -128,4 +146,4 @@ def build_past_predictor(cfg: omegaconf.DictConfig, delays: tp.Sequence[int], di
                                 receptive_field=int(section.receptive_field))
     beta1, beta2 = (float(b) for b in section.betas)  # two values (validate_past_predictor_config)
     optimizer = torch.optim.Adam(predictor.parameters(), lr=float(section.lr), betas=(beta1, beta2))
-    return PastPredictor(predictor, optimizer, delays, steps=int(section.steps))
+    return PastPredictor(predictor, optimizer, delays, steps=int(section.steps), neighbours=int(section.neighbours))

@@ -8,6 +8,8 @@ from audiocraft_mmd.losses.innovations import (
     CausalPredictor, innovations, standardize_steps, step_innovations, HALF_LOG_TWO_PI)
 from audiocraft_mmd.losses.mmd import mmd_independence
 
+from common_utils import fitted_predictor, vector_autoregression
+
 
 def trained_like(predictor: CausalPredictor, seed: int = 0) -> CausalPredictor:
     """Random weights everywhere (the last layer starts at zero, which would hide indexing errors)."""
@@ -90,30 +92,6 @@ def test_gradient_of_the_frozen_innovations_reaches_the_streams_only():
     assert all(p.grad is None for p in predictor.parameters())
     innovations(streams.detach(), predictor, [0, 1]).nll.backward()  # not frozen: g's own loss
     assert all(p.grad is not None for p in predictor.parameters())
-
-
-def vector_autoregression(within_step: float, seed: int, batch=8, codebooks=3, dim=2, frames=120):
-    """Each codebook's next vector from the mean of all codebooks' last ones, plus fresh noise: the codes
-    depend on each other only through their shared past, unless ``within_step`` shares the noise."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.zeros(batch, codebooks, dim, frames)
-    for t in range(1, frames):
-        noise = torch.randn(batch, codebooks, dim, generator=generator)
-        noise = noise + within_step * noise[:, :1]
-        x[..., t] = 0.95 * x[..., t - 1].mean(1, keepdim=True) + 0.3 * noise
-    return x[..., 20:]  # past the start-up transient
-
-
-def fitted_predictor(streams, steps=300):
-    torch.manual_seed(0)
-    predictor = CausalPredictor(streams.shape[1], streams.shape[2], hidden=32, receptive_field=2)
-    optimizer = torch.optim.Adam(predictor.parameters(), lr=1e-2)
-    for _ in range(steps):
-        nll = innovations(streams, predictor).nll
-        optimizer.zero_grad()
-        nll.backward()
-        optimizer.step()
-    return predictor
 
 
 def hsic(streams):

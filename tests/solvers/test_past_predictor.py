@@ -34,6 +34,23 @@ def test_loss_on_innovations_trains_encoder_and_predictor(make_tiny_solver, alig
     assert "predictor_nll" in valid[0] and "predictor_nll_update" not in valid[0]  # measured, not trained
 
 
+@pytest.mark.parametrize("alignment", ["delay", "parallel"])
+def test_conditional_product_trains_the_encoder(make_tiny_solver, alignment):
+    solver = make_tiny_solver("mmd.weight=10", "mmd.clamp=false", "mmd.condition=neighbours",
+                              "mmd.estimator=permutation_debiased", f"mmd.alignment={alignment}",
+                              "mmd.predictor.hidden=16", "mmd.predictor.neighbours=4")
+    assert solver.past_predictor is not None and solver.innovations_loss is None
+    batch = next(iter(solver.dataloaders["train"]))
+    encoder_before = [p.detach().clone() for p in solver.model.encoder.parameters()]
+    for metrics in train_steps(solver, batch, 2):
+        for key in ["mmd", "mmd_loss", "predictor_nll_update"]:
+            assert torch.isfinite(torch.as_tensor(metrics[key])), key
+        assert metrics["mmd_grad_ratio"] > 0
+        frames = 50 - (3 if alignment == "delay" else 0)  # 1 s at 50 Hz, less the delays
+        assert metrics["mmd_rows"] == 4 * frames
+    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, solver.model.encoder.parameters()))
+
+
 def test_predictability_alone_reaches_the_encoder(make_tiny_solver):
     solver = make_tiny_solver("mmd.weight=0", "mmd.predictability=1", "mmd.predictor.hidden=16")
     assert solver.past_predictor is not None and solver.innovations_loss is None  # the statistic stays the paper's
@@ -90,6 +107,10 @@ def test_resume_with_the_predictor_is_exact(make_tiny_solver):
     (dict(condition="past", adversary=dict(weight=1.)), "mmd.adversary.weight"),
     (dict(predictability=1., estimator="soft_mi"), "mmd.estimator"),
     (dict(condition="past", target_grad_ratio=1.), "mmd.target_grad_ratio"),
+    (dict(condition="neighbours"), "mmd.estimator"),
+    (dict(condition="neighbours", estimator="permutation_debiased", product="clip"), "mmd.product"),
+    (dict(condition="neighbours", estimator="permutation_debiased", predictor=dict(neighbours=0)),
+     "mmd.predictor.neighbours"),
 ])
 def test_bad_or_unsupported_options_are_refused(overrides, key):
     cfg = mmd_cfg()
