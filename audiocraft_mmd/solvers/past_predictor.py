@@ -76,7 +76,9 @@ def validate_past_predictor_config(cfg: omegaconf.DictConfig) -> None:
         ("mmd.bank", bank, bank > 1),
         ("mmd.adversary.weight", adversary, bool(adversary)),
         ("mmd.estimator", mmd_cfg.estimator, mmd_cfg.estimator == "soft_mi"),
-        ("mmd.target_grad_ratio", mmd_cfg.get("target_grad_ratio"), mmd_cfg.get("target_grad_ratio") is not None),
+        # the steered weight reads the gradient of all the encoder's independence terms: the NLL's would mix in
+        ("mmd.target_grad_ratio", mmd_cfg.get("target_grad_ratio"),
+         mmd_cfg.get("target_grad_ratio") is not None and bool(predictability)),
         ("rvq.q_dropout", (cfg.get("rvq") or {}).get("q_dropout"), bool((cfg.get("rvq") or {}).get("q_dropout"))),
     ]
     for key, value, refused in unsupported:

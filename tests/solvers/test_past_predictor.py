@@ -51,6 +51,14 @@ def test_conditional_product_trains_the_encoder(make_tiny_solver, alignment):
     assert any(not torch.equal(a, b) for a, b in zip(encoder_before, solver.model.encoder.parameters()))
 
 
+def test_loss_on_innovations_with_the_weight_steered_to_a_gradient_share(make_tiny_solver):
+    solver = make_tiny_solver("mmd.weight=1", "mmd.condition=past", "mmd.target_grad_ratio=1.0", "mmd.clamp=false",
+                              "mmd.predictor.hidden=16")
+    batch = next(iter(solver.dataloaders["train"]))
+    weights = [metrics["mmd_weight"] for metrics in train_steps(solver, batch, 3)]
+    assert weights[0] == 1.0 and weights[-1] != 1.0  # steered by the innovations' loss gradient
+
+
 def test_predictability_alone_reaches_the_encoder(make_tiny_solver):
     solver = make_tiny_solver("mmd.weight=0", "mmd.predictability=1", "mmd.predictor.hidden=16")
     assert solver.past_predictor is not None and solver.innovations_loss is None  # the statistic stays the paper's
@@ -106,7 +114,7 @@ def test_resume_with_the_predictor_is_exact(make_tiny_solver):
     (dict(condition="past", bank=2), "mmd.bank"),
     (dict(condition="past", adversary=dict(weight=1.)), "mmd.adversary.weight"),
     (dict(predictability=1., estimator="soft_mi"), "mmd.estimator"),
-    (dict(condition="past", target_grad_ratio=1.), "mmd.target_grad_ratio"),
+    (dict(condition="past", predictability=1., target_grad_ratio=1.), "mmd.target_grad_ratio"),
     (dict(condition="neighbours"), "mmd.estimator"),
     (dict(condition="neighbours", estimator="permutation_debiased", product="clip"), "mmd.product"),
     (dict(condition="neighbours", estimator="permutation_debiased", predictor=dict(neighbours=0)),
