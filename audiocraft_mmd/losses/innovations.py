@@ -110,9 +110,12 @@ class Innovations:
             already applied: pass them to an estimator with zero delays).
         nll: The Gaussian negative log-likelihood of the standardised streams under g, nats per
             feature and step (about 1.42 = ½ log 2πe for an untrained g; lower when the past predicts).
+        nll_per_codebook: ``[K]`` the same per codebook (their mean is ``nll``): how well the past
+            predicts each codebook, a Gaussian proxy of the terms I(z_k,t ; C) of the identity.
     """
     innovations: torch.Tensor
     nll: torch.Tensor
+    nll_per_codebook: torch.Tensor
 
 
 def step_innovations(standardized: torch.Tensor, predictor: CausalPredictor, frozen: bool = False) -> Innovations:
@@ -123,8 +126,8 @@ def step_innovations(standardized: torch.Tensor, predictor: CausalPredictor, fro
     else:
         mean, log_scale = predictor(standardized)
     residual = (standardized - mean) * torch.exp(-log_scale)
-    nll = (0.5 * residual.pow(2) + log_scale).mean() + HALF_LOG_TWO_PI
-    return Innovations(innovations=residual, nll=nll)
+    per_codebook = (0.5 * residual.pow(2) + log_scale).mean(dim=(0, 2, 3)) + HALF_LOG_TWO_PI
+    return Innovations(innovations=residual, nll=per_codebook.mean(), nll_per_codebook=per_codebook)
 
 
 def innovations(streams: torch.Tensor, predictor: CausalPredictor, delays: tp.Optional[tp.Sequence[int]] = None,

@@ -174,7 +174,8 @@ class MMDCompressionSolver(CompressionSolver):
     nearest contexts (:mod:`..losses.conditional_product`), and with a predictor (``condition`` not
     ``none``, or ``mmd.predictability > 0``):
     ``predictor_nll`` (g's Gaussian NLL of the aligned, standardised streams, nats per feature and
-    step, after its update) and ``predictor_nll_update`` (at its update); ``mmd_loss`` then holds
+    step, after its update), ``predictor_nll_q{k}`` (the same per codebook: how well the past
+    predicts codebook k) and ``predictor_nll_update`` (at its update); ``mmd_loss`` then holds
     ``mmd.predictability * predictor_nll`` too.
     """
 
@@ -396,6 +397,7 @@ class MMDCompressionSolver(CompressionSolver):
             with torch.set_grad_enabled(train):
                 past = self.past_predictor(rows)
             metrics["predictor_nll"] = past.nll.detach()
+            metrics.update({f"predictor_nll_q{k}": value for k, value in enumerate(past.nll_per_codebook.tolist())})
         result: tp.Optional[MMDIndependence]
         with torch.set_grad_enabled(train and weight > 0):
             if soft:

@@ -56,6 +56,25 @@ def test_innovations_match_a_loop_over_steps(delays):
     assert result.innovations.shape == (2, 3, 4, 11 - max(delays))
     torch.testing.assert_close(result.innovations, u, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(result.nll, nll, rtol=1e-5, atol=1e-5)
+    assert result.nll_per_codebook.shape == (3,)
+    torch.testing.assert_close(result.nll_per_codebook.mean(), result.nll)
+
+
+def test_per_codebook_nll_says_which_codebook_the_past_predicts():
+    """Codebook 0 a slow random walk, codebook 1 fresh noise: only codebook 0's NLL falls below ½ log 2πe."""
+    generator = torch.Generator().manual_seed(0)
+    walk = torch.randn(8, 1, 2, 100, generator=generator).cumsum(-1) * 0.1
+    streams = torch.cat([walk, torch.randn(8, 1, 2, 100, generator=generator)], 1)
+    predictor = CausalPredictor(2, 2, hidden=16, receptive_field=2)
+    optimizer = torch.optim.Adam(predictor.parameters(), lr=1e-2)
+    for _ in range(200):
+        nll = innovations(streams, predictor).nll
+        optimizer.zero_grad()
+        nll.backward()
+        optimizer.step()
+    per_codebook = innovations(streams, predictor).nll_per_codebook
+    unpredictable = 0.5 + HALF_LOG_TWO_PI
+    assert per_codebook[0] < unpredictable - 0.5 and abs(per_codebook[1] - unpredictable) < 0.05
 
 
 def test_an_untrained_predictor_gives_the_standardised_streams():

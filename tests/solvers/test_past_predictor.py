@@ -23,7 +23,7 @@ def test_loss_on_innovations_trains_encoder_and_predictor(make_tiny_solver, alig
     predictor_before = copy.deepcopy(solver.past_predictor.predictor.state_dict())
     encoder_before = [p.detach().clone() for p in solver.model.encoder.parameters()]
     for metrics in train_steps(solver, batch, 2):
-        for key in ["mmd", "mmd_loss", "mmd_grad_ratio", "predictor_nll", "predictor_nll_update"]:
+        for key in ["mmd", "mmd_loss", "mmd_grad_ratio", "predictor_nll", "predictor_nll_update", "predictor_nll_q3"]:
             assert torch.isfinite(torch.as_tensor(metrics[key])), key
         assert metrics["mmd_grad_ratio"] > 0 and metrics["nonfinite_step"] == 0.
     after = solver.past_predictor.predictor.state_dict()
