@@ -34,7 +34,9 @@ from torch.func import functional_call
 
 from .mmd import STANDARDIZE_EPS, align_streams
 
-PREDICTOR_KINDS = ("conv",)
+# conv: a causal convolution over the last receptive_field steps; gru: a GRU over every earlier step
+# of the segment (no limit: as long a context as an LM's), receptive_field unused.
+PREDICTOR_KINDS = ("conv", "gru")
 # |log σ| stays below this (a smooth bound): a predictor cannot make one innovation infinite.
 LOG_SCALE_LIMIT = 5.0
 HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
@@ -48,29 +50,35 @@ def standardize_steps(aligned: torch.Tensor, eps: float = STANDARDIZE_EPS) -> to
 
 
 class CausalPredictor(nn.Module):
-    """g: a Gaussian for each aligned step t from the K streams at steps t-R … t-1.
+    """g: a Gaussian for each aligned step t from the K streams at the steps before t.
 
-    A causal convolution of kernel ``receptive_field`` (R) over the K·D features reads exactly the R
-    steps before t; pointwise layers then give a mean and a log-scale for every feature of step t.
-    The last layer starts at zero, so an untrained g predicts N(0, 1): its innovations are the
-    standardised streams, and the loss on them is the paper's loss.
+    ``kind="conv"``: a causal convolution of kernel ``receptive_field`` (R) over the K·D features reads
+    exactly the R steps before t; ``kind="gru"``: a GRU reads every step before t. Pointwise layers
+    then give a mean and a log-scale for every feature of step t. The last layer starts at zero, so an
+    untrained g predicts N(0, 1): its innovations are the standardised streams, and the loss on them
+    is the paper's loss.
 
     Args:
         num_codebooks: K.
         dim: D, the dimension of a codebook's vector.
-        hidden: Width of the hidden layers.
-        receptive_field: R, the number of past steps read (>= 1).
+        hidden: Width of the hidden layers (and of the GRU's state).
+        receptive_field: R, the number of past steps the convolution reads (>= 1).
+        kind: A key of :data:`PREDICTOR_KINDS`.
     """
 
-    def __init__(self, num_codebooks: int, dim: int, hidden: int = 128, receptive_field: int = 8):
+    def __init__(self, num_codebooks: int, dim: int, hidden: int = 128, receptive_field: int = 8, kind: str = "conv"):
         super().__init__()
         if receptive_field < 1 or hidden < 1:
             raise ValueError(f"receptive_field and hidden must be >= 1, got {receptive_field} and {hidden}")
+        if kind not in PREDICTOR_KINDS:
+            raise ValueError(f"kind={kind!r} is not one of {PREDICTOR_KINDS}")
         self.num_codebooks = num_codebooks
         self.dim = dim
         self.receptive_field = receptive_field
+        self.kind = kind
         features = num_codebooks * dim
-        self.past = nn.Conv1d(features, hidden, kernel_size=receptive_field)
+        self.past: nn.Module = (nn.Conv1d(features, hidden, kernel_size=receptive_field) if kind == "conv"
+                                else nn.GRU(features, hidden, batch_first=True))
         self.head = nn.Sequential(nn.GELU(), nn.Conv1d(hidden, hidden, 1), nn.GELU(),
                                   nn.Conv1d(hidden, 2 * features, 1))
         last = self.head[-1]
@@ -86,6 +94,10 @@ class CausalPredictor(nn.Module):
             raise ValueError(f"streams have K = {num_codebooks}, D = {dim}; the predictor was built for "
                              f"K = {self.num_codebooks}, D = {self.dim}")
         flat = aligned.reshape(batch, num_codebooks * dim, steps)
+        if self.kind == "gru":  # one zero step first: the state at step t has read steps 0 … t - 1
+            shifted = nn.functional.pad(flat, (1, 0))[..., :steps]
+            states, _ = self.past(shifted.transpose(1, 2))
+            return states.transpose(1, 2)
         # R zeros before step 0; output i reads padded[i : i + R] = steps i - R … i - 1; the last
         # output (step T, never needed) is dropped.
         padded = nn.functional.pad(flat, (self.receptive_field, 0))

@@ -145,7 +145,7 @@ def build_past_predictor(cfg: omegaconf.DictConfig, delays: tp.Sequence[int], di
         return None
     section = cfg.mmd.predictor
     predictor = CausalPredictor(len(delays), dim, hidden=int(section.hidden),
-                                receptive_field=int(section.receptive_field))
+                                receptive_field=int(section.receptive_field), kind=str(section.kind))
     beta1, beta2 = (float(b) for b in section.betas)  # two values (validate_past_predictor_config)
     optimizer = torch.optim.Adam(predictor.parameters(), lr=float(section.lr), betas=(beta1, beta2))
     return PastPredictor(predictor, optimizer, delays, steps=int(section.steps), neighbours=int(section.neighbours))

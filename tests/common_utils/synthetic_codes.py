@@ -17,11 +17,13 @@ def vector_autoregression(within_step: float, seed: int, batch: int = 8, codeboo
     return x[..., 20:]  # past the start-up transient
 
 
-def fitted_predictor(streams: torch.Tensor, steps: int = 300):
-    """A :class:`~audiocraft_mmd.losses.innovations.CausalPredictor` trained on its NLL of ``streams``."""
+def fitted_predictor(streams: torch.Tensor, steps: int = 300, kind: str = "conv"):
+    """A :class:`~audiocraft_mmd.losses.innovations.CausalPredictor` of ``kind`` trained on its NLL of ``streams``
+    (a GRU fits these more slowly: 0.004 left on the innovations after 1000 steps, against 0.0005 for the
+    convolution after 300)."""
     from audiocraft_mmd.losses.innovations import CausalPredictor, innovations
     torch.manual_seed(0)
-    predictor = CausalPredictor(streams.shape[1], streams.shape[2], hidden=32, receptive_field=2)
+    predictor = CausalPredictor(streams.shape[1], streams.shape[2], hidden=32, receptive_field=2, kind=kind)
     optimizer = torch.optim.Adam(predictor.parameters(), lr=1e-2)
     for _ in range(steps):
         nll = innovations(streams, predictor).nll

@@ -77,6 +77,24 @@ def test_per_codebook_nll_says_which_codebook_the_past_predicts():
     assert per_codebook[0] < unpredictable - 0.5 and abs(per_codebook[1] - unpredictable) < 0.05
 
 
+def test_gru_innovations_match_a_loop_over_steps():
+    torch.manual_seed(0)
+    streams, delays = torch.randn(2, 3, 4, 11), [0, 1, 2]
+    predictor = trained_like(CausalPredictor(3, 4, hidden=8, kind="gru"))
+    result = innovations(streams, predictor, delays)
+    cell = torch.nn.GRUCell(12, 8)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).copy_(getattr(predictor.past, f"{name}_l0"))
+    aligned = standardize_steps(torch.stack([streams[:, 0, :, 2:], streams[:, 1, :, 1:-1], streams[:, 2, :, :-2]], 1))
+    state = cell(torch.zeros(2, 12), torch.zeros(2, 8))  # a zero step first, as the padding
+    for t in range(aligned.shape[-1]):  # the state before step t has read steps 0 … t - 1
+        mu, raw = predictor.head(state[..., None])[..., 0].reshape(2, 2, 3, 4).unbind(1)
+        expected = (aligned[..., t] - mu) * torch.exp(-5.0 * torch.tanh(raw / 5.0))
+        torch.testing.assert_close(result.innovations[..., t], expected, rtol=1e-5, atol=1e-5)
+        state = cell(aligned[..., t].reshape(2, 12), state)
+
+
 def test_an_untrained_predictor_gives_the_standardised_streams():
     streams = torch.randn(2, 2, 3, 9)
     result = innovations(streams, CausalPredictor(2, 3, hidden=4, receptive_field=2), [0, 1])
@@ -85,11 +103,12 @@ def test_an_untrained_predictor_gives_the_standardised_streams():
     assert result.nll.item() == pytest.approx(0.5 + HALF_LOG_TWO_PI, abs=1e-4)  # unit variance, N(0, 1)
 
 
+@pytest.mark.parametrize("kind", ["conv", "gru"])
 @pytest.mark.parametrize("step", [0, 4, 9])
-def test_perturbing_a_step_changes_no_earlier_innovation(step):
+def test_perturbing_a_step_changes_no_earlier_innovation(step, kind):
     torch.manual_seed(1)
     standardized = torch.randn(2, 3, 4, 10)
-    predictor = trained_like(CausalPredictor(3, 4, hidden=8, receptive_field=4))
+    predictor = trained_like(CausalPredictor(3, 4, hidden=8, receptive_field=4, kind=kind))
     before = step_innovations(standardized, predictor)
     perturbed = standardized.clone()
     perturbed[:, 1, 2, step] += 3.0

@@ -13,10 +13,11 @@ from audiocraft_mmd.solvers.compression_mmd import validate_mmd_config
 from common_utils import mmd_cfg, train_steps
 
 
-@pytest.mark.parametrize("alignment", ["delay", "parallel"])
-def test_loss_on_innovations_trains_encoder_and_predictor(make_tiny_solver, alignment):
+@pytest.mark.parametrize("alignment, kind", [("delay", "conv"), ("parallel", "conv"), ("delay", "gru")])
+def test_loss_on_innovations_trains_encoder_and_predictor(make_tiny_solver, alignment, kind):
     solver = make_tiny_solver("mmd.weight=10", "mmd.clamp=false", "mmd.condition=past", f"mmd.alignment={alignment}",
-                              "mmd.predictor.hidden=16", "mmd.predictor.receptive_field=3")
+                              "mmd.predictor.hidden=16", "mmd.predictor.receptive_field=3",
+                              f"mmd.predictor.kind={kind}")
     assert solver.past_predictor is not None and solver.innovations_loss is not None
     assert solver.innovations_loss.delays is None  # g already aligned its rows
     batch = next(iter(solver.dataloaders["train"]))
@@ -103,7 +104,7 @@ def test_resume_with_the_predictor_is_exact(make_tiny_solver):
 @pytest.mark.parametrize("overrides, key", [
     (dict(condition="future"), "mmd.condition"),
     (dict(predictability=-1.), "mmd.predictability"),
-    (dict(condition="past", predictor=dict(kind="gru")), "mmd.predictor.kind"),
+    (dict(condition="past", predictor=dict(kind="lstm")), "mmd.predictor.kind"),
     (dict(condition="past", predictor=dict(receptive_field=0)), "mmd.predictor.receptive_field"),
     (dict(predictability=1., predictor=dict(hidden=2.5)), "mmd.predictor.hidden"),
     (dict(condition="past", predictor=dict(lr=0.)), "mmd.predictor.lr"),
