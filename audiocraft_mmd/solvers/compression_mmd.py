@@ -195,6 +195,9 @@ class MMDCompressionSolver(CompressionSolver):
                 f"{cfg.dataset.batch_size} per process x ({frames} frames - max delay {max(delays)})); it needs at "
                 f"least 2 and more than the {num_codebooks} codebooks: raise dataset.batch_size, "
                 "dataset.segment_duration or mmd.macro_batch.")
+        if cfg.mmd.get("condition", "none") == "neighbours" and int(cfg.mmd.predictor.neighbours) >= rows:
+            raise ConfigError(f"mmd.predictor.neighbours={cfg.mmd.predictor.neighbours} must be below the {rows} rows "
+                              "the loss sees: lower it or raise dataset.batch_size.")
         product, chunk = cfg.mmd.get("product", "pooled"), cfg.mmd.get("chunk_frames", DEFAULT_CHUNK_FRAMES)
         if product != "pooled":  # the estimator runs on each clip's (chunk's) rows
             clip_rows = frames - max(delays)

@@ -132,6 +132,12 @@ def test_bad_or_unsupported_options_are_refused(overrides, key):
         validate_mmd_config(cfg)
 
 
+def test_more_neighbours_than_rows_is_refused_at_start(make_tiny_solver):
+    with pytest.raises(ConfigError, match=r"mmd\.predictor\.neighbours=1000 must be below the 188 rows"):
+        make_tiny_solver("mmd.condition=neighbours", "mmd.estimator=permutation_debiased",
+                         "mmd.predictor.neighbours=1000")
+
+
 def test_quantizer_dropout_is_refused_with_the_predictor():
     cfg = mmd_cfg(condition="past")
     cfg.rvq.q_dropout = True
