@@ -25,7 +25,7 @@ import torch
 
 from .innovations import CausalPredictor, standardize_steps
 from .mmd import BANDWIDTH_SCALES, MMDIndependence, align_streams
-from .mmd_estimators import product_of_marginals, shared_block_pairs, squared_distances
+from .mmd_estimators import shared_block_pairs, squared_distances
 
 
 def neighbour_indices(contexts: torch.Tensor, neighbours: int) -> torch.Tensor:
@@ -68,18 +68,23 @@ def conditional_product_mmd(samples: torch.Tensor, contexts: torch.Tensor, bandw
     if contexts.shape[0] != num_rows:
         raise ValueError(f"{contexts.shape[0]} contexts for {num_rows} rows")
     perms = neighbour_permutations(contexts, num_codebooks, neighbours, generator)
-    joint = samples.reshape(num_rows, num_codebooks * dim)
-    product = product_of_marginals(samples, perms).reshape(num_rows, num_codebooks * dim)
-    both = torch.cat([joint, product])
-    distances = squared_distances(both, both)
-    kernel = torch.zeros_like(distances)
-    for bandwidth in bandwidths.to(samples):
-        kernel = kernel + torch.exp(-distances / (2 * bandwidth))
-    k_xx, k_yy, k_xy = kernel[:num_rows, :num_rows], kernel[num_rows:, num_rows:], kernel[:num_rows, num_rows:]
+    # Every row, joint or product, is made of blocks of the joint rows, so one N x N distance matrix per
+    # codebook gives all three blocks by gathering: about 3x faster than distances between 2N full rows.
+    per_codebook = [squared_distances(samples[:, k], samples[:, k]) for k in range(num_codebooks)]
+    joint_joint = torch.stack(per_codebook).sum(0)
+    joint_product = torch.stack([d[:, p] for d, p in zip(per_codebook, perms)]).sum(0)
+    product_product = torch.stack([d[p][:, p] for d, p in zip(per_codebook, perms)]).sum(0)
+    bandwidths = bandwidths.to(samples)
+
+    def kernel(distances: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros_like(distances)
+        for bandwidth in bandwidths:
+            total = total + torch.exp(-distances / (2 * bandwidth))
+        return total
     eye = torch.eye(num_rows, dtype=torch.bool, device=samples.device)
     product_shared = eye | (perms[1:, :, None] == perms[1:, None, :]).any(0)
-    return (masked_mean(k_xx, eye) + masked_mean(k_yy, product_shared)
-            - 2 * masked_mean(k_xy, shared_block_pairs(perms)))
+    return (masked_mean(kernel(joint_joint), eye) + masked_mean(kernel(product_product), product_shared)
+            - 2 * masked_mean(kernel(joint_product), shared_block_pairs(perms)))
 
 
 def masked_mean(matrix: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,35 @@ def test_swaps_only_among_the_nearest_contexts():
         neighbour_indices(contexts, 40)
 
 
+def test_matches_the_estimate_on_concatenated_rows():
+    """Gathered per-codebook distances against kernels on the full joint and product rows."""
+    from audiocraft_mmd.losses.mmd_estimators import product_of_marginals, squared_distances
+    generator = torch.Generator().manual_seed(0)
+    samples, contexts = torch.randn(50, 3, 4, generator=generator), torch.randn(50, 2, generator=generator)
+    bandwidths = torch.tensor(BANDWIDTHS) * 12
+    estimate = conditional_product_mmd(samples, contexts, bandwidths, 4, torch.Generator().manual_seed(1))
+    perms = neighbour_permutations(contexts, 3, 4, torch.Generator().manual_seed(1))
+    joint, product = samples.flatten(1), product_of_marginals(samples, perms).flatten(1)
+    kernel = sum(torch.exp(-squared_distances(torch.cat([joint, product]), torch.cat([joint, product])) / (2 * a))
+                 for a in bandwidths)
+    k_xx, k_yy, k_xy = kernel[:50, :50], kernel[50:, 50:], kernel[:50, 50:]
+
+    def same_row(i, j):
+        return i == j
+
+    def shares_a_block(i, j):  # two product rows that took the same codebook's vector from the same row
+        return i == j or any(perms[k, i] == perms[k, j] for k in range(1, 3))
+
+    def holds_a_block_of(i, j):  # product row j holds a block of joint row i
+        return any(perms[k, j] == i for k in range(3))
+
+    expected = 0.
+    for sign, block, excluded in [(1, k_xx, same_row), (1, k_yy, shares_a_block), (-2, k_xy, holds_a_block_of)]:
+        kept = [float(block[i, j]) for i in range(50) for j in range(50) if not excluded(i, j)]
+        expected += sign * sum(kept) / len(kept)
+    assert float(estimate) == pytest.approx(expected, abs=1e-5)
+
+
 def test_gradient_reaches_the_rows_not_the_contexts_or_the_predictor():
     streams = torch.randn(2, 3, 2, 30, requires_grad=True)
     predictor = CausalPredictor(3, 2, hidden=8, receptive_field=2)
