@@ -31,7 +31,7 @@ import typing as tp
 import omegaconf
 import torch
 
-from .training_step import scalars, timed, write_audio
+from ..utils.step_benchmark import scalars, timed, write_audio
 
 FORMS = ("paper", "past", "predictability", "neighbours")
 
