@@ -18,6 +18,11 @@ for every cell) and its real-time factor (wall-clock / seconds of audio generate
 The generated clips are also compared with the LM's evaluate split: musicnn kernel and Fréchet
 distances (:func:`audiocraft_mmd.metrics.music_distance.distance_to_source`; ``--no-distance`` skips them).
 With few samples these are noisy: read their intervals in ``comparison.json``, raise ``--gen-samples``.
+
+With ``parallel`` and ``depth`` among the patterns, the report adds the price of the parallel
+factorisation per codec (:mod:`audiocraft_mmd.metrics.factorisation_price`; how to read it:
+docs/MUSICGEN.md). ``--lm-seeds N`` trains every cell at N LM seeds (the XP's seed, then +1, ...)
+and reports the price's LM-seed range beside it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import typing as tp
 
 import torch
 
+from .metrics.factorisation_price import price_markdown, prices_by_codec
 from .metrics.lm_measures import Cell, lm_overrides, measure_lm, steps_text
 from .utils.progress import track
 from .utils.xps import is_finished, run_xp
@@ -48,12 +54,13 @@ def train_xp(overrides: tp.Sequence[str]) -> None:
 
 def markdown(cells: tp.List[Cell], budget: str) -> str:
     num_q = max(len(c.valid_ce_per_codebook) for c in cells)
-    header = ["codec", "pattern", "LM XP", "matches codec alignment", "valid CE",
+    header = ["codec", "pattern", "LM seed", "LM XP", "matches codec alignment", "valid CE",
               *[f"CE q{k + 1}" for k in range(num_q)], "AR steps / s audio (temporal + depth)", "generation (s)", "RTF",
               "kernel distance", "Fréchet distance"]
     lines = [budget, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for c in cells:
-        row = [c.codec, c.pattern, c.sig, "yes" if c.consistent else "no", f"{c.valid_ce:.3f}",
+        seed = "-" if c.lm_seed is None else str(c.lm_seed)
+        row = [c.codec, c.pattern, seed, c.sig, "yes" if c.consistent else "no", f"{c.valid_ce:.3f}",
                *[f"{v:.3f}" for v in c.valid_ce_per_codebook],
                steps_text(c.steps_per_second, c.temporal_steps_per_second, c.depth_steps_per_second),
                f"{c.gen_seconds:.2f}", f"{c.rtf:.2f}",
@@ -93,6 +100,8 @@ def main(argv: tp.Optional[tp.List[str]] = None) -> tp.List[Cell]:
     parser.add_argument("--gen-samples", type=int, default=2)
     parser.add_argument("--seed", type=int, default=2036, help="generation seed (training uses the XP's)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads while timing generation")
+    parser.add_argument("--lm-seeds", type=int, default=1,
+                        help="LM seeds per cell (the XP's seed, then +1, ...), for the LM-seed spread")
     parser.add_argument("--no-train", action="store_true", help="only use finished XPs; list missing ones")
     parser.add_argument("--no-distance", action="store_true",
                         help="skip the musicnn distances of the generations to the evaluate split")
@@ -105,11 +114,16 @@ def main(argv: tp.Optional[tp.List[str]] = None) -> tp.List[Cell]:
     set_efficient_attention_backend("torch")
     torch.set_num_threads(args.threads)
     patterns = [p.strip() for p in args.patterns.split(",") if p.strip()]
+    if args.lm_seeds < 1:
+        parser.error(f"--lm-seeds must be at least 1, got {args.lm_seeds}")
     plan = []
     for codec in args.codec:
         for pattern in patterns:
             overrides = lm_overrides(codec, pattern, args.overrides)
-            plan.append((codec, pattern, overrides, train.main.get_xp(overrides)))
+            first_seed = int(train.main.get_xp(overrides).cfg.seed)
+            for index in range(args.lm_seeds):  # the first seed keeps the overrides as given: its XP is reused
+                seeded = overrides if index == 0 else [*overrides, f"seed={first_seed + index}"]
+                plan.append((codec, pattern, seeded, train.main.get_xp(seeded)))
     missing = [item for item in plan if not is_finished(item[3])]
     if missing and args.no_train:
         for _, _, overrides, _ in missing:
@@ -130,8 +144,13 @@ def main(argv: tp.Optional[tp.List[str]] = None) -> tp.List[Cell]:
               f"seed {args.seed}, {args.threads} threads, CPU.")
     args.out.mkdir(parents=True, exist_ok=True)
     table = markdown(cells, budget)
+    prices = prices_by_codec(cells)
+    for codec, price in prices.items():
+        table += "\n" + price_markdown(codec, price)
     (args.out / "comparison.md").write_text(table)
     (args.out / "comparison.json").write_text(json.dumps([dataclasses.asdict(c) for c in cells], indent=2))
+    (args.out / "price.json").write_text(json.dumps({codec: price.as_dict() for codec, price in prices.items()},
+                                                    indent=2))
     plot(cells, args.out / "comparison.png")
     print(table)
     return cells

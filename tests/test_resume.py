@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing as tp
 
 import pytest
 import torch
@@ -21,6 +22,9 @@ from common_utils import REPO, TINY_RUN, datasource, dora, without_durations
 # Two short epochs, train and valid stages only, a checkpoint after each epoch.
 RESUMABLE_RUN = ["solver=compression/mmd", *TINY_RUN, "optim.epochs=2", "optim.updates_per_epoch=4",
                  "evaluate.every=100", "generate.every=100"]
+# The loss's variants with a state of their own, each resumed as the default loss is.
+VARIANTS = {"default": [],
+            "past_predictor": ["mmd.condition=past", "mmd.predictability=0.5", "mmd.predictor.hidden=16"]}
 
 
 def history(dora_dir: Path) -> list:
@@ -28,16 +32,21 @@ def history(dora_dir: Path) -> list:
     return json.loads((xp_folder / "history.json").read_text())
 
 
+@pytest.fixture(scope="module", params=list(VARIANTS), ids=list(VARIANTS))
+def variant(request) -> tp.List[str]:
+    return VARIANTS[request.param]
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(tiny_egs, tmp_path_factory) -> list:
+def uninterrupted(variant, tiny_egs, tmp_path_factory) -> list:
     dora_dir = tmp_path_factory.mktemp("uninterrupted")
-    run = dora(["run", *RESUMABLE_RUN, *datasource(tiny_egs)], dora_dir)
+    run = dora(["run", *RESUMABLE_RUN, *variant, *datasource(tiny_egs)], dora_dir)
     assert run.returncode == 0, run.stderr[-4000:]
     return history(dora_dir)
 
 
-def test_sigkill_mid_epoch_then_same_command_resumes_exactly(uninterrupted, tiny_egs, tmp_path):
-    argv = [sys.executable, "-m", "dora", "run", *RESUMABLE_RUN, *datasource(tiny_egs)]
+def test_sigkill_mid_epoch_then_same_command_resumes_exactly(uninterrupted, variant, tiny_egs, tmp_path):
+    argv = [sys.executable, "-m", "dora", "run", *RESUMABLE_RUN, *variant, *datasource(tiny_egs)]
     env = {**os.environ, "AUDIOCRAFT_DORA_DIR": str(tmp_path)}
     process = subprocess.Popen(argv, cwd=REPO, env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -56,12 +65,13 @@ def test_sigkill_mid_epoch_then_same_command_resumes_exactly(uninterrupted, tiny
             os.killpg(process.pid, signal.SIGKILL)
     assert len(history(tmp_path)) == 1  # epoch 1 committed, epoch 2 lost with the kill
 
-    run = dora(["run", *RESUMABLE_RUN, *datasource(tiny_egs)], tmp_path)
+    run = dora(["run", *RESUMABLE_RUN, *variant, *datasource(tiny_egs)], tmp_path)
     assert run.returncode == 0, run.stderr[-4000:]
     resumed = history(tmp_path)
     assert len(resumed) == 2
-    # Model, optimizer, model EMA, EMA codebooks, balancer averages and the loss's RNG all resumed:
-    # every metric of both epochs equals the uninterrupted run's, bit for bit.
+    # Model, optimizer, model EMA, EMA codebooks, balancer averages, the loss's RNG (and the variant's
+    # own state: the predictor and its optimiser) all resumed: every metric of both epochs equals the
+    # uninterrupted run's, bit for bit.
     assert without_durations(resumed) == without_durations(uninterrupted)
 
 

@@ -29,35 +29,13 @@ import json
 from pathlib import Path
 import statistics
 import tempfile
-import time
 import typing as tp
 
-import numpy as np
 import torch
 
 from ..losses.bank import RowBank
 from ..solvers.macro_batch import MacroBatch
-
-SAMPLE_RATE = 32000
-
-
-def write_audio(root: Path, clips: int = 4, seconds: float = 12.0) -> Path:
-    """Generated harmonic tones at 32 kHz and their AudioCraft manifests, one folder per split."""
-    import soundfile as sf
-    from audiocraft.data.audio_dataset import find_audio_files, save_audio_meta
-
-    rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    for split in ("train", "valid", "evaluate", "generate"):
-        folder = root / "audio" / split
-        folder.mkdir(parents=True)
-        for index in range(clips):
-            f0 = rng.uniform(80, 600)
-            wave = sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, 6)) + 0.05 * rng.standard_normal(t.size)
-            sf.write(folder / f"{index}.wav", (0.3 * wave / np.abs(wave).max()).astype(np.float32), SAMPLE_RATE)
-        save_audio_meta(root / "egs" / split / "data.jsonl",
-                        find_audio_files(folder, minimal=True, progress=False, workers=0))
-    return root / "egs"
+from ..utils.step_benchmark import scalars, timed, write_audio
 
 
 def build_solver(egs: Path, dora_dir: Path, batch_size: int, macro_batch: int, overrides: tp.Sequence[str],
@@ -72,23 +50,6 @@ def build_solver(egs: Path, dora_dir: Path, batch_size: int, macro_batch: int, o
     xp = train.main.get_xp(argv)
     with xp.enter():
         return train.get_solver(xp.cfg)
-
-
-def timed(step: tp.Callable[[], tp.Any]) -> float:
-    # CUDA runs asynchronously: wait for the queued work on both sides, or the time is the launch's.
-    synchronize = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    synchronize()
-    begin = time.perf_counter()
-    step()
-    synchronize()
-    return time.perf_counter() - begin
-
-
-def scalars(metrics: dict) -> tp.Dict[str, float]:
-    """A step's metrics as plain floats (tensors included), for the JSON report."""
-    return {key: float(value.detach() if isinstance(value, torch.Tensor) else value) for key, value in metrics.items()
-            if isinstance(value, (int, float, torch.Tensor))
-            and (not isinstance(value, torch.Tensor) or value.numel() == 1)}
 
 
 def measure(solver, macro_batch: int, baseline_steps: int, warmup: int,

@@ -41,6 +41,8 @@ class Cell:
     distances: tp.Optional[tp.Dict[str, float]] = None
     temporal_steps_per_second: tp.Optional[float] = None  # transformer steps over frames (None: older results)
     depth_steps_per_second: float = 0.  # per-frame depth-transformer steps (``depth`` pattern only)
+    frame_rate: tp.Optional[float] = None  # the codec's frames per second (None: older results)
+    lm_seed: tp.Optional[int] = None  # the LM XP's training seed (None: older results)
 
 
 def lm_overrides(codec: str, pattern: str, extra: tp.Sequence[str], solver: str = "musicgen/mmd") -> tp.List[str]:
@@ -134,6 +136,7 @@ def measure_lm(codec: str, pattern: str, xp, gen_samples: int, gen_duration: flo
                 steps_per_second=(temporal_steps + steps_in_depth) / gen_duration,
                 temporal_steps_per_second=temporal_steps / gen_duration,
                 depth_steps_per_second=steps_in_depth / gen_duration, gen_seconds=wall,
+                frame_rate=float(compression.frame_rate), lm_seed=int(cfg.seed),
                 rtf=wall / (gen_samples * gen_duration),
                 lm_params=sum(p.numel() for p in lm.parameters()),
                 kernel_distance=distances["musicnn_kernel"] if distances else None,

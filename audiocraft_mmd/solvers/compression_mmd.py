@@ -33,6 +33,7 @@ from ..quantization.streams import STREAM_SOURCES, stream_dimension
 from ..errors import ConfigError
 from ..metrics.usage import code_histograms
 from .independence_adversary import build_adversary, validate_adversary_config
+from .past_predictor import build_past_predictor, validate_past_predictor_config
 from .resume import check_resumable
 from .scope_check import check_global_scope
 from .macro_batch import MacroBatch
@@ -96,6 +97,7 @@ def validate_mmd_config(cfg: omegaconf.DictConfig) -> None:
             raise ConfigError(f"mmd.bank={bank} caches kernel sums, so it needs fixed bandwidths: "
                               f"mmd.bandwidth_scale dim or none, got {mmd_cfg.bandwidth_scale!r}.")
     validate_adversary_config(mmd_cfg)
+    validate_past_predictor_config(cfg)
     if mmd_cfg.get("product", "pooled") not in PRODUCTS:
         raise ConfigError(f"mmd.product={mmd_cfg.product!r} is not one of {PRODUCTS}.")
     chunk = mmd_cfg.get("chunk_frames", DEFAULT_CHUNK_FRAMES)
@@ -167,6 +169,14 @@ class MMDCompressionSolver(CompressionSolver):
     see :mod:`.step_guard`). With ``mmd.adversary.weight > 0`` (:mod:`.independence_adversary`):
     ``mmd_adv`` (the MMD² under the learned kernel, as the encoder minimises it) and
     ``mmd_adv_critic`` (the critic's objective at its update); ``mmd_loss`` then holds both terms.
+    With ``mmd.condition=past`` (:mod:`.past_predictor`) ``mmd`` is the statistic on the innovations
+    given the past, with ``mmd.condition=neighbours`` the MMD² to the product formed among rows of
+    nearest contexts (:mod:`..losses.conditional_product`), and with a predictor (``condition`` not
+    ``none``, or ``mmd.predictability > 0``):
+    ``predictor_nll`` (g's Gaussian NLL of the aligned, standardised streams, nats per feature and
+    step, after its update), ``predictor_nll_q{k}`` (the same per codebook: how well the past
+    predicts codebook k) and ``predictor_nll_update`` (at its update); ``mmd_loss`` then holds
+    ``mmd.predictability * predictor_nll`` too.
     """
 
     def __init__(self, cfg: omegaconf.DictConfig):
@@ -185,6 +195,9 @@ class MMDCompressionSolver(CompressionSolver):
                 f"{cfg.dataset.batch_size} per process x ({frames} frames - max delay {max(delays)})); it needs at "
                 f"least 2 and more than the {num_codebooks} codebooks: raise dataset.batch_size, "
                 "dataset.segment_duration or mmd.macro_batch.")
+        if cfg.mmd.get("condition", "none") == "neighbours" and int(cfg.mmd.predictor.neighbours) >= rows:
+            raise ConfigError(f"mmd.predictor.neighbours={cfg.mmd.predictor.neighbours} must be below the {rows} rows "
+                              "the loss sees: lower it or raise dataset.batch_size.")
         product, chunk = cfg.mmd.get("product", "pooled"), cfg.mmd.get("chunk_frames", DEFAULT_CHUNK_FRAMES)
         if product != "pooled":  # the estimator runs on each clip's (chunk's) rows
             clip_rows = frames - max(delays)
@@ -225,6 +238,15 @@ class MMDCompressionSolver(CompressionSolver):
         if self.mmd_adversary is not None:
             self.mmd_adversary.critic.to(self.device)
             self.register_stateful("mmd_adversary")
+        self.past_predictor = build_past_predictor(cfg, delays, stream_dimension(self.model))
+        # The estimator on innovations: the same options, on rows the predictor already aligned.
+        self.innovations_loss: tp.Optional[MMDIndependenceLoss] = None
+        if self.past_predictor is not None:
+            self.past_predictor.predictor.to(self.device)
+            self.register_stateful("past_predictor")
+            if cfg.mmd.get("condition", "none") == "past" and isinstance(self.mmd_loss, MMDIndependenceLoss):
+                options = {**self.mmd_loss.options(), "delays": None}
+                self.innovations_loss = MMDIndependenceLoss(clamp=self.mmd_loss.clamp, **options)
         self.mmd_rng = torch.Generator().manual_seed(cfg.seed)
         self._scope_checked = False
         self.mmd_rng_state = GeneratorState(self.mmd_rng)
@@ -240,7 +262,8 @@ class MMDCompressionSolver(CompressionSolver):
         adversarial_losses = tp.cast(tp.Iterable[AdversarialLoss], self.adv_losses.values())  # an nn.ModuleDict
         self.step_guard = NonFiniteStepGuard(
             self.model, [self.optimizer, *(adversary.optimizer for adversary in adversarial_losses),
-                         *([self.mmd_adversary.optimizer] if self.mmd_adversary is not None else [])],
+                         *([self.mmd_adversary.optimizer] if self.mmd_adversary is not None else []),
+                         *([self.past_predictor.optimizer] if self.past_predictor is not None else [])],
             states=[self.balancer.averager])
 
     def load_state_dict(self, state: dict) -> None:
@@ -370,15 +393,34 @@ class MMDCompressionSolver(CompressionSolver):
         if train:
             metrics["mmd_weight"] = weight
         loss_fn = self.mmd_loss.first_codebooks(num_active)
+        past = None
+        if self.past_predictor is not None and rows is not None:  # soft_mi is refused with a predictor
+            if train:  # g first, on detached rows, as the adversary's critic
+                metrics["predictor_nll_update"] = self.past_predictor.train_predictor(rows)
+            with torch.set_grad_enabled(train):
+                past = self.past_predictor(rows)
+            metrics["predictor_nll"] = past.nll.detach()
+            metrics.update({f"predictor_nll_q{k}": value for k, value in enumerate(past.nll_per_codebook.tolist())})
+        result: tp.Optional[MMDIndependence]
         with torch.set_grad_enabled(train and weight > 0):
             if soft:
                 loss_fn(self._loss_rows(captured.inputs), captured.codebooks, generator=self.mmd_rng)
+                result = loss_fn.last_result
+            elif self.innovations_loss is not None and past is not None:
+                self.innovations_loss(past.innovations, generator=self.mmd_rng)
+                result = self.innovations_loss.last_result
+            elif self.cfg.mmd.get("condition", "none") == "neighbours" and self.past_predictor is not None:
+                assert isinstance(loss_fn, MMDIndependenceLoss) and rows is not None  # soft_mi refused
+                result = self.past_predictor.conditional_product(rows, loss_fn, self.mmd_rng)
             else:
                 loss_fn(rows, generator=self.mmd_rng, bank=self.row_bank if self.is_training else None)
-        result = loss_fn.last_result
+                result = loss_fn.last_result
         assert result is not None
         log_statistic(result, metrics)
         terms = [weight * result.loss] if train and weight > 0 and result.loss.requires_grad else []
+        predictability = float(self.cfg.mmd.get("predictability") or 0)
+        if train and predictability > 0 and past is not None:
+            terms.append(predictability * past.nll)
         if self.mmd_adversary is not None:
             if rows is None:  # soft_mi builds no adversary (__init__)
                 raise ConfigError("mmd.adversary reads the streams of a kernel estimator, not mmd.estimator=soft_mi.")

@@ -10,7 +10,8 @@ baseline itself. Then the longer budgets: the one-run schedule and the λ = 3000
 ten times the updates, each against its reference at the same budget. Then the further levers
 (:data:`LEVERS`, :data:`SCHEDULE_LEVER`): the within-clip product at λ = 1000, soft_mi at a gradient
 share of 0.3 (and with sharper assignments), the schedule with a shorter warm-up and a share of 3, and
-the product of marginals given the local context (:data:`CHUNK`).
+the product of marginals given the local context (:data:`CHUNK`). Then, a pilot on today's recipe, the
+loss given the past and the predictability term (:data:`CONDITIONAL`), from scratch against the baseline.
 
 LMs (grid ``independence_lms``): parallel, delay and depth LMs (the study's LMs: ``solver=musicgen/study``
 at 400 updates and lr 3e-3; the depth LM is the default one, see :data:`LMS`) on the tokens of each
@@ -65,6 +66,18 @@ SCHEDULE_OVERRIDES = {**LOSS, "mmd.weight": 3000., "mmd.warmup": 250, "mmd.targe
 SCHEDULE_LEVER = "one run: warmup 100, ratio 3"
 SCHEDULE_LEVER_OVERRIDES = {**SCHEDULE_OVERRIDES, "mmd.warmup": 100, "mmd.target_grad_ratio": 3.}
 
+# Independence given the past (docs/METHOD.md, mmd.condition / mmd.predictability): a pilot on today's
+# recipe, one run from scratch at the study's budget against the baseline, as the schedule is. The loss
+# on the innovations, steered as the schedule; and the predictability term alone (the MMD off) at two
+# weights: at λp = 1 its gradient is about that of the other losses at the encoder output at the start.
+PAST = "one run: past, warmup 250, ratio 1"
+PREDICTABLE = "one run: predictability 1"
+CONDITIONAL: tp.Dict[str, Overrides] = {
+    PAST: {**SCHEDULE_OVERRIDES, "mmd.condition": "past"},
+    PREDICTABLE: {**LOSS, "mmd.weight": 0., "mmd.predictability": 1.},
+    "one run: predictability 0.1": {**LOSS, "mmd.weight": 0., "mmd.predictability": 0.1},
+}
+
 
 # The longer budget: five times the updates of each comparison above, same starts and references.
 LONG = 5
@@ -112,6 +125,8 @@ def experiments(seed: int) -> tp.Dict[str, tp.Tuple[Overrides, tp.Optional[str]]
     table[SCHEDULE_LEVER] = ({"solver": SMALL.codec_solver, "seed": seed, **SCHEDULE_LEVER_OVERRIDES}, BASELINE)
     for label, (overrides, reference) in LONG_SCHEDULE_LEVERS.items():
         table[label] = ({"solver": SMALL.codec_solver, "seed": seed, **overrides}, reference)
+    for label, overrides in CONDITIONAL.items():
+        table[label] = ({"solver": SMALL.codec_solver, "seed": seed, **overrides}, BASELINE)
     return table
 
 
@@ -145,9 +160,11 @@ ABLATIONS = (*DEPTH_ABLATIONS, CAPACITY_CONTROL, SPEED_ABLATION)  # trained on t
 # what ``dora run`` would be; then the ×5 schedule, added once it gave the largest cut on the whole split;
 # then the product given the local context, the candidate aimed at what the LMs pay for; then the ×5
 # schedule at half the gradient share, which kept most of the cut at a fraction of the SI-SNR cost; then
-# the one-run schedule at ×10, the longest budget).
+# the one-run schedule at ×10, the longest budget; then the pilot of the loss given the past and of the
+# predictability term).
 LM_PAIRS = {SCHEDULE: BASELINE, "fine-tune λ=3000 pooled": FINETUNE_REFERENCE, LONG_SCHEDULE: LONG_BASELINE,
-            CHUNK: FINETUNE_REFERENCE, LONG_SCHEDULE_HALF: LONG_BASELINE, LONGER_SCHEDULE: LONGER_BASELINE}
+            CHUNK: FINETUNE_REFERENCE, LONG_SCHEDULE_HALF: LONG_BASELINE, LONGER_SCHEDULE: LONGER_BASELINE,
+            PAST: BASELINE, PREDICTABLE: BASELINE}
 
 # The LMs' own run-to-run spread: every LM on the first seed's baseline again with another LM seed.
 REPEAT_CODEC = BASELINE

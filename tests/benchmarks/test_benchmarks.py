@@ -80,3 +80,27 @@ def test_depth_lm_benchmark_times_each_pattern_with_the_depth_block_overridden(c
     assert "depth context=every, depth dim=32:" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         depth_lm.main(["--depth", "context"])
+
+
+def test_conditional_step_benchmark_times_each_form_in_turn(tmp_path, monkeypatch):
+    """A tiny run of `python -m audiocraft_mmd.benchmarks.conditional_step`: every form really runs."""
+    import json
+    from audiocraft_mmd.benchmarks import conditional_step
+    from audiocraft_mmd.solvers.past_predictor import PastPredictor
+
+    conditional_products = []
+    original = PastPredictor.conditional_product
+    monkeypatch.setattr(PastPredictor, "conditional_product",
+                        lambda self, *args: conditional_products.append(1) or original(self, *args))
+
+    results = conditional_step.main(["--steps", "1", "--warmup", "0", "--json", str(tmp_path / "step.json"),
+                                     "seanet.n_filters=4", "dataset.batch_size=2", "mmd.predictor.hidden=8"])
+    assert results["paper_step_s"] > 0 and len(results["past_steps_s"]) == 1
+    assert results["past_ratio"] == results["past_steps_s"][0] / results["paper_steps_s"][0]  # one round
+    assert "predictor_nll" not in results["paper_metrics"]            # the predictor off
+    assert "predictor_nll_update" in results["past_metrics"]          # trained in the innovations form
+    predictability = results["predictability_metrics"]
+    assert predictability["mmd_loss"] > predictability["mmd_weight"] * predictability["mmd"]  # λp · NLL added
+    assert results["neighbours_step_s"] > 0 and results["neighbours_metrics"]["mmd_rows"] == 2 * 97
+    assert len(conditional_products) == 1  # the neighbours form's step, and no other
+    assert json.loads((tmp_path / "step.json").read_text())["batch_size"] == 2

@@ -120,6 +120,7 @@ def test_compare_patterns_reuses_finished_xps(lm_xp, tiny_egs, dora_dir, codec_s
     assert [c.consistent for c in cells] == [True, False]
     assert cells[0].steps_per_second == 50 + 3 / 0.5 and cells[1].steps_per_second == 50
     assert len(cells[0].valid_ce_per_codebook) == 4 and cells[0].rtf > 0
+    assert cells[0].frame_rate == 50 and cells[0].lm_seed == 2036  # for the price per second, and its seed spread
     table = (tmp_path / "cmp" / "comparison.md").read_text()
     assert "| delay |" in table and "Same budget" in table
     assert (tmp_path / "cmp" / "comparison.png").stat().st_size > 0

@@ -60,6 +60,7 @@ def test_bad_values_are_rejected(overrides, key):
     (["mmd.bandwidths=[]"], "bandwidths"),
     (["mmd.estimator=nope"], "estimator"),
     (["dataset.batch_size=1", "dataset.segment_duration=0.06"], "at least 2"),  # 3 frames - delay 3
+    (["mmd.condition=past", "mmd.scope=global"], "does not support mmd.scope='global'"),
 ])
 def test_dora_run_stops_at_start_with_the_key_named(tiny_egs, tmp_path, overrides, message):
     run = dora(["run", "solver=compression/mmd", *TINY_RUN, *datasource(tiny_egs), *overrides], tmp_path, timeout=300)

@@ -11,8 +11,8 @@ from audiocraft_mmd.study.independence_specs import (ABLATIONS, BASELINE, CAPACI
                                                      FINETUNE_REFERENCE, FIRST_BUILT, LM_PAIRS, LMS, LONG_BASELINE,
                                                      LONG_EXPERIMENTS, LONG_FINETUNE_REFERENCE, LONG_SCHEDULE,
                                                      LONG_SCHEDULE_HALF, LONG_SCHEDULE_LEVERS, LONGER_BASELINE,
-                                                     LONGER_SCHEDULE, SCHEDULE, SCHEDULE_LEVER, SPEED_ABLATION,
-                                                     experiment_xp, experiments, lm_codecs)
+                                                     LONGER_SCHEDULE, PAST, PREDICTABLE, SCHEDULE, SCHEDULE_LEVER,
+                                                     SPEED_ABLATION, experiment_xp, experiments, lm_codecs)
 from audiocraft_mmd.study.results import LMResult
 from audiocraft_mmd.study.specs import SMALL, codec_xp
 from audiocraft_mmd.utils.paths import CONFIG_DIR
@@ -46,6 +46,10 @@ def test_experiments_and_their_references():
         # the schedule's lever changes the warm-up and the gradient share only
         changed = {key for key, value in table_[SCHEDULE_LEVER][0].items() if table_[SCHEDULE][0].get(key) != value}
         assert changed == {"mmd.warmup", "mmd.target_grad_ratio"}
+        # the loss given the past changes the schedule's condition only; the predictability term runs alone
+        changed = {key for key, value in table_[PAST][0].items() if table_[SCHEDULE][0].get(key) != value}
+        assert changed == {"mmd.condition"} and table_[PAST][1] == BASELINE
+        assert table_[PREDICTABLE][0]["mmd.weight"] == 0 and table_[PREDICTABLE][0]["mmd.predictability"] > 0
 
 
 def row(label, reference, fast, entropy=7.5, sisnr=5.0):
@@ -143,8 +147,9 @@ def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_di
 
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
     codecs = lm_codecs()
-    assert codecs[:2] == [BASELINE, SCHEDULE] and codecs[-6:] == [LONG_BASELINE, LONG_SCHEDULE, CHUNK,
-                                                                 LONG_SCHEDULE_HALF, LONGER_BASELINE, LONGER_SCHEDULE]
+    assert codecs[:2] == [BASELINE, SCHEDULE] and codecs[-8:] == [LONG_BASELINE, LONG_SCHEDULE, CHUNK,
+                                                                 LONG_SCHEDULE_HALF, LONGER_BASELINE, LONGER_SCHEDULE,
+                                                                 PAST, PREDICTABLE]
     assert len(codecs) == len(set(codecs)) and set(codecs) == {*LM_PAIRS, *LM_PAIRS.values()}
     assert [pattern for pattern, _ in LMS.values()] == \
         ["parallel", "delay", "depth", "depth", "depth", "depth", "parallel", "depth"]
