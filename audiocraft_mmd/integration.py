@@ -86,7 +86,7 @@ def _patch_solver_builder(builders: tp.Any) -> None:
 
     @functools.wraps(original_loss)
     def get_loss(loss_name, cfg):
-        from .losses import frame_periodic, log_mel  # noqa: F401  (register "frame_periodic", "logmel")
+        from .losses import log_mel  # noqa: F401  (registers "logmel")
         if loss_name not in LOSSES:
             return original_loss(loss_name, cfg)
         from audiocraft.utils.utils import dict_from_config
