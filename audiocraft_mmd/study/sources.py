@@ -18,8 +18,9 @@ from .xp_measurements import XPMeasurements
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measurements", type=lambda folder: MeasurementStore(Path(folder)),
-                        default=MeasurementStore(DEFAULT_FOLDER), metavar="DIR", help="the folder of stored measurements, one JSON file per XP "
-                        f"(default: {shown_path(DEFAULT_FOLDER)})")
+                        default=MeasurementStore(DEFAULT_FOLDER), metavar="DIR",
+                        help=f"the folder of stored measurements, one JSON file per XP (default: "
+                        f"{shown_path(DEFAULT_FOLDER)})")
     parser.add_argument("--from-measurements", action="store_true",
                         help="read the stored measurements alone: no XP is read or measured")
 
