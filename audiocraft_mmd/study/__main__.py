@@ -12,11 +12,11 @@ grids with ``dora grid`` instead (``study_lms`` twice: LMs on the second seed's 
 it), then ``report``; ``--scale paper`` reads the paper-scale grids (``study_codecs_paper``,
 ``study_lms_paper``).
 
-``report`` reads the finished XPs found here and stores every figure it shows in
-``docs/research/measurements/`` (``--measurements DIR``; one JSON file per XP with the command, commit
-and date that measured it, rewritten only when a figure changes), then builds the report from the stored
-files alone: ``report --from-measurements`` rebuilds it, byte for byte, without any XP (here, on a clone,
-in a test). ``run`` stores as it goes, since it ends with ``report``.
+``report`` reads the finished XPs found here and stores every figure it shows in ``measurements/``
+beside ``--out`` (``docs/research/measurements/``, or ``--measurements DIR``): one JSON file per XP with
+the command, commit and date that measured it, rewritten only when a figure changes. It then builds the
+report from the stored files alone: ``report --from-measurements`` rebuilds it, byte for byte, without
+any XP (on a clone, in a test). ``run`` stores as it goes, since it ends with ``report``.
 
 Besides the training logs, it measures what they lack, caching it in each XP's folder: pairwise MI of
 every codec on the whole evaluate split with jackknife intervals (:mod:`audiocraft_mmd.dependence`,
@@ -41,7 +41,7 @@ from ..grid import local
 from ..listen import write_page
 from ..utils.progress import track
 from . import independence
-from .measurements import shown_path
+from .measurements import MeasurementStore, shown_path
 from .report import write_report
 from .results import OTHER_MUSIC, REPO, SCALES, add_generation_options, collect, main_comparison
 from .sources import add_source_options, xp_source
@@ -62,7 +62,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--figures", type=Path, default=None, help="default: figures/ beside --out")
     parser.add_argument("--discussion", type=Path, default=REPO / "docs" / "research" / "study_discussion.md")
     add_generation_options(parser)
-    add_source_options(parser)
+    add_source_options(parser, default="measurements/ beside --out")
     parser.add_argument("--listen", type=Path, default=None,
                         help="also write a listening page of the study's codecs there "
                              "(python -m audiocraft_mmd.listen)")
@@ -75,7 +75,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
                 raise SystemExit(f"Some XPs of grid {grid} failed (see above); fix them and run this again.")
     # The grids of docs/research/INDEPENDENCE.md build on the small study's codecs: their section is the small scale's.
     with_independence = args.scale == "small"
-    store = args.measurements
+    # Beside the report by default: docs/research/measurements for docs/research/RESULTS.md.
+    store = args.measurements = args.measurements or MeasurementStore(args.out.parent / "measurements")
     if not args.from_measurements:  # bring the stored measurements up to date with the XPs found here
         source = xp_source(args, argv)
         collect(args.scale, source)

@@ -28,7 +28,7 @@ import typing as tp
 
 from ..utils.progress import track
 from .independence_specs import LM_PAIRS, LMS, REPEAT_CODEC, REPEAT_SEED_OFFSET, experiments, lm_argv
-from .measurements import LMKey, shown_path
+from .measurements import LMKey, MeasurementStore, shown_path
 from .report import interval_text, kernel_text
 from .results import (DEPENDENCE_FOLDER, FACTORISED_LMS, LMResult, add_generation_options, gap_closure,
                       gap_cross_entropy, gap_keys)
@@ -395,6 +395,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     add_generation_options(parser)
     add_source_options(parser)
     args = parser.parse_args(argv)
+    args.measurements = args.measurements or MeasurementStore()
     source = args.measurements if args.from_measurements else xp_source(args, ["independence", *(argv or [])])
     rows = collect(source)
     text = table(rows) + "\n"

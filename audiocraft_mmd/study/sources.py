@@ -16,11 +16,11 @@ from .measurements import DEFAULT_FOLDER, MeasurementStore, Provenance, shown_pa
 from .xp_measurements import XPMeasurements
 
 
-def add_source_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--measurements", type=lambda folder: MeasurementStore(Path(folder)),
-                        default=MeasurementStore(DEFAULT_FOLDER), metavar="DIR",
-                        help=f"the folder of stored measurements, one JSON file per XP (default: "
-                        f"{shown_path(DEFAULT_FOLDER)})")
+def add_source_options(parser: argparse.ArgumentParser, default: str = shown_path(DEFAULT_FOLDER)) -> None:
+    """``--measurements DIR`` (None when not given: the command resolves ``default``) and ``--from-measurements``."""
+    parser.add_argument("--measurements", type=lambda folder: MeasurementStore(Path(folder)), default=None,
+                        metavar="DIR", help=f"the folder of stored measurements, one JSON file per XP (default: "
+                        f"{default})")
     parser.add_argument("--from-measurements", action="store_true",
                         help="read the stored measurements alone: no XP is read or measured")
 

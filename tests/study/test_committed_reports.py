@@ -23,7 +23,7 @@ def test_committed_report_says_it_is_generated_and_quotes_the_discussion_file_un
                     "test becomes active with the first study run that stores them (docs/TESTS.md)")
 def test_committed_report_is_regenerated_from_the_committed_measurements(tmp_path):
     out = tmp_path / "RESULTS.md"
-    assert main(["report", "--from-measurements", "--out", str(out)]) == 0
+    assert main(["report", "--from-measurements", "--measurements", str(DEFAULT_FOLDER), "--out", str(out)]) == 0
     assert out.read_text() == RESULTS.read_text(), (
         "docs/research/RESULTS.md differs from what docs/research/measurements/ generates: run "
         "`python -m audiocraft_mmd.study report --from-measurements` and commit the result")
