@@ -75,3 +75,42 @@ def test_report_stores_the_xps_figures_and_rebuilds_from_them_alone(grid_dora_di
     assert main([*command[:-4], "--from-measurements", "--measurements", str(out.parent / "measurements"),
                  "--out", str(rebuilt), "--discussion", str(tmp_path / "none.md")]) == 0
     assert rebuilt.read_text() == report
+
+
+def test_independence_tables_from_the_xps_are_those_from_their_stored_figures(grid_dora_dir, tmp_path, monkeypatch):
+    from audiocraft_mmd import train
+    from audiocraft_mmd.study import independence
+    from audiocraft_mmd.study.independence_specs import BASELINE, SCHEDULE, experiment_xp, experiments, lm_argv
+    from audiocraft_mmd.study.results import DEPENDENCE_FOLDER
+    seed = specs.SMALL.seeds[0]
+    table = experiments(seed)
+    sigs = {}
+    for label, (si_snr, mi) in ((BASELINE, (5.25, 0.4)), (SCHEDULE, (4.75, 0.2))):
+        xp = experiment_xp(table[label][0])
+        evaluate = {"si_snr_db": si_snr, "entropy_mean": 7., "entropy_min": 6.5, "mi_fast_delay": mi / 2,
+                    "duration": 30.}
+        finished(xp, {"train": {"duration": 90.}, "evaluate": evaluate})
+        (xp.folder / DEPENDENCE_FOLDER).mkdir()
+        (xp.folder / DEPENDENCE_FOLDER / "report.json").write_text(
+            json.dumps({"codecs": [dependence_report(mi, 7.)]}))
+        sigs[label] = xp.sig
+    for label, sig in sigs.items():
+        for name in ("parallel", "depth"):
+            ce = [3.0, 4.5, 4.5, 4.5] if name == "depth" else [3.0, 5.0, 5.0, 5.0]
+            finished(train.main.get_xp(lm_argv(sig, name, seed)), {"valid": {
+                "ce": sum(ce) / 4, **{f"ce_q{k + 1}": v for k, v in enumerate(ce)}, "duration": 20.}}, checkpoint={})
+    measurements = tmp_path / "measurements"
+    command = ["--measure", "--lms", "--measurements", str(measurements)]
+    from_xps, from_files = tmp_path / "xps.md", tmp_path / "files.md"
+    assert independence.main([*command, "--out", str(from_xps)]) == 0
+    text = from_xps.read_text()
+    assert f"| {seed} | {SCHEDULE} | {sigs[SCHEDULE]} | 4.75 |" in text
+    assert f"| {seed} | {SCHEDULE} | parallel |" in text
+    assert len(list(measurements.glob("*.json"))) == 2 + 4  # the two codecs, their parallel and depth LMs
+    monkeypatch.setattr("audiocraft_mmd.train.main.dora.dir", tmp_path / "no_xps")
+    assert independence.main([*command, "--from-measurements", "--out", str(from_files)]) == 0
+    unfinished_with_their_signature = [line for line in text.splitlines() if "| not finished |" in line]
+    # Without the XPs an unfinished codec's signature is unknown: the rest is the same.
+    assert from_files.read_text() == "\n".join(
+        " | ".join([*line.split(" | ")[:2], "-", *line.split(" | ")[3:]]) if line in unfinished_with_their_signature
+        else line for line in text.split("\n"))
