@@ -9,7 +9,7 @@ from audiocraft_mmd.study.independence_specs import BASELINE, LMS, REPEAT_SEED_O
 from audiocraft_mmd.study.measurements import MeasurementStore, shown_path
 from audiocraft_mmd.study.report import write_report
 
-from common_utils import codec_measurement, lm_measurement
+from common_utils import codec_measurement, dependence_report, lm_measurement
 
 SCALE = specs.SMOKE
 SEED = SCALE.seeds[0]
@@ -80,6 +80,8 @@ def independence_records():
     baseline = codec_measurement("base", specs.SMALL.codec_overrides(specs.SMALL.baseline(seed)), 5.25, 0.4)
     table = experiments(seed, lambda spec: "base")
     schedule = codec_measurement("sched", table[SCHEDULE][0], 4.75, 0.2, entropy=6.9)
+    for codec, mi in ((baseline, 0.5), (schedule, 0.3)):  # and on other music
+        codec.dependence[independence.dependence_folder(str(results.OTHER_MUSIC))] = dependence_report(mi, 7.)
     records = [baseline, schedule]
     for codec_sig, lm_seed, shift in (("base", seed, 0.), ("sched", seed, 0.1), ("base", seed + REPEAT_SEED_OFFSET,
                                                                                   0.01)):
@@ -102,6 +104,10 @@ def test_independence_section_from_stored_files_is_the_section_from_the_records(
     unfinished = [line for line in direct.splitlines() if "| not finished |" in line]
     assert unfinished and all(line.split(" | ")[2] == "-" for line in unfinished)  # no signature without the XP
     assert independence.report_section(MeasurementStore(tmp_path / "measurements")) == direct
+    assert "on other music" not in direct  # not asked for
+    other = independence.report_section(MeasurementStore(tmp_path / "measurements"), str(results.OTHER_MUSIC))
+    assert "The same on other music, not in the training data (`egs/other_music_16k_mono/evaluate`):" in other
+    assert f"| 2036 | {SCHEDULE} | sched | 6.81 | 0.360 [0.350, 0.370] |" in other  # the other music's figures
 
 
 def test_independence_command_reads_stored_files_alone(tmp_path, capsys):
