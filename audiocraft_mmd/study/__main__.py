@@ -67,6 +67,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
                         help="also write a listening page of the study's codecs there "
                              "(python -m audiocraft_mmd.listen)")
     args = parser.parse_args(argv)
+    if args.action == "run" and args.from_measurements:
+        parser.error("`run` measures the XPs it trains: --from-measurements is for `report`")
     scale = SCALES[args.scale]
     if args.action == "run":
         grids = (scale.codec_grid, scale.lm_grid, scale.lm_grid, *(scale.probe_grids if args.probes else []))

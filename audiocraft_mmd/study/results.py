@@ -1,13 +1,13 @@
-"""The study's figures, read from its finished XPs: one result dataclass per codec and per LM, the
-measurements the training logs lack (cached in each XP's folder), and the comparisons against the
-study's targets.
+"""The study's figures: one result dataclass per codec and per LM, built from a source of measurements
+(the finished XPs, :class:`.xp_measurements.XPMeasurements`, or the stored files alone,
+:class:`.measurements.MeasurementStore`), the measurements the training logs lack (cached in each XP's
+folder), and the comparisons against the study's targets.
 
 What is measured: pairwise MI of every codec on the whole evaluate split with jackknife intervals
 (:mod:`audiocraft_mmd.dependence`, ``study_dependence/report.json``); for every LM its generation
 wall-clock and the musicnn kernel distance of its generations to the evaluate split
 (:func:`audiocraft_mmd.metrics.lm_measures.measure_lm`, ``study_lm.json``); the MI between codebooks
-at growing lags for the baseline and the best codec (``study_lagged/report.json``).
-"""
+at growing lags for the baseline and the best codec (``study_lagged/report.json``)."""
 
 from __future__ import annotations
 
