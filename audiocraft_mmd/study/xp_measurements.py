@@ -27,10 +27,14 @@ class XPMeasurements:
         self.gen_samples = gen_samples
         self.gen_duration = gen_duration
         self._xps: tp.Dict[str, tp.Any] = {}
+        self._by_argv: tp.Dict[tp.Tuple[str, ...], tp.Any] = {}
 
     def _xp(self, argv: tp.List[str]):
         from ..train import main
-        xp = main.get_xp(argv)
+        key = tuple(argv)
+        if key not in self._by_argv:  # composing the config is the slow part: once per XP
+            self._by_argv[key] = main.get_xp(argv)
+        xp = self._by_argv[key]
         self._xps[xp.sig] = xp
         return xp
 
