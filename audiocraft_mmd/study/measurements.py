@@ -142,7 +142,49 @@ def from_json(text: str, path: Path) -> Measurement:
     provenance = data["provenance"]
     if not isinstance(provenance, dict) or set(provenance) != {"command", "commit", "date"}:
         raise MeasurementError(f"{path}: 'provenance' must have exactly 'command', 'commit' and 'date'")
+    for name, kinds in FIELD_TYPES.items():
+        if name in data and not isinstance(data[name], kinds):
+            raise MeasurementError(f"{path}: {name!r} is a {type(data[name]).__name__}, not a "
+                                   f"{' or '.join(kind.__name__ for kind in kinds)}")
+    for name, figures in figures_read(data).items():
+        lacking = [key for key in figures if not isinstance(data[name], dict) or key not in data[name]]
+        if lacking:
+            raise MeasurementError(f"{path}: {name} without {', '.join(map(repr, lacking))}")
+    if data["kind"] == "codec":
+        check_dependence(path, data.get("dependence", {}))
     return cls(**{**data, "provenance": Provenance(**provenance)})
+
+
+# The types of the records' fields in their files (JSON's: numbers may be int or float).
+FIELD_TYPES: tp.Dict[str, tp.Tuple[type, ...]] = {
+    "sig": (str,), "codec_sig": (str,), "pattern": (str,), "seed": (int,), "extras": (list,), "overrides": (dict, list),
+    "evaluate": (dict,), "validation": (dict,), "dependence": (dict,), "minutes": (int, float),
+    "generation": (dict, type(None)),
+}
+# The figures the reports read in each part of a record: a file without one is named when it is read, not
+# met as a KeyError halfway through a report.
+VALIDATION_FIGURES = ("valid_ce", "valid_ce_per_codebook")
+GENERATION_FIGURES = (*VALIDATION_FIGURES, "steps_per_second", "gen_seconds", "rtf")
+DEPENDENCE_FIGURES = {"study_dependence": ("usage", "alignments", "fast_slow"),
+                      "study_lagged": ("lagged", "frame_rate")}
+OTHER_DEPENDENCE_FIGURES = ("usage", "fast_slow")  # on other data: the independence tables' fast/slow split
+
+
+def figures_read(data: tp.Dict[str, tp.Any]) -> tp.Dict[str, tp.Sequence[str]]:
+    """``part -> the figures the reports read there`` for a record's data (parts named as in its error)."""
+    if data["kind"] == "lm":
+        return {"validation": VALIDATION_FIGURES,
+                **({"generation": GENERATION_FIGURES} if data.get("generation") is not None else {})}
+    return {}
+
+
+def check_dependence(path: Path, dependence: tp.Dict[str, tp.Any]) -> None:
+    """:class:`MeasurementError` naming ``path`` when a dependence report lacks a figure the reports read."""
+    for folder, report in dependence.items():
+        needed = DEPENDENCE_FIGURES.get(folder, OTHER_DEPENDENCE_FIGURES)
+        lacking = [key for key in needed if not isinstance(report, dict) or key not in report]
+        if lacking:
+            raise MeasurementError(f"{path}: dependence measurement {folder!r} without {', '.join(map(repr, lacking))}")
 
 
 def figures_of(record: Measurement) -> str:

@@ -56,12 +56,30 @@ def test_a_file_is_rewritten_only_when_its_figures_change(tmp_path):
     (lambda data: data.pop("kind"), "no 'kind'"),
     (lambda data: data.update(surprise=1), "unknown keys 'surprise'"),
     (lambda data: data["provenance"].pop("commit"), "'provenance' must have"),
+    (lambda data: data.update(minutes="ten"), "'minutes' is a str, not a int or float"),
+    (lambda data: data["dependence"]["study_dependence"].pop("alignments"),
+     "dependence measurement 'study_dependence' without 'alignments'"),
+    (lambda data: data["dependence"].update(study_dependence_other_music={"usage": {}}),
+     "dependence measurement 'study_dependence_other_music' without 'fast_slow'"),
 ])
 def test_a_malformed_file_is_named_with_what_is_wrong(tmp_path, change, message):
     data = json.loads(to_json(codec_measurement("abc123", {"seed": 1}, 5., 0.3)))
     change(data)
     (tmp_path / "abc123.json").write_text(json.dumps(data))
     with pytest.raises(MeasurementError, match=f"abc123.json: .*{message}"):
+        MeasurementStore(tmp_path).records()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda data: data["validation"].pop("valid_ce_per_codebook"), "validation without 'valid_ce_per_codebook'"),
+    (lambda data: data["generation"].pop("rtf"), "generation without 'rtf'"),
+    (lambda data: data.update(generation=[]), "'generation' is a list, not a dict or NoneType"),
+])
+def test_an_lm_file_without_a_figure_the_report_reads_is_named(tmp_path, change, message):
+    data = json.loads(to_json(lm_measurement("lm456", "abc123", "depth", 1, [3.0, 4.0])))
+    change(data)
+    (tmp_path / "lm456.json").write_text(json.dumps(data))
+    with pytest.raises(MeasurementError, match=f"lm456.json: {message}"):
         MeasurementStore(tmp_path).records()
 
 
