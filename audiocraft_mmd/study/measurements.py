@@ -25,6 +25,7 @@ import typing as tp
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FOLDER = REPO / "docs" / "research" / "measurements"
+CODE = ("audiocraft_mmd", "config", "grids")  # what the measurements depend on, for their provenance
 
 
 def shown_path(path: tp.Union[str, Path]) -> str:
@@ -46,9 +47,14 @@ class Provenance:
 
     @classmethod
     def current(cls, command: str) -> "Provenance":
+        """This run's: the checkout's commit, ``-dirty`` after it when the code differs from it (the package,
+        its configs and grids; the docs the study writes do not count)."""
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
         try:
-            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                                    check=True).stdout.strip()
+            commit = git("rev-parse", "HEAD")
+            if git("status", "--porcelain", "--untracked-files=no", "--", *CODE):
+                commit += "-dirty"
         except (OSError, subprocess.CalledProcessError):
             commit = "unknown"
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
