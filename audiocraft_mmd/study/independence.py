@@ -15,6 +15,10 @@ cross-entropy against the codec's entropy, each factorised LM's gap to the depth
 and the share of the reference's gap a variant closes; with ``--generate``, the parallel, delay and
 depth LMs also generate (8 clips of 3 s, as in the study) and the table adds the musicnn kernel distance
 of their generations to the evaluate split, with its 95 % interval.
+
+Every figure read or measured is stored in ``docs/research/measurements/`` (``--measurements DIR``; see
+:mod:`audiocraft_mmd.study.measurements`); ``--from-measurements`` prints the same tables from the stored
+files alone, without the XPs (an unfinished codec's signature is then unknown: "-").
 """
 
 from __future__ import annotations
