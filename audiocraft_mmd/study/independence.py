@@ -32,7 +32,7 @@ import typing as tp
 
 from ..utils.progress import track
 from .independence_specs import LM_PAIRS, LMS, REPEAT_CODEC, REPEAT_SEED_OFFSET, experiments, lm_argv
-from .measurements import LMKey, MeasurementStore, shown_path
+from .measurements import LMKey, MeasurementSource, MeasurementStore, shown_path
 from .report import interval_text, kernel_text
 from .results import (DEPENDENCE_FOLDER, FACTORISED_LMS, LMResult, add_generation_options, gap_closure,
                       gap_cross_entropy, gap_keys)
@@ -47,7 +47,7 @@ MAX_SISNR_LOSS_DB = 0.5
 SEGMENT_SECONDS = 10.
 
 
-def collect(source) -> tp.List[tp.Dict[str, tp.Any]]:
+def collect(source: MeasurementSource) -> tp.List[tp.Dict[str, tp.Any]]:
     """One row per seed and experiment, from ``source`` (:mod:`.measurements`): its signature ("-" where
     unknown), its measurement and evaluate figures (None while unfinished) and its reference."""
     rows = []
@@ -112,7 +112,7 @@ def dependence_folder(data: tp.Optional[str]) -> str:
     return DEPENDENCE_FOLDER if data is None else f"{DEPENDENCE_FOLDER}_{Path(data).parent.name}"
 
 
-def measure(rows: tp.Sequence[tp.Dict[str, tp.Any]], source, data: tp.Optional[str] = None) -> None:
+def measure(rows: tp.Sequence[tp.Dict[str, tp.Any]], source: MeasurementSource, data: tp.Optional[str] = None) -> None:
     """Adds ``dependence`` (the command's report: fast/slow split with intervals) to every finished row,
     measured on ``data`` (a manifest folder; default: each codec's evaluate split). Cached in the XP folder:
     ``study_dependence`` for the evaluate split (shared with the study's report), else
@@ -191,7 +191,8 @@ class CodecRole:
 GENERATED_LMS = ("parallel", "delay", "depth")
 
 
-def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]], source, generate: bool = False) -> tp.List[tp.Any]:
+def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]], source: MeasurementSource,
+                generate: bool = False) -> tp.List[tp.Any]:
     """The finished LMs of grid ``independence_lms`` on the rows' codecs (validation CE per codebook);
     ``LMResult.pattern`` is the LM's name in :data:`grids.independence_lms.LMS`. With ``generate``, the
     LMs of :data:`GENERATED_LMS` also generate, timed and compared with the evaluate split (the source's
@@ -213,7 +214,7 @@ def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]], source, generate: bool 
     return found
 
 
-def find_lm(source, codec_sig: str, name: str, seed: int):
+def find_lm(source: MeasurementSource, codec_sig: str, name: str, seed: int):
     """LM ``name`` (a key of :data:`LMS`) on the codec's tokens at ``seed`` from ``source`` (None while unfinished)."""
     pattern, extra = LMS[name]
     return source.lm(LMKey(codec_sig, pattern, seed, tuple(extra)), lambda: lm_argv(codec_sig, name, seed))
@@ -277,7 +278,8 @@ def gap_lines(lms: tp.Sequence[tp.Any]) -> tp.List[str]:
     return lines
 
 
-def repeat_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.Any], source) -> tp.List[str]:
+def repeat_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.Any],
+                 source: MeasurementSource) -> tp.List[str]:
     """The LMs' run-to-run spread: each LM on the repeated codec at its two LM seeds (CE 2..K), and each
     factorised LM's gap to each depth LM at both."""
     row = next((r for r in rows if r["label"] == REPEAT_CODEC and r["codec"] is not None), None)
@@ -352,7 +354,7 @@ def verdict_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]],
             + (", and the cut on other music as well." if other_rows is not None else "."), "", summary, "", *lines]
 
 
-def report_section(source, other_data: tp.Optional[str] = None) -> tp.Optional[str]:
+def report_section(source: MeasurementSource, other_data: tp.Optional[str] = None) -> tp.Optional[str]:
     """The markdown section of grids ``independence`` and ``independence_lms`` for ``study report``, from
     ``source`` (:mod:`.measurements`; None before any of its variants has finished): the evaluate stage's
     table, the whole split's, other music's when ``other_data`` was measured, the LMs, and the targets per

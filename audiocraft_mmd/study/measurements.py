@@ -201,6 +201,30 @@ def figures_of(record: Measurement) -> str:
     return json.dumps(figures, sort_keys=True)
 
 
+class MeasurementSource(tp.Protocol):
+    """Where the reports take their figures from: :class:`MeasurementStore` (the stored files alone) or
+    :class:`audiocraft_mmd.study.xp_measurements.XPMeasurements` (the XPs, measured and stored)."""
+
+    def codec(self, overrides: tp.Mapping[str, tp.Any]) -> tp.Optional[CodecMeasurement]:
+        """The finished codec trained with ``overrides`` (None when unfinished or unknown)."""
+
+    def dependence(self, codec: CodecMeasurement, folder: str, data: tp.Optional[str], segment: float,
+                   options: tp.Sequence[str] = ()) -> tp.Dict[str, tp.Any]:
+        """The dependence command's report ``folder`` on ``codec`` (``data``: default its evaluate split)."""
+
+    def has_dependence(self, folder: str, data: str) -> bool:
+        """Whether the codecs can be measured on ``data`` (cached in ``folder``)."""
+
+    def codec_sig(self, overrides: tp.Mapping[str, tp.Any]) -> tp.Optional[str]:
+        """The signature of the codec with ``overrides`` (None when unknown)."""
+
+    def lm(self, key: LMKey, argv: tp.Callable[[], tp.List[str]]) -> tp.Optional[LMMeasurement]:
+        """The finished LM ``key`` (None when unfinished or unknown); ``argv``: its overrides, for its XP."""
+
+    def generation(self, lm: LMMeasurement, what: str) -> tp.Dict[str, tp.Any]:
+        """The LM's generation figures (``what``: the LM, for messages)."""
+
+
 class MeasurementStore:
     """The folder of stored measurements: reads every ``*.json`` in it, finds records, writes new ones.
 
@@ -256,7 +280,7 @@ class MeasurementStore:
                  and overrides_key(r.overrides) == key]
         return self._serve(found[0] if found else None)
 
-    def dependence(self, codec: CodecMeasurement, folder: str, data: str, segment: float,
+    def dependence(self, codec: CodecMeasurement, folder: str, data: tp.Optional[str], segment: float,
                    options: tp.Sequence[str] = ()) -> tp.Dict[str, tp.Any]:
         """The dependence report ``folder`` of ``codec``; :class:`MeasurementError` naming the file when absent."""
         if folder not in codec.dependence:

@@ -21,7 +21,7 @@ import typing as tp
 
 from ..utils.progress import say, track
 from ..utils.xps import is_finished, last_stage_metrics, read_history
-from .measurements import LMKey
+from .measurements import LMKey, MeasurementSource
 from .specs import PAPER, SMALL, SMOKE, Selection, select_best
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,10 +100,12 @@ def measure_dependence(xp, data: str, segment: float, folder: str = DEPENDENCE_F
     return json.loads(report.read_text())["codecs"][0]
 
 
-def measure_lagged(scale, spec, source) -> tp.Dict[str, tp.Any]:
+def measure_lagged(scale, spec, source: MeasurementSource) -> tp.Dict[str, tp.Any]:
     """The dependence command's report with MI between codebooks ``scale.lags`` frames apart (``lagged``)
     for a finished codec (no intervals; cached in ``<xp>/study_lagged``), from ``source``."""
     codec = source.codec(scale.codec_overrides(spec))
+    if codec is None:
+        raise ValueError(f"codec {spec.name} has not finished: no lagged MI")
     lags = ",".join(map(str, scale.lags))
     return source.dependence(codec, LAGGED_FOLDER, None, scale.dependence_segment,
                              ("--lags", lags, "--ci-blocks", "0", "--permutations", "1", "--kernel-rows", "64"))
@@ -119,7 +121,7 @@ def mean_mi_interval(alignment: tp.Dict[str, tp.Any]) -> tp.Tuple[float, float, 
     return mean, mean - width, mean + width
 
 
-def codec_result(scale, spec, source) -> tp.Optional[CodecResult]:
+def codec_result(scale, spec, source: MeasurementSource) -> tp.Optional[CodecResult]:
     """The figures of a finished codec from ``source`` (:mod:`.measurements`), None when it has not finished."""
     codec = source.codec(scale.codec_overrides(spec))
     if codec is None or "si_snr_db" not in codec.evaluate:
@@ -140,7 +142,7 @@ def codec_result_of(spec, codec, report: tp.Dict[str, tp.Any]) -> CodecResult:
         kernel_statistic=evaluate.get("mmd_estimate", float("nan")))
 
 
-def lm_result(scale, codec_sig: str, codec_spec, pattern: str, source) -> tp.Optional[LMResult]:
+def lm_result(scale, codec_sig: str, codec_spec, pattern: str, source: MeasurementSource) -> tp.Optional[LMResult]:
     """The figures of a finished LM, its generation's included, from ``source``; None while unfinished."""
     seed = codec_spec.seed
     lm = source.lm(LMKey(codec_sig, pattern, seed), lambda: scale.lm_argv(codec_sig, pattern, seed))
@@ -194,7 +196,7 @@ def valid_cell(xp) -> tp.Optional[tp.Dict[str, tp.Any]]:
     return {"valid_ce": valid["ce"], "valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
 
 
-def lm_probe_results(scale, selection, source) -> tp.List[LMResult]:
+def lm_probe_results(scale, selection, source: MeasurementSource) -> tp.List[LMResult]:
     """The finished LMs of ``scale.lm_probes`` (their validation cross-entropy; no generation)."""
     found = []
     for spec in scale.compared(selection.best):
@@ -211,7 +213,7 @@ def lm_probe_results(scale, selection, source) -> tp.List[LMResult]:
     return found
 
 
-def stage_one_evaluation(scale, source) -> tp.Callable[[tp.Any], tp.Dict[str, float]]:
+def stage_one_evaluation(scale, source: MeasurementSource) -> tp.Callable[[tp.Any], tp.Dict[str, float]]:
     """:func:`audiocraft_mmd.study.specs.select_best`'s ``evaluate`` from ``source``; SystemExit naming an
     unfinished codec."""
 
@@ -224,7 +226,7 @@ def stage_one_evaluation(scale, source) -> tp.Callable[[tp.Any], tp.Dict[str, fl
     return evaluate
 
 
-def collect(scale_name: str, source) -> StudyResults:
+def collect(scale_name: str, source: MeasurementSource) -> StudyResults:
     """Everything the report shows, from ``source``: the XPs (:class:`.xp_measurements.XPMeasurements`, which
     measures and stores) or the stored measurements alone (:class:`.measurements.MeasurementStore`)."""
     scale = SCALES[scale_name]
