@@ -27,3 +27,5 @@ def test_committed_report_is_regenerated_from_the_committed_measurements(tmp_pat
     assert out.read_text() == RESULTS.read_text(), (
         "docs/research/RESULTS.md differs from what docs/research/measurements/ generates: run "
         "`python -m audiocraft_mmd.study report --from-measurements` and commit the result")
+    regenerated = {path.name for path in (tmp_path / "figures").iterdir()}
+    assert regenerated and regenerated <= {path.name for path in (RESULTS.parent / "figures").iterdir()}
