@@ -3,6 +3,7 @@
     python -m audiocraft_mmd.study run [--jobs 2]   # stage 1 (codecs), stage 2 (LMs, twice), report
     python -m audiocraft_mmd.study run --probes     # also the probes: study_probes, study_lm_probes
     python -m audiocraft_mmd.study report           # the report alone, from whatever has finished
+    python -m audiocraft_mmd.study report --from-measurements   # from the stored measurements alone
     python -m audiocraft_mmd.study independence     # the tables of grids independence, independence_lms
 
 ``run`` runs the grids ``study_codecs`` then ``study_lms`` here with :mod:`audiocraft_mmd.grid`'s local
@@ -11,7 +12,13 @@ grids with ``dora grid`` instead (``study_lms`` twice: LMs on the second seed's 
 it), then ``report``; ``--scale paper`` reads the paper-scale grids (``study_codecs_paper``,
 ``study_lms_paper``).
 
-``report`` measures what the training logs do not, caching it in each XP's folder: pairwise MI of
+``report`` reads the finished XPs found here and stores every figure it shows in ``measurements/``
+beside ``--out`` (``docs/research/measurements/``, or ``--measurements DIR``): one JSON file per XP with
+the command, commit and date that measured it, rewritten only when a figure changes. It then builds the
+report from the stored files alone: ``report --from-measurements`` rebuilds it, byte for byte, without
+any XP (on a clone, in a test). ``run`` stores as it goes, since it ends with ``report``.
+
+Besides the training logs, it measures what they lack, caching it in each XP's folder: pairwise MI of
 every codec on the whole evaluate split with jackknife intervals (:mod:`audiocraft_mmd.dependence`,
 ``study_dependence/report.json``), and for every LM its generation wall-clock and the musicnn kernel
 distance of its generations to the evaluate split (:func:`audiocraft_mmd.metrics.lm_measures.measure_lm`,
@@ -20,7 +27,7 @@ distance of its generations to the evaluate split (:func:`audiocraft_mmd.metrics
 study's targets against the measurements. At ``--scale small`` it adds the section of grids
 ``independence`` and ``independence_lms`` when any of their XPs has finished
 (:func:`audiocraft_mmd.study.independence.report_section`). A hand-written discussion (``--discussion``, default
-``docs/research/study_discussion.md``) is copied in at the end.
+``docs/research/study_discussion.md``) is copied in at the end: edit that file, never the generated one.
 """
 
 from __future__ import annotations
@@ -34,8 +41,10 @@ from ..grid import local
 from ..listen import write_page
 from ..utils.progress import track
 from . import independence
+from .measurements import MeasurementStore, shown_path
 from .report import write_report
 from .results import OTHER_MUSIC, REPO, SCALES, add_generation_options, collect, main_comparison
+from .sources import add_source_options, xp_source
 
 
 def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
@@ -53,23 +62,34 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--figures", type=Path, default=None, help="default: figures/ beside --out")
     parser.add_argument("--discussion", type=Path, default=REPO / "docs" / "research" / "study_discussion.md")
     add_generation_options(parser)
+    add_source_options(parser, default="measurements/ beside --out")
     parser.add_argument("--listen", type=Path, default=None,
                         help="also write a listening page of the study's codecs there "
                              "(python -m audiocraft_mmd.listen)")
     args = parser.parse_args(argv)
+    if args.action == "run" and args.from_measurements:
+        parser.error("`run` measures the XPs it trains: --from-measurements is for `report`")
     scale = SCALES[args.scale]
     if args.action == "run":
         grids = (scale.codec_grid, scale.lm_grid, scale.lm_grid, *(scale.probe_grids if args.probes else []))
         for grid in track(grids, "study: grids", note=lambda grid: f"{grid} done"):
             if local(grid, jobs=args.jobs) != 0:
                 raise SystemExit(f"Some XPs of grid {grid} failed (see above); fix them and run this again.")
-    results = collect(args.scale, args.gen_samples, args.gen_duration)
+    # The grids of docs/research/INDEPENDENCE.md build on the small study's codecs: their section is the small scale's.
+    with_independence = args.scale == "small"
+    # Beside the report by default: docs/research/measurements for docs/research/RESULTS.md.
+    store = args.measurements = args.measurements or MeasurementStore(args.out.parent / "measurements")
+    if not args.from_measurements:  # bring the stored measurements up to date with the XPs found here
+        source = xp_source(args, argv)
+        collect(args.scale, source)
+        if with_independence:
+            independence.report_section(source, str(OTHER_MUSIC))
+    # The report is built from the stored measurements alone, so that they regenerate it as it is written.
+    results = collect(args.scale, store)
     figures = args.figures or args.out.parent / "figures"
-    sections = []
-    if args.scale == "small":  # the grids of docs/research/INDEPENDENCE.md build on the small study's codecs
-        section = independence.report_section(str(OTHER_MUSIC))
-        sections = [section] if section else []
-    write_report(results, main_comparison(results), args.out, figures, args.discussion, sections)
+    section = independence.report_section(store, str(OTHER_MUSIC)) if with_independence else None
+    write_report(results, main_comparison(results), args.out, figures, args.discussion, [section] if section else [],
+                 measured_on=store.latest_day(), measurements=shown_path(store.folder))
     print(f"wrote {args.out} and its figures in {figures}")
     if args.listen is not None and results.codecs:
         print(f"wrote {write_page([codec.sig for codec in results.codecs], args.listen, overwrite=True)}")

@@ -15,6 +15,10 @@ cross-entropy against the codec's entropy, each factorised LM's gap to the depth
 and the share of the reference's gap a variant closes; with ``--generate``, the parallel, delay and
 depth LMs also generate (8 clips of 3 s, as in the study) and the table adds the musicnn kernel distance
 of their generations to the evaluate split, with its 95 % interval.
+
+Every figure read or measured is stored in ``docs/research/measurements/`` (``--measurements DIR``; see
+:mod:`audiocraft_mmd.study.measurements`); ``--from-measurements`` prints the same tables from the stored
+files alone, without the XPs (an unfinished codec's signature is then unknown: "-").
 """
 
 from __future__ import annotations
@@ -22,17 +26,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 from pathlib import Path
 import sys
 import typing as tp
 
 from ..utils.progress import track
-from ..utils.xps import is_finished, last_stage_metrics
-from .independence_specs import LM_PAIRS, LMS, REPEAT_CODEC, REPEAT_SEED_OFFSET, experiment_xp, experiments, lm_argv
+from .independence_specs import LM_PAIRS, LMS, REPEAT_CODEC, REPEAT_SEED_OFFSET, experiments, lm_argv
+from .measurements import LMKey, MeasurementSource, MeasurementStore, shown_path
 from .report import interval_text, kernel_text
 from .results import (DEPENDENCE_FOLDER, FACTORISED_LMS, LMResult, add_generation_options, gap_closure,
-                      gap_cross_entropy, gap_keys, measure_dependence, measured_lm_cell, valid_cell, xp_minutes)
+                      gap_cross_entropy, gap_keys)
+from .sources import add_source_options, xp_source
 from .specs import SMALL
 
 MIN_FAST_CUT = 0.5
@@ -43,18 +47,18 @@ MAX_SISNR_LOSS_DB = 0.5
 SEGMENT_SECONDS = 10.
 
 
-def collect() -> tp.List[tp.Dict[str, tp.Any]]:
-    """One row per seed and experiment: its XP, evaluate figures (None while unfinished) and reference."""
+def collect(source: MeasurementSource) -> tp.List[tp.Dict[str, tp.Any]]:
+    """One row per seed and experiment, from ``source`` (:mod:`.measurements`): its signature ("-" where
+    unknown), its measurement and evaluate figures (None while unfinished) and its reference."""
     rows = []
     for seed in SMALL.seeds:
-        table = experiments(seed)
+        table = experiments(seed, lambda spec: source.codec_sig(SMALL.codec_overrides(spec)))
         for label, (overrides, reference) in table.items():
-            xp = experiment_xp(overrides)
-            done = is_finished(xp)
-            rows.append({"seed": seed, "label": label, "sig": xp.sig, "reference": reference,
-                         "xp": xp if done else None,
-                         "metrics": last_stage_metrics(xp, "evaluate") if done else None,
-                         "minutes": xp_minutes(xp) if done else float("nan")})
+            codec = source.codec(overrides)
+            sig = codec.sig if codec is not None else source.codec_sig(overrides)
+            rows.append({"seed": seed, "label": label, "sig": sig or "-", "reference": reference, "codec": codec,
+                         "metrics": None if codec is None else codec.evaluate,
+                         "minutes": float("nan") if codec is None else codec.minutes})
     return rows
 
 
@@ -103,16 +107,20 @@ def table(rows: tp.Sequence[tp.Dict[str, tp.Any]]) -> str:
 # ----------------------------------------------------------------------------------------------------
 # --measure: the dependence command on the whole evaluate split.
 
-def measure(rows: tp.Sequence[tp.Dict[str, tp.Any]], data: tp.Optional[str] = None) -> None:
+def dependence_folder(data: tp.Optional[str]) -> str:
+    """Where the dependence command's report on ``data`` is cached, and its name in a codec's measurement."""
+    return DEPENDENCE_FOLDER if data is None else f"{DEPENDENCE_FOLDER}_{Path(data).parent.name}"
+
+
+def measure(rows: tp.Sequence[tp.Dict[str, tp.Any]], source: MeasurementSource, data: tp.Optional[str] = None) -> None:
     """Adds ``dependence`` (the command's report: fast/slow split with intervals) to every finished row,
     measured on ``data`` (a manifest folder; default: each codec's evaluate split). Cached in the XP folder:
     ``study_dependence`` for the evaluate split (shared with the study's report), else
     ``study_dependence_<dataset>``."""
-    folder = DEPENDENCE_FOLDER if data is None else f"{DEPENDENCE_FOLDER}_{Path(data).parent.name}"
-    for row in track([r for r in rows if r["xp"] is not None], "independence: codecs measured",
+    folder = dependence_folder(data)
+    for row in track([r for r in rows if r["codec"] is not None], "independence: codecs measured",
                      note=lambda r: f"{r['label']} seed={r['seed']}"):
-        xp = row["xp"]
-        row["dependence"] = measure_dependence(xp, data or str(xp.cfg.datasource.evaluate), SEGMENT_SECONDS, folder)
+        row["dependence"] = source.dependence(row["codec"], folder, data, SEGMENT_SECONDS)
 
 
 def _split(report: tp.Dict[str, tp.Any], alignment: str, part: str) -> tp.Tuple[float, float, float]:
@@ -183,29 +191,33 @@ class CodecRole:
 GENERATED_LMS = ("parallel", "delay", "depth")
 
 
-def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]], generate: tp.Optional[tp.Tuple[int, float]] = None
-                ) -> tp.List[tp.Any]:
+def collect_lms(rows: tp.Sequence[tp.Dict[str, tp.Any]], source: MeasurementSource,
+                generate: bool = False) -> tp.List[tp.Any]:
     """The finished LMs of grid ``independence_lms`` on the rows' codecs (validation CE per codebook);
-    ``LMResult.pattern`` is the LM's name in :data:`grids.independence_lms.LMS`. With ``generate``
-    (clips, seconds), the LMs of :data:`GENERATED_LMS` also generate, timed and compared with the evaluate
-    split (:func:`audiocraft_mmd.study.measured_lm_cell`, cached per XP)."""
-    from ..train import main
+    ``LMResult.pattern`` is the LM's name in :data:`grids.independence_lms.LMS`. With ``generate``, the
+    LMs of :data:`GENERATED_LMS` also generate, timed and compared with the evaluate split (the source's
+    ``generation``)."""
     references = set(LM_PAIRS.values())
     found = []
     for row in rows:
-        if row["xp"] is None or (row["label"] not in LM_PAIRS and row["label"] not in references):
+        if row["codec"] is None or (row["label"] not in LM_PAIRS and row["label"] not in references):
             continue
         for name in LMS:
-            xp = main.get_xp(lm_argv(row["sig"], name, row["seed"]))
-            cell = valid_cell(xp)
-            if cell is None:
+            lm = find_lm(source, row["sig"], name, row["seed"])
+            if lm is None:
                 continue
+            cell = lm.validation
             if generate and name in GENERATED_LMS:
-                cell = {**cell, **measured_lm_cell(xp, row["sig"], LMS[name][0], row["seed"], *generate,
-                                                   f"{name} on {row['label']} seed={row['seed']}")}
+                cell = {**cell, **source.generation(lm, f"{name} on {row['label']} seed={row['seed']}")}
             role = CodecRole(row["label"], row["seed"], row["label"] in references)
-            found.append(LMResult(codec=role, pattern=name, sig=xp.sig, cell=cell, minutes=xp_minutes(xp)))
+            found.append(LMResult(codec=role, pattern=name, sig=lm.sig, cell=cell, minutes=lm.minutes))
     return found
+
+
+def find_lm(source: MeasurementSource, codec_sig: str, name: str, seed: int):
+    """LM ``name`` (a key of :data:`LMS`) on the codec's tokens at ``seed`` from ``source`` (None while unfinished)."""
+    pattern, extra = LMS[name]
+    return source.lm(LMKey(codec_sig, pattern, seed, tuple(extra)), lambda: lm_argv(codec_sig, name, seed))
 
 
 def _is_depth(name: str) -> bool:
@@ -266,11 +278,11 @@ def gap_lines(lms: tp.Sequence[tp.Any]) -> tp.List[str]:
     return lines
 
 
-def repeat_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.Any]) -> tp.List[str]:
+def repeat_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.Any],
+                 source: MeasurementSource) -> tp.List[str]:
     """The LMs' run-to-run spread: each LM on the repeated codec at its two LM seeds (CE 2..K), and each
     factorised LM's gap to each depth LM at both."""
-    from ..train import main
-    row = next((r for r in rows if r["label"] == REPEAT_CODEC and r["xp"] is not None), None)
+    row = next((r for r in rows if r["label"] == REPEAT_CODEC and r["codec"] is not None), None)
     if row is None:
         return []
     first = {lm.pattern: lm.cell for lm in lms if lm.codec.seed == row["seed"] and lm.codec.label == REPEAT_CODEC}
@@ -278,9 +290,9 @@ def repeat_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]], lms: tp.Sequence[tp.An
     for name in LMS:
         if name not in first:
             continue
-        cell = valid_cell(main.get_xp(lm_argv(row["sig"], name, row["seed"] + REPEAT_SEED_OFFSET)))
-        if cell is not None:
-            again[name] = cell
+        lm = find_lm(source, row["sig"], name, row["seed"] + REPEAT_SEED_OFFSET)
+        if lm is not None:
+            again[name] = lm.validation
     seed2 = row["seed"] + REPEAT_SEED_OFFSET
     lines = [f"- {name} on {REPEAT_CODEC} seed={row['seed']}, CE 2..K at LM seeds {row['seed']} / {seed2}: "
              f"{_rest(first[name]):.3f} / {_rest(cell):.3f} (difference {_rest(cell) - _rest(first[name]):+.3f})"
@@ -342,14 +354,15 @@ def verdict_lines(rows: tp.Sequence[tp.Dict[str, tp.Any]],
             + (", and the cut on other music as well." if other_rows is not None else "."), "", summary, "", *lines]
 
 
-def report_section(other_data: tp.Optional[str] = None) -> tp.Optional[str]:
-    """The markdown section of grids ``independence`` and ``independence_lms`` for ``study report`` (None
-    before any of its variants has finished): the evaluate stage's table, the whole split's (measured
-    here, cached), other music's when ``other_data`` exists, the LMs, and the targets per variant and seed."""
-    rows = collect()
-    if not any(row["xp"] is not None and row["reference"] for row in rows):
+def report_section(source: MeasurementSource, other_data: tp.Optional[str] = None) -> tp.Optional[str]:
+    """The markdown section of grids ``independence`` and ``independence_lms`` for ``study report``, from
+    ``source`` (:mod:`.measurements`; None before any of its variants has finished): the evaluate stage's
+    table, the whole split's, other music's when ``other_data`` was measured, the LMs, and the targets per
+    variant and seed."""
+    rows = collect(source)
+    if not any(row["codec"] is not None and row["reference"] for row in rows):
         return None
-    measure(rows)
+    measure(rows, source)
     parts = ["## Making the codebooks independent where an LM pays for it (grid `independence`)", "",
              "The options of docs/research/INDEPENDENCE.md, each against the codec of the same budget and start "
              "(`python -m audiocraft_mmd.grid local independence --jobs 2`; the same tables: "
@@ -358,17 +371,17 @@ def report_section(other_data: tp.Optional[str] = None) -> tp.Optional[str]:
              f"The dependence command on the whole evaluate split ({SEGMENT_SECONDS:g} s segments, slow pairs "
              f"{SEGMENT_SECONDS / 4:g} s apart or more, 95 % jackknife intervals):", "", measured_table(rows), ""]
     other_rows = None
-    if other_data is not None and Path(other_data).exists():
+    if other_data is not None and source.has_dependence(dependence_folder(other_data), other_data):
         other_rows = [dict(row) for row in rows]
-        measure(other_rows, other_data)
-        shown = os.path.relpath(other_data) if Path(other_data).is_absolute() else other_data  # no machine paths
+        measure(other_rows, source, other_data)
+        shown = shown_path(other_data)
         parts += [f"The same on other music, not in the training data (`{shown}`):", "",
                   measured_table(other_rows), ""]
-    lms = collect_lms(rows)
+    lms = collect_lms(rows, source)
     if lms:
         parts += ["LMs on the tokens of the variants and their references (grid `independence_lms`): validation "
                   "cross-entropy, against the codec's entropy and the depth LM (codebooks 2..K).", "",
-                  lm_table(rows, lms), "", *gap_lines(lms), "", *repeat_lines(rows, lms), ""]
+                  lm_table(rows, lms), "", *gap_lines(lms), "", *repeat_lines(rows, lms, source), ""]
     parts += ["### Targets (grid `independence`)", "", *verdict_lines(rows, other_rows)]
     return "\n".join(parts)
 
@@ -386,17 +399,20 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
                         help="with --lms: the parallel, delay and depth LMs also generate (timed, and the musicnn "
                         "kernel distance of their generations to the evaluate split; cached per XP)")
     add_generation_options(parser)
+    add_source_options(parser)
     args = parser.parse_args(argv)
-    rows = collect()
+    args.measurements = args.measurements or MeasurementStore()
+    source = args.measurements if args.from_measurements else xp_source(args, ["independence", *(argv or [])])
+    rows = collect(source)
     text = table(rows) + "\n"
     if args.measure:
-        measure(rows, args.data)
+        measure(rows, source, args.data)
         text += (f"\n{args.data or 'Whole evaluate split'}, {SEGMENT_SECONDS:g} s segments:\n\n"
                  + measured_table(rows) + "\n")
     if args.lms:
-        lms = collect_lms(rows, (args.gen_samples, args.gen_duration) if args.generate else None)
+        lms = collect_lms(rows, source, args.generate)
         text += "\nLMs (grid independence_lms):\n\n" + lm_table(rows, lms) + "\n\n" + "\n".join(gap_lines(lms)) + "\n"
-        repeats = repeat_lines(rows, lms)
+        repeats = repeat_lines(rows, lms, source)
         if repeats:
             text += "\nThe LMs' run-to-run spread (another LM seed on the same tokens):\n\n" + "\n".join(repeats) + "\n"
     if args.out:

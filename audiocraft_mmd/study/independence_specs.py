@@ -108,12 +108,15 @@ LONG_SCHEDULE_LEVERS: tp.Dict[str, tp.Tuple[Overrides, tp.Optional[str]]] = {
 }
 
 
-def experiments(seed: int) -> tp.Dict[str, tp.Tuple[Overrides, tp.Optional[str]]]:
+def experiments(seed: int, signature: tp.Optional[tp.Callable[[tp.Any], tp.Optional[str]]] = None
+                ) -> tp.Dict[str, tp.Tuple[Overrides, tp.Optional[str]]]:
     """``label -> (overrides, label of the codec it is compared with)`` at ``seed``; the baseline is the
-    study's (grid ``study_codecs``)."""
+    study's (grid ``study_codecs``). ``signature``: the signature of a codec spec, which the warm starts
+    name (default: Dora's; the stored measurements' when the XPs are absent)."""
     baseline = SMALL.codec_overrides(SMALL.baseline(seed))
+    baseline_sig = (signature or (lambda spec: codec_xp(SMALL, spec).sig))(SMALL.baseline(seed))
     start = {"solver": SMALL.codec_solver, "seed": seed,
-             "continue_from": f"//sig/{codec_xp(SMALL, SMALL.baseline(seed)).sig}", "optim.epochs": FINETUNE_EPOCHS}
+             "continue_from": f"//sig/{baseline_sig}", "optim.epochs": FINETUNE_EPOCHS}
     table: tp.Dict[str, tp.Tuple[Overrides, tp.Optional[str]]] = {BASELINE: (baseline, None)}
     for label, overrides in FINETUNES.items():
         table[label] = ({**start, **overrides}, None if label == FINETUNE_REFERENCE else FINETUNE_REFERENCE)

@@ -1,13 +1,13 @@
-"""The study's figures, read from its finished XPs: one result dataclass per codec and per LM, the
-measurements the training logs lack (cached in each XP's folder), and the comparisons against the
-study's targets.
+"""The study's figures: one result dataclass per codec and per LM, built from a source of measurements
+(the finished XPs, :class:`.xp_measurements.XPMeasurements`, or the stored files alone,
+:class:`.measurements.MeasurementStore`), the measurements the training logs lack (cached in each XP's
+folder), and the comparisons against the study's targets.
 
 What is measured: pairwise MI of every codec on the whole evaluate split with jackknife intervals
 (:mod:`audiocraft_mmd.dependence`, ``study_dependence/report.json``); for every LM its generation
 wall-clock and the musicnn kernel distance of its generations to the evaluate split
 (:func:`audiocraft_mmd.metrics.lm_measures.measure_lm`, ``study_lm.json``); the MI between codebooks
-at growing lags for the baseline and the best codec (``study_lagged/report.json``).
-"""
+at growing lags for the baseline and the best codec (``study_lagged/report.json``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ import typing as tp
 
 from ..utils.progress import say, track
 from ..utils.xps import is_finished, last_stage_metrics, read_history
-from .specs import PAPER, SMALL, SMOKE, Selection, codec_xp, finished_evaluation, lm_xp, select_best
+from .measurements import LMKey, MeasurementSource
+from .specs import PAPER, SMALL, SMOKE, Selection, select_best
 
 REPO = Path(__file__).resolve().parents[2]
 DEPENDENCE_FOLDER = "study_dependence"
@@ -99,13 +100,15 @@ def measure_dependence(xp, data: str, segment: float, folder: str = DEPENDENCE_F
     return json.loads(report.read_text())["codecs"][0]
 
 
-def measure_lagged(scale, spec) -> tp.Dict[str, tp.Any]:
+def measure_lagged(scale, spec, source: MeasurementSource) -> tp.Dict[str, tp.Any]:
     """The dependence command's report with MI between codebooks ``scale.lags`` frames apart (``lagged``)
-    for a finished codec (no intervals; cached in ``<xp>/study_lagged``)."""
-    xp = codec_xp(scale, spec)
+    for a finished codec (no intervals; cached in ``<xp>/study_lagged``), from ``source``."""
+    codec = source.codec(scale.codec_overrides(spec))
+    if codec is None:
+        raise ValueError(f"codec {spec.name} has not finished: no lagged MI")
     lags = ",".join(map(str, scale.lags))
-    return measure_dependence(xp, str(xp.cfg.datasource.evaluate), scale.dependence_segment, LAGGED_FOLDER,
-                              ("--lags", lags, "--ci-blocks", "0", "--permutations", "1", "--kernel-rows", "64"))
+    return source.dependence(codec, LAGGED_FOLDER, None, scale.dependence_segment,
+                             ("--lags", lags, "--ci-blocks", "0", "--permutations", "1", "--kernel-rows", "64"))
 
 
 def mean_mi_interval(alignment: tp.Dict[str, tp.Any]) -> tp.Tuple[float, float, float]:
@@ -118,32 +121,35 @@ def mean_mi_interval(alignment: tp.Dict[str, tp.Any]) -> tp.Tuple[float, float, 
     return mean, mean - width, mean + width
 
 
-def codec_result(scale, spec) -> tp.Optional[CodecResult]:
-    """The figures of a finished codec, None when it has not finished."""
-    xp = codec_xp(scale, spec)
-    evaluate = last_stage_metrics(xp, "evaluate")
-    if not is_finished(xp) or "si_snr_db" not in evaluate:
+def codec_result(scale, spec, source: MeasurementSource) -> tp.Optional[CodecResult]:
+    """The figures of a finished codec from ``source`` (:mod:`.measurements`), None when it has not finished."""
+    codec = source.codec(scale.codec_overrides(spec))
+    if codec is None or "si_snr_db" not in codec.evaluate:
         return None
-    report = measure_dependence(xp, str(xp.cfg.datasource.evaluate), scale.dependence_segment)
-    alignments = report["alignments"]
+    return codec_result_of(spec, codec, source.dependence(codec, DEPENDENCE_FOLDER, None, scale.dependence_segment))
+
+
+def codec_result_of(spec, codec, report: tp.Dict[str, tp.Any]) -> CodecResult:
+    """A codec's figures from its measurement (evaluate stage, XP-minutes) and its dependence report on the
+    whole evaluate split."""
+    evaluate, alignments = codec.evaluate, report["alignments"]
     return CodecResult(
-        spec=spec, sig=xp.sig, si_snr_db=evaluate["si_snr_db"], mel_distance=evaluate["mel_distance"],
+        spec=spec, sig=codec.sig, si_snr_db=evaluate["si_snr_db"], mel_distance=evaluate["mel_distance"],
         entropy=list(report["usage"]["entropy"]), usage=list(report["usage"]["usage"]),
         mi={name: mean_mi_interval(alignments[name]) for name in ALIGNMENT_NAMES},
         normalized_mi={name: alignments[name]["mean_normalized"] for name in ALIGNMENT_NAMES},
-        frames=alignments["delay"]["frames"], minutes=xp_minutes(xp),
+        frames=alignments["delay"]["frames"], minutes=codec.minutes,
         kernel_statistic=evaluate.get("mmd_estimate", float("nan")))
 
 
-def lm_result(scale, codec_sig: str, codec_spec, pattern: str, gen_samples: int,
-              gen_duration: float) -> tp.Optional[LMResult]:
-    """The figures of a finished LM (generation timed and compared once, then cached), None otherwise."""
-    xp = lm_xp(scale, codec_sig, pattern, codec_spec.seed)
-    if not is_finished(xp):
+def lm_result(scale, codec_sig: str, codec_spec, pattern: str, source: MeasurementSource) -> tp.Optional[LMResult]:
+    """The figures of a finished LM, its generation's included, from ``source``; None while unfinished."""
+    seed = codec_spec.seed
+    lm = source.lm(LMKey(codec_sig, pattern, seed), lambda: scale.lm_argv(codec_sig, pattern, seed))
+    if lm is None:
         return None
-    cell = measured_lm_cell(xp, codec_sig, pattern, codec_spec.seed, gen_samples, gen_duration,
-                            f"{pattern} on {codec_spec.name}")
-    return LMResult(codec=codec_spec, pattern=pattern, sig=xp.sig, cell=cell, minutes=xp_minutes(xp))
+    cell = source.generation(lm, f"{pattern} on {codec_spec.name}")
+    return LMResult(codec=codec_spec, pattern=pattern, sig=lm.sig, cell=cell, minutes=lm.minutes)
 
 
 def add_generation_options(parser: argparse.ArgumentParser) -> None:
@@ -190,29 +196,46 @@ def valid_cell(xp) -> tp.Optional[tp.Dict[str, tp.Any]]:
     return {"valid_ce": valid["ce"], "valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
 
 
-def lm_probe_results(scale, selection) -> tp.List[LMResult]:
+def lm_probe_results(scale, selection, source: MeasurementSource) -> tp.List[LMResult]:
     """The finished LMs of ``scale.lm_probes`` (their validation cross-entropy; no generation)."""
     found = []
     for spec in scale.compared(selection.best):
-        codec_sig = codec_xp(scale, spec).sig
+        codec_sig = source.codec_sig(scale.codec_overrides(spec))
+        if codec_sig is None:
+            continue
         for probe in scale.lm_probes:
             for pattern in scale.patterns:
-                xp = lm_xp(scale, codec_sig, pattern, spec.seed, probe.overrides)
-                cell = valid_cell(xp)
-                if cell is not None:
-                    found.append(LMResult(codec=spec, pattern=pattern, sig=xp.sig, cell=cell, minutes=xp_minutes(xp),
-                                          probe=probe))
+                lm = source.lm(LMKey(codec_sig, pattern, spec.seed, tuple(probe.overrides)),
+                               lambda: scale.lm_argv(codec_sig, pattern, spec.seed, probe.overrides))
+                if lm is not None:
+                    found.append(LMResult(codec=spec, pattern=pattern, sig=lm.sig, cell=lm.validation,
+                                          minutes=lm.minutes, probe=probe))
     return found
 
 
-def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResults:
+def stage_one_evaluation(scale, source: MeasurementSource) -> tp.Callable[[tp.Any], tp.Dict[str, float]]:
+    """:func:`audiocraft_mmd.study.specs.select_best`'s ``evaluate`` from ``source``; SystemExit naming an
+    unfinished codec."""
+
+    def evaluate(spec) -> tp.Dict[str, float]:
+        codec = source.codec(scale.codec_overrides(spec))
+        if codec is None or "si_snr_db" not in codec.evaluate:
+            raise SystemExit(f"The study's stage 1 has not finished: codec {spec.name} has no final evaluation. "
+                             f"Run stage 1 first (python -m audiocraft_mmd.grid local {scale.codec_grid}).")
+        return codec.evaluate
+    return evaluate
+
+
+def collect(scale_name: str, source: MeasurementSource) -> StudyResults:
+    """Everything the report shows, from ``source``: the XPs (:class:`.xp_measurements.XPMeasurements`, which
+    measures and stores) or the stored measurements alone (:class:`.measurements.MeasurementStore`)."""
     scale = SCALES[scale_name]
     results: tp.Dict[tp.Any, CodecResult] = {}
     missing = []
     for spec in track(scale.stage1(), "study: codecs measured", note=lambda spec: spec.name):
-        result = codec_result(scale, spec)
+        result = codec_result(scale, spec, source)
         if result is None:
-            missing.append(f"{spec.name} ({codec_xp(scale, spec).sig})")
+            missing.append(spec.name)
         else:
             results[spec] = result
 
@@ -220,34 +243,35 @@ def collect(scale_name: str, gen_samples: int, gen_duration: float) -> StudyResu
     lms: tp.List[LMResult] = []
     missing_lms: tp.List[str] = []
     try:  # from the evaluate stages, as stage 2's grid selected it
-        selection = select_best(scale, finished_evaluation(scale))
+        selection = select_best(scale, stage_one_evaluation(scale, source))
     except SystemExit as unfinished:
         progress(f"no best codec, no LM: {unfinished}")
     if selection is not None:
         for spec in scale.compared(selection.best):
-            result = results.get(spec) or codec_result(scale, spec)
+            result = results.get(spec) or codec_result(scale, spec, source)
             if result is None:
-                missing.append(f"{spec.name} ({codec_xp(scale, spec).sig})")
+                missing.append(spec.name)
                 missing_lms.extend(f"{pattern} on {spec.name}" for pattern in scale.patterns)
                 continue
             results[spec] = result
             for pattern in scale.patterns:
-                lm = lm_result(scale, result.sig, spec, pattern, gen_samples, gen_duration)
+                lm = lm_result(scale, result.sig, spec, pattern, source)
                 if lm is None:
                     missing_lms.append(f"{pattern} on {spec.name}")
                 else:
                     lms.append(lm)
     probes = []
     for probe in scale.probes:  # reported once the probe and its reference have finished
-        ours, theirs = (results.get(spec) or codec_result(scale, spec) for spec in (probe.spec, probe.reference))
+        ours, theirs = (results.get(spec) or codec_result(scale, spec, source)
+                        for spec in (probe.spec, probe.reference))
         if ours and theirs:
             probes.append((probe, ours, theirs))
     compared = scale.compared(selection.best) if selection else []
-    lagged = [(spec, measure_lagged(scale, spec)) for spec in compared if spec in results]
+    lagged = [(spec, measure_lagged(scale, spec, source)) for spec in compared if spec in results]
     main_specs = set(scale.stage1()) | set(compared)
     return StudyResults(scale_name=scale_name, codecs=[r for spec, r in results.items() if spec in main_specs],
                         missing_codecs=missing, selection=selection, lms=lms, missing_lms=missing_lms,
-                        probes=probes, lm_probes=lm_probe_results(scale, selection) if selection else [],
+                        probes=probes, lm_probes=lm_probe_results(scale, selection, source) if selection else [],
                         lagged=lagged)
 
 

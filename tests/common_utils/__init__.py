@@ -19,13 +19,14 @@ from .references import brute_force_hsic
 from .requirements import in_ci, require_modules, unavailable
 from .slurm_cluster import ClusterUnavailable, single_node_cluster
 from .solvers import train_steps
+from .study_measurements import codec_measurement, dependence_report, lm_measurement, provenance
 from .synthetic_codes import fitted_predictor, vector_autoregression
 
 __all__ = [
     "ASSETS", "AUTOCAST_DTYPES", "CODEC_16K", "ClusterUnavailable", "GPU_ESTIMATORS", "PATTERNS", "ProbeDataset",
     "REPO", "SAMPLE_RATE", "SPLITS", "TINY_CODEC", "TINY_LM", "TINY_RUN", "brute_force_hsic", "build_checkpoint",
-    "check_two_processes_match_one", "datasource", "dora", "fitted_predictor", "in_ci", "lm_config", "mmd_cfg",
-    "on_two_processes", "probe", "require_modules", "run_new_xp", "single_node_cluster", "slurm_requests",
-    "status_lines", "train_steps", "unavailable", "vector_autoregression", "without_durations", "write_egs",
-    "write_tones",
+    "check_two_processes_match_one", "codec_measurement", "datasource", "dependence_report", "dora",
+    "fitted_predictor", "in_ci", "lm_config", "lm_measurement", "mmd_cfg", "on_two_processes", "probe",
+    "provenance", "require_modules", "run_new_xp", "single_node_cluster", "slurm_requests", "status_lines",
+    "train_steps", "unavailable", "vector_autoregression", "without_durations", "write_egs", "write_tones",
 ]

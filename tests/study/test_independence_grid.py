@@ -121,28 +121,33 @@ def test_lm_table_and_gap_closure_per_seed():
         f"parallel − {FIRST_BUILT} (codebooks 2..K) +0.500 → +0.500 nats; share closed: 0.0%" in lines[1]
 
 
-def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_distance(monkeypatch):
-    import types
-    from audiocraft_mmd.study import independence
-    from audiocraft_mmd.train import main
-    monkeypatch.setattr(independence, "lm_argv", lambda codec_sig, name, seed: [codec_sig, name, str(seed)])
-    monkeypatch.setattr(main, "get_xp", lambda argv: types.SimpleNamespace(sig=str(abs(hash(tuple(argv))))[:8]))
-    monkeypatch.setattr(independence, "valid_cell",
-                        lambda xp: {"valid_ce": 4.5, "valid_ce_per_codebook": [4., 5., 4.5, 4.5]})
-    monkeypatch.setattr(independence, "xp_minutes", lambda xp: 3.0)
-    measured = []
+class RecordingSource:
+    """A source of figures (:mod:`audiocraft_mmd.study.measurements`) with every LM finished at a validation
+    CE of 4.5, which records the LMs asked to generate."""
 
-    def measured_lm_cell(xp, codec_sig, pattern, seed, clips, seconds, what):
-        measured.append((pattern, clips, seconds))
+    def __init__(self):
+        self.generated = []
+
+    def lm(self, key, argv):
+        from common_utils import lm_measurement
+        return lm_measurement(f"{key.pattern}{len(key.extra)}", key.codec_sig, key.pattern, key.seed,
+                              [4., 5., 4.5, 4.5], extra=key.extra, generates=False)
+
+    def generation(self, lm, what):
+        self.generated.append(lm.pattern)
         return {"kernel_distance": 0.0123, "distances": {"musicnn_kernel_ci_low": 0.01, "musicnn_kernel_ci_high": 0.02}}
-    monkeypatch.setattr(independence, "measured_lm_cell", measured_lm_cell)
-    rows = [{**row(BASELINE, None, 0.4), "label": BASELINE, "xp": object()}]
-    lms = independence.collect_lms(rows, generate=(8, 3.))
-    assert len(lms) == len(LMS) and sorted(measured) == [("delay", 8, 3.), ("depth", 8, 3.), ("parallel", 8, 3.)]
+
+
+def test_generate_measures_the_factorised_and_depth_lms_and_adds_their_kernel_distance():
+    from audiocraft_mmd.study import independence
+    source = RecordingSource()
+    rows = [{**row(BASELINE, None, 0.4), "label": BASELINE, "codec": object()}]
+    lms = independence.collect_lms(rows, source, generate=True)
+    assert len(lms) == len(LMS) and sorted(source.generated) == ["delay", "depth", "parallel"]
     text = lm_table(rows, lms)
     assert "kernel distance to evaluate [95 %]" in text and "| 0.0123 [0.01, 0.02] |" in text
     assert text.count("0.0123") == 3  # the ablations and the first-built depth LM did not generate
-    assert "kernel distance" not in lm_table(rows, independence.collect_lms(rows))
+    assert "kernel distance" not in lm_table(rows, independence.collect_lms(rows, RecordingSource()))
 
 
 def test_lm_grid_trains_every_pattern_on_both_codecs_of_each_pair():
@@ -184,26 +189,23 @@ def test_the_capacity_control_is_a_parallel_lm_at_least_as_large_as_the_depth_lm
     assert parameters("depth") <= parameters(CAPACITY_CONTROL) < 1.1 * parameters("depth")
 
 
-def test_repeat_lines_give_the_lm_seed_spread(monkeypatch):
-    import types
-    from audiocraft_mmd import train
-    from audiocraft_mmd.study import independence, results
+def test_repeat_lines_give_the_lm_seed_spread(tmp_path):
     from audiocraft_mmd.study.independence import repeat_lines
+    from audiocraft_mmd.study.measurements import MeasurementStore
+    from common_utils import lm_measurement
+    store = MeasurementStore(tmp_path)
     again = {"parallel": [4., 5.1, 5.1, 5.1], "depth": [4., 4.2, 4.2, 4.2]}  # at the repeat's LM seed
-    monkeypatch.setattr(independence, "lm_argv", lambda sig, name, seed: (name, seed))
-    monkeypatch.setattr(train.main, "get_xp", lambda argv: types.SimpleNamespace(argv=argv))
-    monkeypatch.setattr(results, "is_finished", lambda xp: True)
-    monkeypatch.setattr(results, "last_stage_metrics", lambda xp, stage: (
-        {"ce": sum(again[xp.argv[0]]) / 4, **{f"ce_q{k + 1}": v for k, v in enumerate(again[xp.argv[0]])}}
-        if xp.argv[0] in again else {}))
+    for name, ce in again.items():
+        pattern, extra = LMS[name]
+        store.save(lm_measurement(f"{name}-again", "0" * 8, pattern, 2136, ce, extra=extra, generates=False))
     first = [lm(BASELINE, 2036, True, "parallel", [4., 5., 5., 5.]),
              lm(BASELINE, 2036, True, "depth", [4., 4., 4., 4.])]
-    rows = [{**row(BASELINE, None, 0.4), "seed": 2036, "label": BASELINE, "xp": object()}]
-    lines = repeat_lines(rows, first)
+    rows = [{**row(BASELINE, None, 0.4), "seed": 2036, "label": BASELINE, "codec": object()}]
+    lines = repeat_lines(rows, first, store)
     assert ("- parallel on baseline (500 updates) seed=2036, CE 2..K at LM seeds 2036 / 2136: 5.000 / 5.100 "
             "(difference +0.100)") in lines
     assert "- parallel − depth (2..K) at LM seeds 2036 / 2136: +1.000 / +0.900" in lines
-    assert repeat_lines([{**rows[0], "xp": None}], first) == []
+    assert repeat_lines([{**rows[0], "codec": None}], first, store) == []
 
 
 def test_targets_per_variant_and_seed_need_every_gate_and_other_music():
@@ -227,18 +229,20 @@ def test_targets_per_variant_and_seed_need_every_gate_and_other_music():
     assert "seed 2: not measured" in [line for line in verdict_lines(unmeasured) if line.startswith("- halved:")][0]
 
 
-def test_report_section_is_left_out_until_a_variant_finishes(monkeypatch):
+def test_report_section_is_left_out_until_a_variant_finishes(monkeypatch, tmp_path):
     from audiocraft_mmd.study import independence as independence
-    monkeypatch.setattr(independence, "collect", lambda: [{**row("ref", None, 0.4), "xp": None},
-                                                                  {**row("a", "ref", 0.2), "xp": None}])
-    assert independence.report_section() is None
+    from audiocraft_mmd.study.measurements import MeasurementStore
+    store = MeasurementStore(tmp_path)  # nothing stored: no other music measured either
+    monkeypatch.setattr(independence, "collect", lambda source: [{**row("ref", None, 0.4), "codec": None},
+                                                                 {**row("a", "ref", 0.2), "codec": None}])
+    assert independence.report_section(store) is None
     measured = []
-    monkeypatch.setattr(independence, "collect", lambda: [{**row("ref", None, 0.4), "xp": object()},
-                                                                  {**row("a", "ref", 0.2), "xp": object()}])
-    monkeypatch.setattr(independence, "measure", lambda rows, data=None: measured.append(data) or [
+    monkeypatch.setattr(independence, "collect", lambda source: [{**row("ref", None, 0.4), "codec": object()},
+                                                                 {**row("a", "ref", 0.2), "codec": object()}])
+    monkeypatch.setattr(independence, "measure", lambda rows, source, data=None: measured.append(data) or [
         r.update(dependence=dependence_report(r["metrics"]["mi_fast_delay"])) for r in rows])
-    monkeypatch.setattr(independence, "collect_lms", lambda rows: [])
-    text = independence.report_section(other_data="/nonexistent/other_music")
+    monkeypatch.setattr(independence, "collect_lms", lambda rows, source: [])
+    text = independence.report_section(store, other_data="/nonexistent/other_music")
     assert measured == [None]  # no other music here: the evaluate split only
     assert text.startswith("## Making the codebooks independent") and "### Targets (grid `independence`)" in text
     assert "- a: seed 1: cut 50.0% (outside the reference's interval)" in text and "**met**" in text

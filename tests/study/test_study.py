@@ -193,6 +193,16 @@ def test_smoke_study_runs_end_to_end_and_reports(tiny_egs, tmp_path):
     assert len(cached) == 4 and all("valid_ce" in json.loads(p.read_text()) for p in cached)
     lagged = list((tmp_path / "dora" / "xps").glob(f"*/{results.LAGGED_FOLDER}/report.json"))
     assert len(lagged) == 2  # baseline and best codec
+    # Every figure is stored beside the report, and rebuilds it without any XP.
+    measurements = out.parent / "measurements"
+    assert len(list(measurements.glob("*.json"))) == 2 + 4  # the two codecs and their LMs
+    rebuilt = tmp_path / "rebuilt" / "RESULTS.md"
+    from_files = subprocess.run([*command[:3], "report", "--from-measurements", "--measurements", str(measurements),
+                                 *command[3:], "--out", str(rebuilt)], cwd=tmp_path,
+                                env={**env, "AUDIOCRAFT_DORA_DIR": str(tmp_path / "no_xps")}, capture_output=True,
+                                text=True, timeout=600)
+    assert from_files.returncode == 0, from_files.stderr[-3000:]
+    assert rebuilt.read_text() == out.read_text()
 
 
 @pytest.mark.slow
