@@ -59,8 +59,8 @@ def interpolating_decoder(seanet: tp.Dict[str, tp.Any], mode: str = "linear",
     if stages is not None and not 0 < stages <= len(transposed):
         raise ValueError(f"upsampling.stages={stages}: the decoder has {len(transposed)} upsampling stages")
     for index in transposed[:stages]:
-        layer = layers[index]
-        convtr = layer.convtr.convtr
+        layer = tp.cast(StreamableConvTranspose1d, layers[index])
+        convtr = tp.cast(nn.ConvTranspose1d, layer.convtr.convtr)
         layers[index] = InterpolatingUpsample(
             convtr.in_channels, convtr.out_channels, stride=convtr.stride[0], mode=mode,
             norm=norm, norm_kwargs=norm_kwargs, causal=layer.causal, pad_mode=seanet.get("pad_mode", "reflect"))
