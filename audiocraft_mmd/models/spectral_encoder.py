@@ -15,8 +15,9 @@ from torch import nn
 from audiocraft.modules import SEANetEncoder
 
 
-class SpectralSEANetEncoder(nn.Module):
-    """``SEANetEncoder(**seanet) + branch(log|STFT|)``, frame-aligned.
+class SpectralSEANetEncoder(SEANetEncoder):
+    """AudioCraft's ``SEANetEncoder`` (same modules and state-dict keys) plus ``branch(log|STFT|)``,
+    frame-aligned, added to its output.
 
     Args:
         seanet: Keyword arguments of AudioCraft's ``SEANetEncoder``.
@@ -26,11 +27,8 @@ class SpectralSEANetEncoder(nn.Module):
     """
 
     def __init__(self, seanet: tp.Dict[str, tp.Any], n_fft: int = 320, hidden: int = 128, floor: float = 1e-5):
-        super().__init__()
-        self.seanet = SEANetEncoder(**seanet)
-        self.dimension, self.channels = self.seanet.dimension, self.seanet.channels
-        self.hop_length = int(self.seanet.hop_length)
-        if n_fft < self.hop_length:
+        super().__init__(**seanet)
+        if n_fft < int(self.hop_length):
             raise ValueError(f"spectral_encoder.n_fft={n_fft} is below the encoder's hop ({self.hop_length}): "
                              "some samples would be seen by no frame")
         self.n_fft, self.floor = n_fft, floor
@@ -44,15 +42,16 @@ class SpectralSEANetEncoder(nn.Module):
     def log_spectrum(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """``[B, channels * (n_fft // 2 + 1), frames]``: frame t centred on sample t * hop + hop / 2."""
         batch, channels, length = x.shape
+        hop = int(self.hop_length)
         # Centre frame t on the middle of the hop it codes; pad so that every frame exists.
-        left = (self.n_fft - self.hop_length) // 2
-        right = max(0, frames * self.hop_length + self.n_fft - self.hop_length - left - length)
+        left = (self.n_fft - hop) // 2
+        right = max(0, frames * hop + self.n_fft - hop - left - length)
         padded = nn.functional.pad(x.reshape(batch * channels, length), (left, right), mode="constant")
-        spec = torch.stft(padded, self.n_fft, hop_length=self.hop_length, window=self.window, center=False,
+        spec = torch.stft(padded, self.n_fft, hop_length=hop, window=self.window, center=False,
                           return_complex=True)[..., :frames]
         log = torch.log(spec.abs().clamp(min=self.floor))
         return log.reshape(batch, channels * log.shape[1], frames)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        latent = self.seanet(x)
+        latent = self.model(x)
         return latent + self.branch(self.log_spectrum(x, latent.shape[-1]))
