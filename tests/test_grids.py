@@ -99,8 +99,8 @@ def test_dora_grid_without_slurm_points_at_the_local_runner(monkeypatch):
 
 
 def test_unknown_grid_lists_the_grids():
-    with pytest.raises(SystemExit, match="available grids: independence, independence_lms, mmd_sweep, mmd_sweep_cpu, "
-                                         "slurm_check"):
+    with pytest.raises(SystemExit, match="available grids: codec_recipe, independence, independence_lms, mmd_sweep, "
+                                         "mmd_sweep_cpu, slurm_check"):
         grid_command.load_explorer("mmd_swep")
 
 

@@ -23,7 +23,8 @@ def test_recipe_is_the_papers():
     assert cfg.sample_rate / math.prod(cfg.seanet.ratios) == 50  # frames per second
     assert (cfg.seanet.dimension, cfg.seanet.n_filters, cfg.rvq.n_q, cfg.rvq.bins) == (128, 64, 4, 2048)
     assert not cfg.rvq.q_dropout
-    assert dict(cfg.losses) == {"adv": 4.0, "feat": 4.0, "l1": 0.1, "mel": 0.0, "msspec": 2.0, "sisnr": 0.0}
+    assert dict(cfg.losses) == {"adv": 4.0, "feat": 4.0, "l1": 0.1, "logmel": 0.0, "mel": 0.0, "msspec": 2.0,
+                                "sisnr": 0.0}
     assert list(cfg.adversarial.adversaries) == ["msstftd"]
     assert (cfg.optim.optimizer, cfg.optim.lr, list(cfg.optim.adam.betas)) == ("adam", 3e-4, [0.5, 0.9])
     assert (cfg.dataset.batch_size, cfg.dataset.segment_duration) == (64, 1.0)
