@@ -89,18 +89,25 @@ def _patch_solver_builder(builders: tp.Any) -> None:
         from .losses import log_mel  # noqa: F401  (registers "logmel")
         if loss_name not in LOSSES:
             return original_loss(loss_name, cfg)
-        from audiocraft.utils.utils import dict_from_config
-        from .errors import ConfigError
-        section = cfg.get(loss_name)
-        if section is None:
-            raise ConfigError(f"losses.{loss_name} needs a `{loss_name}:` config section "
-                              f"(see config/solver/compression/default.yaml)")
-        try:
-            return LOSSES[loss_name](**dict_from_config(section))
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"{loss_name}: {error}") from error
+        return _build_from_section(LOSSES[loss_name], cfg, loss_name, f"losses.{loss_name}",
+                                   "see config/solver/compression/default.yaml")
 
     builders.get_loss = get_loss
+
+
+def _build_from_section(build: tp.Callable[..., tp.Any], cfg: tp.Any, name: str, chosen_by: str, hint: str,
+                        **kwargs: tp.Any) -> tp.Any:
+    """``build(**kwargs, **cfg.<name>)`` for a registry entry; a ConfigError naming the section when it is
+    missing (``chosen_by`` is the key that chose the entry) or when ``build`` refuses its keys."""
+    from audiocraft.utils.utils import dict_from_config
+    from .errors import ConfigError
+    section = cfg.get(name)
+    if section is None:
+        raise ConfigError(f"{chosen_by} needs a `{name}:` config section ({hint})")
+    try:
+        return build(**kwargs, **dict_from_config(section))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{name}: {error}") from error
 
 
 def worker_init(worker_id: int) -> None:
@@ -129,16 +136,8 @@ def _patch_quantizer_builder(builders: tp.Any) -> None:
         from .quantization import grouped  # noqa: F401  (registers our quantizers; imports AudioCraft)
         if quantizer not in QUANTIZERS:
             return original(quantizer, cfg, dimension)
-        from audiocraft.utils.utils import dict_from_config
-        from .errors import ConfigError
-        section = cfg.get(quantizer)
-        if section is None:
-            raise ConfigError(f"encodec.quantizer={quantizer!r} needs a `{quantizer}:` config section "
-                              f"(e.g. model=encodec/small_grouped)")
-        try:
-            return QUANTIZERS[quantizer](dimension=dimension, **dict_from_config(section))
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"{quantizer}: {error}") from error
+        return _build_from_section(QUANTIZERS[quantizer], cfg, quantizer, f"encodec.quantizer={quantizer!r}",
+                                   "e.g. model=encodec/small_grouped", dimension=dimension)
 
     builders.get_quantizer = get_quantizer
 

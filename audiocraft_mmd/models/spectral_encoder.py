@@ -2,8 +2,8 @@
 
 A small strided-convolution encoder learns the bass first and, within a CPU budget, little above
 1 kHz: its filters must discover band-pass analysis from the waveform. The branch hands it one: the
-log magnitude of a short-time Fourier transform, one frame per latent frame, through two 1x1-then-3
-convolutions into the latent, added to the SEANet output. The decoder is unchanged, so the codec
+log magnitude of a short-time Fourier transform, one frame per latent frame, through a 1x1 and a
+3-tap convolution into the latent, added to the SEANet output. Only the encoder changes, so the codec
 stays an AudioCraft ``EncodecModel`` with the same latent, frame rate and quantizer.
 """
 
