@@ -9,6 +9,7 @@ import omegaconf
 import torch
 
 from ..errors import ConfigError
+from .section_checks import check_trained_section
 from ..losses import MMDIndependenceLoss
 from ..losses.adversary import IndependenceAdversary, IndependenceCritic
 
@@ -27,16 +28,7 @@ def validate_adversary_config(mmd_cfg: omegaconf.DictConfig) -> None:
         raise ConfigError(f"mmd.adversary.weight must be a number >= 0 (0: off), got {weight!r}.")
     if not weight:
         return
-    for key, meaning in _SIZES.items():
-        value = adv.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"mmd.adversary.{key} ({meaning}) must be an int >= 1, got {value!r}.")
-    lr = adv.get("lr")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ConfigError(f"mmd.adversary.lr must be > 0, got {lr!r}.")
-    betas = adv.get("betas")
-    if betas is None or len(betas) != 2 or not all(0 <= float(b) < 1 for b in betas):
-        raise ConfigError(f"mmd.adversary.betas must be two values in [0, 1), got {betas!r}.")
+    check_trained_section(adv, "mmd.adversary", _SIZES)
 
 
 def build_adversary(cfg: omegaconf.DictConfig, loss: MMDIndependenceLoss, num_codebooks: int,

@@ -15,6 +15,7 @@ import omegaconf
 import torch
 
 from ..errors import ConfigError
+from .section_checks import check_trained_section
 from ..losses import MMDIndependence, MMDIndependenceLoss
 from ..losses.conditional_product import conditional_product_independence
 from ..losses.innovations import PREDICTOR_KINDS, CausalPredictor, Innovations, innovations
@@ -49,16 +50,7 @@ def validate_past_predictor_config(cfg: omegaconf.DictConfig) -> None:
         raise ConfigError(f"mmd.condition={condition!r} or mmd.predictability > 0 needs the mmd.predictor section.")
     if predictor.get("kind") not in PREDICTOR_KINDS:
         raise ConfigError(f"mmd.predictor.kind={predictor.get('kind')!r} is not one of {PREDICTOR_KINDS}.")
-    for key, meaning in _SIZES.items():
-        value = predictor.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"mmd.predictor.{key} ({meaning}) must be an int >= 1, got {value!r}.")
-    lr = predictor.get("lr")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ConfigError(f"mmd.predictor.lr must be > 0, got {lr!r}.")
-    betas = predictor.get("betas")
-    if betas is None or len(betas) != 2 or not all(0 <= float(b) < 1 for b in betas):
-        raise ConfigError(f"mmd.predictor.betas must be two values in [0, 1), got {betas!r}.")
+    check_trained_section(predictor, "mmd.predictor", _SIZES)
     if condition == "neighbours":
         for key, value, needed in (("mmd.estimator", mmd_cfg.estimator, "permutation_debiased"),
                                    ("mmd.product", mmd_cfg.get("product", "pooled"), "pooled")):
