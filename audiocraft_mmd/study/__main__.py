@@ -28,6 +28,7 @@ study's targets against the measurements. At ``--scale small`` it adds the secti
 ``independence`` and ``independence_lms`` when any of their XPs has finished
 (:func:`audiocraft_mmd.study.independence.report_section`). A hand-written discussion (``--discussion``, default
 ``docs/research/study_discussion.md``) is copied in at the end: edit that file, never the generated one.
+The README's results lines, between its ``study-summary`` markers, are generated too (``--readme``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ from .measurements import MeasurementStore, shown_path
 from .report import write_report
 from .results import OTHER_MUSIC, REPO, SCALES, add_generation_options, collect, main_comparison
 from .sources import add_source_options, xp_source
+from .summary import summary, write_summary
+
+RESULTS = REPO / "docs" / "research" / "RESULTS.md"
+README = REPO / "README.md"
 
 
 def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
@@ -58,9 +63,13 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--scale", choices=["small", "paper", "smoke"], default="small")
     parser.add_argument("--jobs", type=int, default=1, help="XPs run at once by `run` (threads split between them)")
     parser.add_argument("--probes", action="store_true", help="`run` also runs the scale's probe grids, after stage 2")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "research" / "RESULTS.md")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--figures", type=Path, default=None, help="default: figures/ beside --out")
     parser.add_argument("--discussion", type=Path, default=REPO / "docs" / "research" / "study_discussion.md")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="also write the results' summary between the study-summary markers of this file "
+                             "(default: the repository's README.md when --out is docs/research/RESULTS.md at the "
+                             "small scale; `none`: nowhere)")
     add_generation_options(parser)
     add_source_options(parser, default="measurements/ beside --out")
     parser.add_argument("--listen", type=Path, default=None,
@@ -88,9 +97,14 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     results = collect(args.scale, store)
     figures = args.figures or args.out.parent / "figures"
     section = independence.report_section(store, str(OTHER_MUSIC)) if with_independence else None
-    write_report(results, main_comparison(results), args.out, figures, args.discussion, [section] if section else [],
+    comparison = main_comparison(results)
+    write_report(results, comparison, args.out, figures, args.discussion, [section] if section else [],
                  measured_on=store.latest_day(), measurements=shown_path(store.folder))
     print(f"wrote {args.out} and its figures in {figures}")
+    readme = args.readme or (README if args.scale == "small" and args.out.resolve() == RESULTS else None)
+    if readme is not None and str(readme) != "none":
+        write_summary(readme, summary(results, comparison))
+        print(f"wrote the results' summary in {readme}")
     if args.listen is not None and results.codecs:
         print(f"wrote {write_page([codec.sig for codec in results.codecs], args.listen, overwrite=True)}")
     return 0

@@ -1,4 +1,8 @@
-"""The committed study report is what the committed measurements generate, and says it is generated."""
+"""The committed study report and the README's results lines are what the committed measurements generate; the
+hand-written discussion quotes only figures the report shows."""
+
+import re
+import typing as tp
 
 import pytest
 
@@ -8,6 +12,7 @@ from audiocraft_mmd.study.measurements import DEFAULT_FOLDER
 from common_utils import REPO
 
 RESULTS = REPO / "docs" / "research" / "RESULTS.md"
+README = REPO / "README.md"
 DISCUSSION = REPO / "docs" / "research" / "study_discussion.md"
 STORED = sorted(DEFAULT_FOLDER.glob("*.json"))
 
@@ -22,10 +27,48 @@ def test_committed_report_says_it_is_generated_and_quotes_the_discussion_file_un
 @pytest.mark.skipif(not STORED, reason=f"no measurement stored in {DEFAULT_FOLDER.relative_to(REPO)}/ yet: this "
                     "test becomes active with the first study run that stores them (docs/TESTS.md)")
 def test_committed_report_is_regenerated_from_the_committed_measurements(tmp_path):
-    out = tmp_path / "RESULTS.md"
-    assert main(["report", "--from-measurements", "--measurements", str(DEFAULT_FOLDER), "--out", str(out)]) == 0
+    out, readme = tmp_path / "RESULTS.md", tmp_path / "README.md"
+    readme.write_text(README.read_text())
+    assert main(["report", "--from-measurements", "--measurements", str(DEFAULT_FOLDER), "--out", str(out),
+                 "--readme", str(readme)]) == 0
+    assert readme.read_text() == README.read_text(), (
+        "the README's results lines differ from what docs/research/measurements/ generates: run "
+        "`python -m audiocraft_mmd.study report --from-measurements` and commit the result")
     assert out.read_text() == RESULTS.read_text(), (
         "docs/research/RESULTS.md differs from what docs/research/measurements/ generates: run "
         "`python -m audiocraft_mmd.study report --from-measurements` and commit the result")
     regenerated = {path.name for path in (tmp_path / "figures").iterdir()}
     assert regenerated and regenerated <= {path.name for path in (RESULTS.parent / "figures").iterdir()}
+
+
+NUMBER = re.compile(r"(?<![\w.])[−+-]?(\d+\.\d+|\d+)(\s?%)?(?![\w.])")
+
+
+def quoted_figures(text: str) -> tp.List[tp.Tuple[str, float, int, bool]]:
+    """The figures of a text: numbers with decimals, and percentages (its string, absolute value, decimals,
+    whether it is a percentage). Whole numbers (seeds, counts, λ) are not figures."""
+    figures = []
+    for match in NUMBER.finditer(text):
+        digits, percent = match.group(1), bool(match.group(2))
+        if "." in digits or percent:
+            figures.append((match.group(0), float(digits), len(digits.partition(".")[2]), percent))
+    return figures
+
+
+def test_every_figure_the_discussion_quotes_is_in_the_generated_report():
+    """The discussion is written by hand, so each figure it quotes must be one the generator wrote, at most
+    rounded (a percentage may quote a fraction: 5.8 % for 0.058)."""
+    report = RESULTS.read_text()
+    generated = report[:report.rfind(DISCUSSION.read_text().strip()[:200])]
+    values = [value for _, value, _, _ in quoted_figures(generated)]
+    unmatched = []
+    for text, value, decimals, percent in quoted_figures(DISCUSSION.read_text()):
+        candidates = values + ([100 * v for v in values] if percent else [])
+        if not any(round(candidate, decimals) == value for candidate in candidates):
+            unmatched.append(text)
+    assert not unmatched, f"figures in {DISCUSSION.name} that the generated report does not show: {unmatched}"
+
+
+def test_figures_are_decimals_and_percentages_not_seeds_or_counts():
+    assert [f[0] for f in quoted_figures("MI 0.676 and 5.8 % at seed 2036, λ = 10, −4.7 dB")] == \
+        ["0.676", "5.8 %", "−4.7"]
