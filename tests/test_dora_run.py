@@ -7,13 +7,14 @@ import sys
 
 import pytest
 
-from common_utils import SPLITS, TINY_RUN, datasource, dora, train_steps, write_tones
+from common_utils import RECIPE, SPLITS, TINY_RUN, datasource, dora, train_steps, write_tones
 
 
 @pytest.fixture(scope="module")
 def finished_xp(tiny_egs, tmp_path_factory):
     dora_dir = tmp_path_factory.mktemp("dora")
-    overrides = ["solver=compression/mmd", *TINY_RUN, *datasource(tiny_egs)]
+    # the codec recipe (the tiny runs of the other tests train AudioCraft's plain SEANet)
+    overrides = ["solver=compression/mmd", *TINY_RUN, *RECIPE, *datasource(tiny_egs)]
     run = dora(["run", *overrides], dora_dir)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
     (xp_folder,) = (dora_dir / "xps").iterdir()
@@ -28,8 +29,12 @@ def test_run_goes_through_every_stage(finished_xp):
     assert {"train", "valid", "evaluate", "generate"} <= set(history[1])
     train = history[1]["train"]
     assert train["mmd_rows"] == 4 * (50 - 3)  # batch x (frames - max delay): delay alignment
-    for key in ["mmd", "mmd_loss", "mmd_clamped", "mmd_grad_ratio", "usage_q0", "usage_q3", "penalty"]:
+    for key in ["mmd", "mmd_loss", "mmd_clamped", "mmd_grad_ratio", "usage_q0", "usage_q3", "penalty", "logmel"]:
         assert key in train, key
+    import torch
+    state = torch.load(xp_folder / "checkpoint.th", map_location="cpu", weights_only=False)["model"]
+    assert any(".branch." in key for key in state)  # the encoder's log-spectrum branch
+    assert any(key.startswith("decoder.") and ".conv." in key and "convtr" not in key for key in state)
     evaluate = history[1]["evaluate"]
     for key in ["sisnr", "entropy_q0", "perplexity_q3", "usage_q3", "mmd_estimate",
                 "mi_parallel", "mi_delay", "nmi_delay", "entropy_min", "mi_frames_per_cell"]:
@@ -136,7 +141,7 @@ def test_warm_start_loads_a_trained_codec_and_fine_tunes_it(finished_xp, make_ti
 
     xp_folder, _ = finished_xp
     checkpoint = xp_folder / "checkpoint.th"
-    solver = make_tiny_solver(f"continue_from={checkpoint}", "mmd.weight=10", "mmd.alignment=parallel")
+    solver = make_tiny_solver(*RECIPE, f"continue_from={checkpoint}", "mmd.weight=10", "mmd.alignment=parallel")
     solver.restore()  # what the solver's run does first
     trained = torch.load(checkpoint, map_location="cpu", weights_only=True)["best_state"]["model"]
     for key, value in solver.model.state_dict().items():
