@@ -2,7 +2,7 @@
 
 The λ = 0 baseline codec at both seeds, and the codecs with the independence loss at the first seed:
 alignment ∈ {parallel, delay} × λ ∈ {1, 10} × bandwidths ∈ {dim, median}: 10 XPs of
-``solver=compression/study`` (500 updates, about 6 minutes each on 2 cores). Then ``study_lms``.
+``solver=compression/study`` (500 updates, about 20 minutes each on one core). Then ``study_lms``.
 Everything, locally and resumably: ``python -m audiocraft_mmd.study run``.
 """
 
