@@ -196,13 +196,15 @@ def valid_cell(xp) -> tp.Optional[tp.Dict[str, tp.Any]]:
     return {"valid_ce": valid["ce"], "valid_ce_per_codebook": [valid[f"ce_q{k + 1}"] for k in range(num_q)]}
 
 
-def lm_probe_results(scale, selection, source: MeasurementSource) -> tp.List[LMResult]:
-    """The finished LMs of ``scale.lm_probes`` (their validation cross-entropy; no generation)."""
+def lm_probe_results(scale, selection, codecs: tp.Dict[tp.Any, CodecResult],
+                     source: MeasurementSource) -> tp.List[LMResult]:
+    """The finished LMs of ``scale.lm_probes`` on the finished codecs ``codecs`` (their validation cross-entropy;
+    no generation). An unfinished codec has no LM: its XP may exist, without a checkpoint to read."""
     found = []
     for spec in scale.compared(selection.best):
-        codec_sig = source.codec_sig(scale.codec_overrides(spec))
-        if codec_sig is None:
+        if spec not in codecs:
             continue
+        codec_sig = codecs[spec].sig
         for probe in scale.lm_probes:
             for pattern in scale.patterns:
                 lm = source.lm(LMKey(codec_sig, pattern, spec.seed, tuple(probe.overrides)),
@@ -271,7 +273,8 @@ def collect(scale_name: str, source: MeasurementSource) -> StudyResults:
     main_specs = set(scale.stage1()) | set(compared)
     return StudyResults(scale_name=scale_name, codecs=[r for spec, r in results.items() if spec in main_specs],
                         missing_codecs=missing, selection=selection, lms=lms, missing_lms=missing_lms,
-                        probes=probes, lm_probes=lm_probe_results(scale, selection, source) if selection else [],
+                        probes=probes,
+                        lm_probes=lm_probe_results(scale, selection, results, source) if selection else [],
                         lagged=lagged)
 
 

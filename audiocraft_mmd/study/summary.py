@@ -54,8 +54,9 @@ def summary(results: StudyResults, comparison: tp.Dict[str, tp.Any]) -> str:
     lines += [
         f"- **Dependence**: the best MMD codec ({results.selection.best.name.rsplit(' seed=', 1)[0]}) changed the "
         f"delay-aligned mean pairwise MI by {_per_seed([-r['mi_reduction_delay'] for r in rows], '+.1%')} "
-        f"(seeds {_per_seed(seeds, 'd')}; the paper's target: −{TARGET_MI_REDUCTION:.0%}), {where}; mean codebook "
-        f"entropy {_per_seed([r['entropy_change_bits'] for r in rows], '+.2f')} bit.",
+        f"({'seeds' if len(seeds) > 1 else 'seed'} {_per_seed(seeds, 'd')}; the paper's target: "
+        f"−{TARGET_MI_REDUCTION:.0%}), {where}; mean codebook entropy "
+        f"{_per_seed([r['entropy_change_bits'] for r in rows], '+.2f')} bit.",
         f"- **Reconstruction**: SI-SNR {_per_seed([-r['sisnr_loss_db'] for r in rows], '+.2f')} dB, mel distance "
         f"{_per_seed([r['mel_change'] for r in rows], '+.3f')} against the λ = 0 baseline.",
     ]
