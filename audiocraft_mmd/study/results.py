@@ -281,19 +281,25 @@ def collect(scale_name: str, source: MeasurementSource) -> StudyResults:
 # ----------------------------------------------------------------------------------------------------
 # Comparisons against the targets.
 
-def main_comparison(results: StudyResults) -> tp.Dict[str, tp.Any]:
-    """Baseline vs the best MMD codec at every seed: MI reduction at (about) equal entropy, SI-SNR loss,
-    and the share of the parallel / delay LMs' cross-entropy gap to the unroll and depth LMs that the codec
-    closes (:func:`gap_closure`)."""
-    if results.selection is None:
-        return {}
+def compared_codecs(results: StudyResults) -> tp.Dict[int, tp.Dict[str, CodecResult]]:
+    """Per seed where both have finished, the baseline (``"baseline"``) and the best MMD codec (``"mmd"``)."""
     best = results.selection.best.variant()
     by_seed: tp.Dict[int, tp.Dict[str, CodecResult]] = {}
     for codec in results.codecs:
         kind = "baseline" if codec.spec.is_baseline else "mmd" if codec.spec.variant() == best else None
         if kind:
             by_seed.setdefault(codec.spec.seed, {})[kind] = codec
-    seeds = sorted(seed for seed, pair in by_seed.items() if len(pair) == 2)
+    return {seed: pair for seed, pair in sorted(by_seed.items()) if len(pair) == 2}
+
+
+def main_comparison(results: StudyResults) -> tp.Dict[str, tp.Any]:
+    """Baseline vs the best MMD codec at every seed: MI reduction at (about) equal entropy, SI-SNR loss,
+    and the share of the parallel / delay LMs' cross-entropy gap to the unroll and depth LMs that the codec
+    closes (:func:`gap_closure`)."""
+    if results.selection is None:
+        return {}
+    by_seed = compared_codecs(results)
+    seeds = sorted(by_seed)
     comparison: tp.Dict[str, tp.Any] = {"seeds": seeds, "per_seed": {}}
     for seed in seeds:
         base, mmd = by_seed[seed]["baseline"], by_seed[seed]["mmd"]

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 import typing as tp
 
-from .results import TARGET_MI_REDUCTION, CodecResult, StudyResults, gap_keys
+from .results import TARGET_MI_REDUCTION, StudyResults, compared_codecs, gap_keys
 
 START = "<!-- study-summary:start -->"
 END = "<!-- study-summary:end -->"
@@ -20,17 +20,6 @@ END = "<!-- study-summary:end -->"
 
 def _per_seed(values: tp.Sequence[float], fmt: str) -> str:
     return " and ".join(format(v, fmt) for v in values)
-
-
-def _compared_codecs(results: StudyResults) -> tp.Dict[int, tp.Dict[str, CodecResult]]:
-    """Per seed, the baseline and the best MMD codec (when both finished)."""
-    best = results.selection.best.variant()
-    pairs: tp.Dict[int, tp.Dict[str, CodecResult]] = {}
-    for codec in results.codecs:
-        kind = "baseline" if codec.spec.is_baseline else "mmd" if codec.spec.variant() == best else None
-        if kind:
-            pairs.setdefault(codec.spec.seed, {})[kind] = codec
-    return {seed: pair for seed, pair in sorted(pairs.items()) if len(pair) == 2}
 
 
 def summary(results: StudyResults, comparison: tp.Dict[str, tp.Any]) -> str:
@@ -44,7 +33,7 @@ def summary(results: StudyResults, comparison: tp.Dict[str, tp.Any]) -> str:
     per_seed = comparison.get("per_seed", {})
     if results.selection is None or not per_seed:
         return "\n".join(lines + ["- Not finished yet: no seed has both the baseline and the best MMD codec."])
-    pairs = _compared_codecs(results)
+    pairs = compared_codecs(results)
     seeds = [seed for seed in per_seed if seed in pairs]
     rows = [per_seed[seed] for seed in seeds]
     outside = [pairs[seed]["mmd"].mi["delay"][0] < pairs[seed]["baseline"].mi["delay"][1] for seed in seeds]
