@@ -33,8 +33,7 @@ def summary(results: StudyResults, comparison: tp.Dict[str, tp.Any]) -> str:
     per_seed = comparison.get("per_seed", {})
     if results.selection is None or not per_seed:
         return "\n".join(lines + ["- Not finished yet: no seed has both the baseline and the best MMD codec."])
-    pairs = compared_codecs(results)
-    seeds = [seed for seed in per_seed if seed in pairs]
+    pairs, seeds = compared_codecs(results), comparison["seeds"]  # the seeds of main_comparison are the pairs'
     rows = [per_seed[seed] for seed in seeds]
     outside = [pairs[seed]["mmd"].mi["delay"][0] < pairs[seed]["baseline"].mi["delay"][1] for seed in seeds]
     where = ("outside the baseline's 95 % interval at every seed" if all(outside) else
