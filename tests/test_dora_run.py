@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from common_utils import RECIPE, SPLITS, TINY_RUN, datasource, dora, train_steps, write_tones
+from audiocraft_mmd.errors import ConfigError
+
+from common_utils import PLAIN_CODEC, RECIPE, SPLITS, TINY_RUN, datasource, dora, train_steps, write_tones
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +151,11 @@ def test_warm_start_loads_a_trained_codec_and_fine_tunes_it(finished_xp, make_ti
     assert solver.epoch == 1
     (metrics,) = train_steps(solver, next(iter(solver.dataloaders["train"])), 1)
     assert metrics["mmd_weight"] == 10 and metrics["mmd_grad_ratio"] > 0
+
+
+def test_warm_start_into_another_model_names_the_keys_that_differ(finished_xp, make_tiny_solver):
+    xp_folder, _ = finished_xp
+    solver = make_tiny_solver(*PLAIN_CODEC, f"continue_from={xp_folder / 'checkpoint.th'}")
+    with pytest.raises(ConfigError, match=r"(?s)do not fit.*not in the checkpoint.*"
+                                          r"encodec\.autoencoder: 'seanet_spectral_interp' there, 'seanet' here"):
+        solver.restore()

@@ -19,6 +19,7 @@ import torch
 
 from audiocraft.adversarial import AdversarialLoss
 from audiocraft.solvers.compression import CompressionSolver, evaluate_audio_reconstruction
+from audiocraft.utils import checkpoint
 from audiocraft.utils.utils import get_dataset_from_loader, get_pool_executor
 
 from ..registry import register_solver
@@ -34,7 +35,7 @@ from ..errors import ConfigError
 from ..metrics.usage import code_histograms
 from .independence_adversary import build_adversary, validate_adversary_config
 from .past_predictor import build_past_predictor, validate_past_predictor_config
-from .resume import check_resumable
+from .resume import check_resumable, check_warm_start
 from .scope_check import check_global_scope
 from .macro_batch import MacroBatch
 from .mmd_weight import MMDWeight
@@ -268,7 +269,17 @@ class MMDCompressionSolver(CompressionSolver):
 
     def load_state_dict(self, state: dict) -> None:
         check_resumable(state.get("xp.cfg"), self.cfg, str(self.checkpoint_path()))
+        if self.cfg.continue_from and "xp.cfg" not in state:  # a warm start: AudioCraft kept only best_state
+            check_warm_start(state.get("best_state", {}).get("model"), self.model, self.cfg.continue_from,
+                             self._continue_from_cfg, self.cfg)
         super().load_state_dict(state)
+
+    def _continue_from_cfg(self) -> tp.Optional[omegaconf.DictConfig]:
+        if str(self.cfg.continue_from).startswith("//pretrained/"):
+            return None
+        path = checkpoint.resolve_checkpoint_path(str(self.cfg.continue_from), use_fsdp=False)
+        saved = torch.load(path, map_location="cpu", weights_only=False) if path is not None else {}
+        return saved.get("xp.cfg")
 
     def build_model(self):
         super().build_model()

@@ -1,4 +1,5 @@
-"""Resuming an XP whose model config changed is refused, with the changed keys named.
+"""Resuming an XP whose model config changed is refused, with the changed keys named; so is a warm start
+(``continue_from``) whose weights do not fit the model.
 
 Dora derives an XP's signature from its command-line overrides, not from the yaml defaults, so a
 default edited between two runs of the same command resumes the old checkpoint with a new config:
@@ -11,6 +12,7 @@ from __future__ import annotations
 import typing as tp
 
 import omegaconf
+import torch
 
 from ..errors import ConfigError
 
@@ -59,3 +61,30 @@ def check_resumable(saved: tp.Optional[omegaconf.DictConfig], current: omegaconf
             f"(an edited yaml default keeps the XP signature):\n{listed}\n"
             "Restore those values, or start a new XP (e.g. add label=<name>), optionally initialised "
             "from this one with continue_from=<its //sig/SIG>.")
+
+
+def check_warm_start(saved_model: tp.Optional[tp.Mapping[str, tp.Any]], model: torch.nn.Module, source: str,
+                     saved_cfg: tp.Callable[[], tp.Optional[omegaconf.DictConfig]],
+                     current: omegaconf.DictConfig) -> None:
+    """Raises :class:`ConfigError` if the weights ``continue_from=source`` brings do not fit ``model``: a
+    warm start needs the same modules, and AudioCraft's own error is a bare ``KeyError``. ``saved_cfg``
+    (read only on a mismatch) gives the source XP's config, to name the keys that differ."""
+    if saved_model is None:
+        return
+    own = model.state_dict()
+    missing, unexpected = sorted(own.keys() - saved_model.keys()), sorted(saved_model.keys() - own.keys())
+    reshaped = sorted(key for key in own.keys() & saved_model.keys()
+                      if tuple(own[key].shape) != tuple(saved_model[key].shape))
+    if not (missing or unexpected or reshaped):
+        return
+    found = [f"  {label}: {', '.join(keys[:4])}{' …' if len(keys) > 4 else ''} ({len(keys)})"
+             for label, keys in (("not in the checkpoint", missing), ("only in the checkpoint", unexpected),
+                                 ("another shape", reshaped)) if keys]
+    source_cfg = saved_cfg()
+    changes = model_config_changes(source_cfg, current) if source_cfg is not None else []
+    hint = ("\n".join(f"  {key}: {old!r} there, {new!r} here" for key, old, new in changes) if changes
+            else "  (its config is not in the checkpoint: compare encodec.autoencoder, upsampling.stages, seanet.* "
+                 "and rvq.* with the XP it comes from)")
+    raise ConfigError(f"continue_from={source}: its model's weights do not fit this config's model:\n"
+                      + "\n".join(found) + f"\nThe model-defining keys that differ:\n{hint}\n"
+                      "Give them the values of the XP it comes from.")
