@@ -230,6 +230,28 @@ def test_lm_probe_tables_list_the_probes_lms_and_their_gaps():
     assert row == "| twice the updates | 1 | parallel | depth | +1.000 | +0.400 | 60.0% |"
 
 
+def test_lm_probes_are_looked_for_only_on_finished_codecs():
+    """A stopped run can leave a compared codec's XP without a checkpoint: its probes' LMs are not looked for
+    (building their config would read the missing checkpoint)."""
+    class Source:
+        def __init__(self):
+            self.asked = []
+
+        def lm(self, key, argv):
+            self.asked.append(key.codec_sig)
+            return None
+
+    scale = specs.SMALL
+    selection = specs.Selection(best=specs.CodecSpec(1., "parallel", "dim", scale.seeds[0]), qualified=True,
+                                reason="", candidates=[])
+    compared = scale.compared(selection.best)
+    finished = {spec: codec_result(spec.weight, spec.seed, 1., 7., 0.4) for spec in compared[:2]}
+    source = Source()
+    assert results.lm_probe_results(scale, selection, finished, source) == []
+    assert set(source.asked) == {codec.sig for codec in finished.values()} and len(compared) > 2
+    assert len(source.asked) == 2 * len(scale.lm_probes) * len(scale.patterns)
+
+
 def study_report_figures():
     from audiocraft_mmd.study.report import FIGURE_NAMES
     return FIGURE_NAMES.values()
