@@ -72,6 +72,20 @@ def test_codec_recipe_grid_adds_one_lever_at_a_time(grid_dora_dir):
         assert requests[sheep.xp.sig].gpus == 0
 
 
+def test_codec_budget_grid_is_the_study_baseline_evaluated_every_500_updates(grid_dora_dir):
+    sheeps = grid_command.grid_sheeps("codec_budget")
+    study = grid_command.grid_sheeps("study_codecs")[0].xp.cfg  # the study's baseline
+    assert [sheep.xp.cfg.seed for sheep in sheeps] == [2036, 2037]
+    for sheep in sheeps:
+        cfg = sheep.xp.cfg
+        assert cfg.mmd.weight == 0 and cfg.seanet == study.seanet and cfg.losses == study.losses
+        assert cfg.optim.updates_per_epoch == study.optim.updates_per_epoch
+        assert cfg.optim.epochs * cfg.optim.updates_per_epoch == 3000
+        assert cfg.evaluate.every == cfg.checkpoint.save_every
+        assert cfg.evaluate.every * cfg.optim.updates_per_epoch == 500
+        assert slurm_requests("codec_budget")[sheep.xp.sig].gpus == 0
+
+
 def test_slurm_requests_come_from_the_config_and_team_file(grid_dora_dir, tmp_path, monkeypatch):
     team = tmp_path / "team.yaml"
     team.write_text("default:\n  dora_dir: outputs\n  partitions: {global: shared, team: ours}\n"
@@ -99,8 +113,8 @@ def test_dora_grid_without_slurm_points_at_the_local_runner(monkeypatch):
 
 
 def test_unknown_grid_lists_the_grids():
-    with pytest.raises(SystemExit, match="available grids: codec_recipe, independence, independence_lms, mmd_sweep, "
-                                         "mmd_sweep_cpu, slurm_check"):
+    with pytest.raises(SystemExit, match="available grids: codec_budget, codec_recipe, independence, independence_lms, "
+                                         "mmd_sweep, mmd_sweep_cpu, slurm_check"):
         grid_command.load_explorer("mmd_swep")
 
 
