@@ -34,7 +34,7 @@ README_FIGURES = {
 
 # How far a figure may move between two machines. Measured between two 2-core machines (the same commit and
 # data, 2026-12-07): SI-SNR 0.07 dB, mel 0.001, log-spectral distance 0.13 dB, comb 0.6 dB, entropy 0.04 bit,
-# MI 0.039 bit; the bounds are about three times that. A recipe that broke moves further: the main job before
+# MI 0.039 bit; the bounds are 2.5 to 5 times that. A recipe that broke moves further: the main job before
 # the codec recipe measured a comb of +8.4 dB and log-spectral distances of 13.4 and 14.6 dB above 1 kHz.
 ACROSS_MACHINES = {"si_snr_db": 0.25, "mel_distance": 0.005, **dict.fromkeys(LSD, 0.4), "comb_db": 1.5,
                    **dict.fromkeys(ENTROPIES, 0.12), "mi_parallel": 0.12, "mi_delay": 0.12, "mi_fast_delay": 0.12,
