@@ -271,10 +271,10 @@ def write_report(results: StudyResults, comparison: tp.Dict[str, tp.Any], out: P
         "which is a file of its own.",
         "",
     ]
-    minutes = [c.minutes for c in results.codecs] + [lm.minutes for lm in results.lms]
     probe_minutes = [p[1].minutes for p in results.probes if p[1] not in results.codecs]
-    parts += [f"Compute: {sum(minutes):.0f} XP-minutes of training and evaluation for the {len(results.codecs)} codecs "
-              f"and {len(results.lms)} LMs of the study, plus {sum(probe_minutes):.0f} for the codec probes and "
+    parts += [f"Compute: {results.minutes:.0f} XP-minutes of training and evaluation for the "
+              f"{len(results.codecs)} codecs and {len(results.lms)} LMs of the study, plus {sum(probe_minutes):.0f} "
+              "for the codec probes and "
               f"{sum(lm.minutes for lm in results.lm_probes):.0f} for the {len(results.lm_probes)} LM probes "
               "(the sum of the XPs' stage durations, each XP's own wall-clock: `study run --jobs 2` runs two at a "
               "time, one core each).", ""]

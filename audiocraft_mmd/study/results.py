@@ -186,6 +186,11 @@ class StudyResults:
     lm_probes: tp.List[LMResult] = dataclasses.field(default_factory=list)
     lagged: tp.List[tp.Tuple[tp.Any, tp.Dict[str, tp.Any]]] = dataclasses.field(default_factory=list)
 
+    @property
+    def minutes(self) -> float:
+        """XP-minutes of the study's own codecs and LMs (the probes apart)."""
+        return sum(c.minutes for c in self.codecs) + sum(lm.minutes for lm in self.lms)
+
 
 def valid_cell(xp) -> tp.Optional[tp.Dict[str, tp.Any]]:
     """A finished LM's last validation cross-entropy, mean and per codebook (None while unfinished)."""

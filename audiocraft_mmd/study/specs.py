@@ -64,9 +64,14 @@ class CodecSpec:
         return self.weight == 0
 
     @property
-    def name(self) -> str:
+    def variant_name(self) -> str:
+        """What the codec is, whatever its seed: ``λ=10 delay dim`` or ``baseline``, and any extra override."""
         name = "baseline" if self.is_baseline else f"λ={self.weight:g} {self.alignment} {self.bandwidth}"
-        return " ".join([name, *(f"{key}={value}" for key, value in self.extra), f"seed={self.seed}"])
+        return " ".join([name, *(f"{key}={value}" for key, value in self.extra)])
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant_name} seed={self.seed}"
 
     def variant(self) -> tp.Tuple[tp.Any, ...]:
         """What the codec is, whatever its seed."""

@@ -24,12 +24,11 @@ def _per_seed(values: tp.Sequence[float], fmt: str) -> str:
 
 def summary(results: StudyResults, comparison: tp.Dict[str, tp.Any]) -> str:
     """The README's results lines: what was trained, at what cost, and the main comparison per seed."""
-    minutes = sum(c.minutes for c in results.codecs) + sum(lm.minutes for lm in results.lms)
     patterns = sorted({lm.pattern for lm in results.lms})
     lines = [f"The study ([docs/research/RESULTS.md](docs/research/RESULTS.md), how it runs: "
              f"[docs/STUDY.md](docs/STUDY.md)) trained {len(results.codecs)} codecs and {len(results.lms)} LMs "
-             f"({', '.join(patterns) or 'none yet'}) on real music, in {minutes:.0f} XP-minutes on one CPU core "
-             "each. Its figures (generated from its stored measurements):", ""]
+             f"({', '.join(patterns) or 'none yet'}) on real music, in {results.minutes:.0f} XP-minutes on one CPU "
+             "core each. Its figures (generated from its stored measurements):", ""]
     per_seed = comparison.get("per_seed", {})
     if results.selection is None or not per_seed:
         return "\n".join(lines + ["- Not finished yet: no seed has both the baseline and the best MMD codec."])
@@ -40,7 +39,7 @@ def summary(results: StudyResults, comparison: tp.Dict[str, tp.Any]) -> str:
              "inside the baseline's 95 % interval at every seed" if not any(outside) else
              "outside the baseline's 95 % interval at some seeds only")
     lines += [
-        f"- **Dependence**: the best MMD codec ({results.selection.best.name.rsplit(' seed=', 1)[0]}) changed the "
+        f"- **Dependence**: the best MMD codec ({results.selection.best.variant_name}) changed the "
         f"delay-aligned mean pairwise MI by {_per_seed([-r['mi_reduction_delay'] for r in rows], '+.1%')} "
         f"({'seeds' if len(seeds) > 1 else 'seed'} {_per_seed(seeds, 'd')}; the paper's target: "
         f"−{TARGET_MI_REDUCTION:.0%}), {where}; mean codebook entropy "
