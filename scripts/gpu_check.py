@@ -74,9 +74,9 @@ def estimator_timings(rows: int, repeats: int, bandwidth_set: str = "paper") -> 
     """Forward + backward of the default and the reference-style estimators on N = ``rows`` CUDA rows."""
     import torch
 
-    from .benchmarks.estimators import BANDWIDTH_SETS, DIM, NUM_CODEBOOKS, _forward_backward
-    from .benchmarks.training_step import timed
-    from .losses.mmd import DEFAULT_ESTIMATOR
+    from audiocraft_mmd.benchmarks.estimators import BANDWIDTH_SETS, DIM, NUM_CODEBOOKS, _forward_backward
+    from audiocraft_mmd.losses.mmd import DEFAULT_ESTIMATOR
+    from audiocraft_mmd.utils.step_benchmark import timed
 
     results: tp.Dict[str, tp.Any] = {"rows": rows, "codebooks": NUM_CODEBOOKS, "dim": DIM,
                                      "bandwidths": bandwidth_set, "repeats": repeats}
@@ -101,10 +101,11 @@ def estimator_timings(rows: int, repeats: int, bandwidth_set: str = "paper") -> 
 
 def training_step_timings(batch_size: int, macro_batch: int, baseline_steps: int, warmup: int) -> tp.Dict[str, tp.Any]:
     """The paper recipe's steps on CUDA (:func:`audiocraft_mmd.benchmarks.training_step.measure`)."""
-    from .benchmarks import training_step
+    from audiocraft_mmd.benchmarks import training_step
+    from audiocraft_mmd.utils.step_benchmark import write_audio
 
     with tempfile.TemporaryDirectory() as tmp:
-        egs = training_step.write_audio(Path(tmp))
+        egs = write_audio(Path(tmp))
         solver = training_step.build_solver(egs, Path(tmp) / "dora", batch_size, macro_batch, ["device=cuda"],
                                             ema_device="cuda")
         results = training_step.measure(solver, macro_batch, baseline_steps, warmup, per_step_steps=baseline_steps)

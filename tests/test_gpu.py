@@ -82,9 +82,10 @@ def test_estimator_under_autocast_matches_float32(estimator, amp):
 def paper_solver(tmp_path_factory):
     """``solver=compression/encodec_mmd_32khz`` on CUDA, batch 2, M = 2, on generated 32 kHz audio."""
     from audiocraft_mmd.benchmarks import training_step
+    from audiocraft_mmd.utils.step_benchmark import write_audio
 
     tmp = tmp_path_factory.mktemp("paper")
-    egs = training_step.write_audio(tmp)
+    egs = write_audio(tmp)
     solver = training_step.build_solver(egs, tmp / "dora", batch_size=2, macro_batch=PAPER_SOLVER_STEPS,
                                         overrides=["device=cuda"], ema_device="cuda")
     assert next(solver.model.parameters()).is_cuda

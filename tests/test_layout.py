@@ -118,3 +118,11 @@ def test_the_checker_sees_a_circle_and_a_command_import(monkeypatch):
         test_the_import_graph_has_no_circle()
     with pytest.raises(AssertionError, match="losses.mmd \\(library\\) imports audiocraft_mmd.dependence"):
         test_imports_only_go_down_the_layers()
+
+
+def test_scripts_import_the_package_by_its_name():
+    """`scripts/` run as files (no parent package): a relative import there fails only when its line runs,
+    e.g. on the GPU machine."""
+    relative = [f"{path.name}:{node.lineno}" for path in sorted((REPO / "scripts").glob("*.py"))
+                for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom) and node.level]
+    assert not relative, f"relative imports in scripts/: {relative}"

@@ -25,13 +25,12 @@ import argparse
 import json
 from pathlib import Path
 import statistics
-import tempfile
 import typing as tp
 
 import omegaconf
 import torch
 
-from ..utils.step_benchmark import scalars, timed, write_audio
+from ..utils.step_benchmark import add_run_arguments, benchmark_data, scalars, timed
 
 FORMS = ("paper", "past", "predictability", "neighbours")
 
@@ -90,16 +89,10 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=8, help="timed steps per form")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per form first")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. mmd.predictor.hidden=64")
+    add_run_arguments(parser, "mmd.predictor.hidden=64")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        egs = write_audio(Path(tmp))
-        solver = build_solver(egs, Path(tmp) / "dora", args.overrides)
+    with benchmark_data(args.threads) as egs:
+        solver = build_solver(egs, egs.parent / "dora", args.overrides)
         results = {"batch_size": int(solver.cfg.dataset.batch_size), "threads": torch.get_num_threads(),
                    "overrides": list(args.overrides), **measure(solver, args.steps, args.warmup)}
     print(f"paper loss step: {results['paper_step_s']:.3f} s (batch {results['batch_size']})")

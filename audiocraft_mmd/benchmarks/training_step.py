@@ -28,14 +28,13 @@ import argparse
 import json
 from pathlib import Path
 import statistics
-import tempfile
 import typing as tp
 
 import torch
 
 from ..losses.bank import RowBank
 from ..solvers.macro_batch import MacroBatch
-from ..utils.step_benchmark import scalars, timed, write_audio
+from ..utils.step_benchmark import add_run_arguments, benchmark_data, scalars, timed
 
 
 def build_solver(egs: Path, dora_dir: Path, batch_size: int, macro_batch: int, overrides: tp.Sequence[str],
@@ -139,16 +138,10 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--per-step-steps", type=int, default=0,
                         help="also time this many steps with the loss on each step's own batch (mmd.macro_batch=0)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. seanet.n_filters=8")
+    add_run_arguments(parser, "seanet.n_filters=8")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        egs = write_audio(Path(tmp))
-        solver = build_solver(egs, Path(tmp) / "dora", args.batch_size, args.macro_batch, args.overrides)
+    with benchmark_data(args.threads) as egs:
+        solver = build_solver(egs, egs.parent / "dora", args.batch_size, args.macro_batch, args.overrides)
         results = {"batch_size": args.batch_size, "macro_batch": args.macro_batch, "threads": torch.get_num_threads(),
                    "overrides": list(args.overrides), **measure(solver, args.macro_batch, args.baseline_steps,
                                                                args.warmup, args.per_step_steps)}

@@ -1,9 +1,12 @@
-"""What the training-step benchmarks share: generated audio to train on, the wall-clock of a step,
-and a step's metrics as plain floats for their JSON reports."""
+"""What the training-step benchmarks share: their common arguments, generated audio to train on in a
+temporary folder, the wall-clock of a step, and a step's metrics as plain floats for their JSON reports."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 from pathlib import Path
+import tempfile
 import time
 import typing as tp
 
@@ -30,6 +33,24 @@ def write_audio(root: Path, clips: int = 4, seconds: float = 12.0) -> Path:
         save_audio_meta(root / "egs" / split / "data.jsonl",
                         find_audio_files(folder, minimal=True, progress=False, workers=0))
     return root / "egs"
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, example_override: str) -> None:
+    """``--threads``, ``--json`` and the extra Hydra overrides, as every step benchmark takes them."""
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("overrides", nargs="*", help=f"extra Hydra overrides, e.g. {example_override}")
+
+
+@contextlib.contextmanager
+def benchmark_data(threads: tp.Optional[int]) -> tp.Iterator[Path]:
+    """Sets torch's threads (if given) and seed; yields the manifests of :func:`write_audio` in a temporary
+    folder, whose ``dora`` subfolder is free for the solver's XP."""
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        yield write_audio(Path(tmp))
 
 
 def timed(step: tp.Callable[[], tp.Any]) -> float:
