@@ -32,7 +32,9 @@ def history(dora_dir: Path) -> list:
     return json.loads((xp_folder / "history.json").read_text())
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS), ids=list(VARIANTS))
+# The predictor's exact resume is checked in-process in the default run (tests/solvers/test_past_predictor.py);
+# its SIGKILL run, four minutes of it, is in the slow set.
+@pytest.fixture(scope="module", params=["default", pytest.param("past_predictor", marks=pytest.mark.slow)])
 def variant(request) -> tp.List[str]:
     return VARIANTS[request.param]
 
