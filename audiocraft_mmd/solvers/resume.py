@@ -17,7 +17,8 @@ import torch
 from ..errors import ConfigError
 
 # Config sections and keys that define the compression model a checkpoint holds.
-MODEL_CONFIG_KEYS = ("compression_model", "sample_rate", "channels", "encodec", "seanet", "rvq", "grouped")
+MODEL_CONFIG_KEYS = ("compression_model", "sample_rate", "channels", "encodec", "seanet", "rvq", "grouped",
+                     "spectral_encoder", "upsampling")
 
 
 def _flatten(node: tp.Any, prefix: str) -> tp.Dict[str, tp.Any]:

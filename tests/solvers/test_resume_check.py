@@ -39,7 +39,9 @@ def test_same_config_resumes_the_saved_state(tiny_solver):
 
 
 @pytest.mark.parametrize("key, value", [("seanet.n_filters", 16), ("seanet.activation", "GELU"),
-                                        ("rvq.bins", 512), ("sample_rate", 24000)])
+                                        ("rvq.bins", 512), ("sample_rate", 24000),
+                                        # same weights, another model: they would load without a word
+                                        ("upsampling.mode", "nearest"), ("spectral_encoder.n_fft", 512)])
 def test_changed_model_config_is_refused(tiny_solver, key, value):
     state = tiny_solver.state_dict()
     saved = copy.deepcopy(state["xp.cfg"])
