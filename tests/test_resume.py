@@ -33,7 +33,7 @@ def history(dora_dir: Path) -> list:
 
 
 # The predictor's exact resume is checked in-process in the default run (tests/solvers/test_past_predictor.py);
-# its SIGKILL run, four minutes of it, is in the slow set.
+# its SIGKILL run (75 s on an idle 2-core machine) is in the slow set.
 @pytest.fixture(scope="module", params=["default", pytest.param("past_predictor", marks=pytest.mark.slow)])
 def variant(request) -> tp.List[str]:
     return VARIANTS[request.param]
