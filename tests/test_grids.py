@@ -14,6 +14,8 @@ from audiocraft.environment import AudioCraftEnvironment
 from audiocraft_mmd import grid as grid_command
 from audiocraft_mmd.grids import _sweep
 from audiocraft_mmd.solvers.compression_mmd import validate_mmd_config
+from audiocraft_mmd.study import budget
+from audiocraft_mmd.train import main
 
 from common_utils import REPO, slurm_requests, status_lines
 
@@ -84,6 +86,9 @@ def test_codec_budget_grid_is_the_study_baseline_evaluated_every_500_updates(gri
         assert cfg.evaluate.every == cfg.checkpoint.save_every
         assert cfg.evaluate.every * cfg.optim.updates_per_epoch == 500
         assert slurm_requests("codec_budget")[sheep.xp.sig].gpus == 0
+    # `study budget` reads the XPs of these overrides
+    assert [sheep.xp.sig for sheep in sheeps] == [
+        main.get_xp(main.value_to_argv(budget.overrides(seed))).sig for seed in (2036, 2037)]
 
 
 def test_slurm_requests_come_from_the_config_and_team_file(grid_dora_dir, tmp_path, monkeypatch):

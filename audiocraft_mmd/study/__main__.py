@@ -5,6 +5,7 @@
     python -m audiocraft_mmd.study report           # the report alone, from whatever has finished
     python -m audiocraft_mmd.study report --from-measurements   # from the stored measurements alone
     python -m audiocraft_mmd.study independence     # the tables of grids independence, independence_lms
+    python -m audiocraft_mmd.study budget           # the learning curve of grid codec_budget
 
 ``run`` runs the grids ``study_codecs`` then ``study_lms`` here with :mod:`audiocraft_mmd.grid`'s local
 runner (interrupt at will: running it again resumes), then ``report``. On a Slurm cluster run the
@@ -26,8 +27,10 @@ distance of its generations to the evaluate split (:func:`audiocraft_mmd.metrics
 (``study_lagged/report.json``). It then writes the markdown report and its figures, and checks the
 study's targets against the measurements. At ``--scale small`` it adds the section of grids
 ``independence`` and ``independence_lms`` when any of their XPs has finished
-(:func:`audiocraft_mmd.study.independence.report_section`). A hand-written discussion (``--discussion``, default
-``docs/research/study_discussion.md``) is copied in at the end: edit that file, never the generated one.
+(:func:`audiocraft_mmd.study.independence.report_section`), and that of grid ``codec_budget`` once
+both its XPs have (:func:`audiocraft_mmd.study.budget.report_section`). A hand-written discussion
+(``--discussion``, default ``docs/research/study_discussion.md``) is copied in at the end: edit that file,
+never the generated one.
 The README's results lines, between its ``study-summary`` markers, are generated too (``--readme``).
 """
 
@@ -41,7 +44,7 @@ import typing as tp
 from ..grid import local
 from ..listen import write_page
 from ..utils.progress import track
-from . import independence
+from . import budget, independence
 from .measurements import MeasurementStore, shown_path
 from .report import write_report
 from .results import OTHER_MUSIC, REPO, SCALES, add_generation_options, collect, main_comparison
@@ -56,10 +59,13 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["independence"]:
         return independence.main(argv[1:])
+    if argv[:1] == ["budget"]:
+        return budget.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m audiocraft_mmd.study", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("action", choices=["run", "report", "independence"],
-                        help="independence: see `python -m audiocraft_mmd.study independence --help`")
+    parser.add_argument("action", choices=["run", "report", "independence", "budget"],
+                        help="independence, budget: see `python -m audiocraft_mmd.study independence --help`, "
+                        "`... budget --help`")
     parser.add_argument("--scale", choices=["small", "paper", "smoke"], default="small")
     parser.add_argument("--jobs", type=int, default=1, help="XPs run at once by `run` (threads split between them)")
     parser.add_argument("--probes", action="store_true", help="`run` also runs the scale's probe grids, after stage 2")
@@ -84,21 +90,24 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         for grid in track(grids, "study: grids", note=lambda grid: f"{grid} done"):
             if local(grid, jobs=args.jobs) != 0:
                 raise SystemExit(f"Some XPs of grid {grid} failed (see above); fix them and run this again.")
-    # The grids of docs/research/INDEPENDENCE.md build on the small study's codecs: their section is the small scale's.
-    with_independence = args.scale == "small"
+    # The grids of docs/research/INDEPENDENCE.md and grid codec_budget build on the small study's codec: their
+    # sections are the small scale's.
+    with_sections = args.scale == "small"
     # Beside the report by default: docs/research/measurements for docs/research/RESULTS.md.
     store = args.measurements = args.measurements or MeasurementStore(args.out.parent / "measurements")
     if not args.from_measurements:  # bring the stored measurements up to date with the XPs found here
         source = xp_source(args, argv)
         collect(args.scale, source)
-        if with_independence:
+        if with_sections:
             independence.report_section(source, str(OTHER_MUSIC))
+            budget.report_section(source)
     # The report is built from the stored measurements alone, so that they regenerate it as it is written.
     results = collect(args.scale, store)
     figures = args.figures or args.out.parent / "figures"
-    section = independence.report_section(store, str(OTHER_MUSIC)) if with_independence else None
+    sections = [independence.report_section(store, str(OTHER_MUSIC)), budget.report_section(store)] \
+        if with_sections else []
     comparison = main_comparison(results)
-    write_report(results, comparison, args.out, figures, args.discussion, [section] if section else [],
+    write_report(results, comparison, args.out, figures, args.discussion, [s for s in sections if s],
                  measured_on=store.latest_day(), measurements=shown_path(store.folder))
     print(f"wrote {args.out} and its figures in {figures}")
     readme = args.readme or (README if args.scale == "small" and args.out.resolve() == RESULTS else None)

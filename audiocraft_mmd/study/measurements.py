@@ -3,11 +3,11 @@
 A codec's file (:class:`CodecMeasurement`) holds its overrides, its last evaluate stage's metrics, the
 dependence command's reports on it (keyed by the folder the command caches them in: ``study_dependence``
 for the whole evaluate split, ``study_lagged`` for the lagged MI, ``study_dependence_<dataset>`` for
-other music) and its XP-minutes. An LM's file (:class:`LMMeasurement`) holds its codec's signature,
-pattern, seed and extra overrides, its last validation cross-entropy, the generation figures when it
-generated, and its XP-minutes. Each file says which command, commit and date made it
-(:class:`Provenance`); a file is rewritten only when its figures change, so the dates stay those of
-the measurements.
+other music), its XP-minutes and, when it evaluated more than once, its learning curve. An LM's file
+(:class:`LMMeasurement`) holds its codec's signature, pattern, seed and extra overrides, its last
+validation cross-entropy, the generation figures when it generated, and its XP-minutes. Each file says
+which command, commit and date made it (:class:`Provenance`); a file is rewritten only when its figures
+change, so the dates stay those of the measurements.
 
 :class:`MeasurementStore` is the folder of files (default ``docs/research/measurements``). It finds a
 codec by its overrides and an LM by :class:`LMKey`, so the reports built from it need neither the XPs
@@ -84,6 +84,9 @@ class CodecMeasurement:
     minutes: float
     provenance: Provenance
     dependence: tp.Dict[str, tp.Dict[str, tp.Any]] = dataclasses.field(default_factory=dict)
+    # The learning curve, when the XP evaluated more than once: per evaluation, its epoch, the XP-minutes
+    # spent up to it and the evaluate metrics.
+    curve: tp.List[tp.Dict[str, tp.Any]] = dataclasses.field(default_factory=list)
     kind: str = "codec"
 
 
@@ -165,7 +168,7 @@ def from_json(text: str, path: Path) -> Measurement:
 FIELD_TYPES: tp.Dict[str, tp.Tuple[type, ...]] = {
     "sig": (str,), "codec_sig": (str,), "pattern": (str,), "seed": (int,), "extras": (list,), "overrides": (dict, list),
     "evaluate": (dict,), "validation": (dict,), "dependence": (dict,), "minutes": (int, float),
-    "generation": (dict, type(None)),
+    "generation": (dict, type(None)), "curve": (list,),
 }
 # The figures the reports read in each part of a record: a file without one is named when it is read, not
 # met as a KeyError halfway through a report.

@@ -78,10 +78,24 @@ class LMResult:
     probe: tp.Any = None
 
 
+def _epoch_seconds(entry: tp.Dict[str, tp.Any]) -> float:
+    return sum(stage.get("duration", 0.) for stage in entry.values() if isinstance(stage, dict))
+
+
 def xp_minutes(xp) -> float:
     """Minutes an XP spent in its stages (from its history; wall-clock, so inflated by other jobs)."""
-    return sum(stage.get("duration", 0.) for entry in read_history(xp.folder) for stage in entry.values()
-               if isinstance(stage, dict)) / 60
+    return sum(_epoch_seconds(entry) for entry in read_history(xp.folder)) / 60
+
+
+def learning_curve(xp) -> tp.List[tp.Dict[str, tp.Any]]:
+    """Per evaluate stage of ``xp``, when it ran more than one: the epoch, the XP-minutes spent up to it and
+    the evaluate metrics (empty otherwise: a single evaluation is the codec's figures)."""
+    points, seconds = [], 0.
+    for epoch, entry in enumerate(read_history(xp.folder), start=1):
+        seconds += _epoch_seconds(entry)
+        if "evaluate" in entry:
+            points.append({"epoch": epoch, "minutes": seconds / 60, **entry["evaluate"]})
+    return points if len(points) > 1 else []
 
 
 def measure_dependence(xp, data: str, segment: float, folder: str = DEPENDENCE_FOLDER,

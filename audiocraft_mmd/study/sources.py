@@ -29,4 +29,5 @@ def xp_source(args: argparse.Namespace, argv: tp.Sequence[str]) -> XPMeasurement
     """The XPs' source recording into ``args.measurements``, its provenance the command line
     ``python -m audiocraft_mmd.study ARGV``."""
     provenance = Provenance.current(" ".join(["python -m audiocraft_mmd.study", *map(shlex.quote, argv)]))
-    return XPMeasurements(args.measurements, provenance, args.gen_samples, args.gen_duration)
+    generation = {key: getattr(args, key) for key in ("gen_samples", "gen_duration") if hasattr(args, key)}
+    return XPMeasurements(args.measurements, provenance, **generation)

@@ -13,7 +13,7 @@ import typing as tp
 
 from ..utils.xps import is_finished, last_stage_metrics
 from .measurements import CodecMeasurement, LMKey, LMMeasurement, MeasurementStore, Provenance, plain
-from .results import measure_dependence, measured_lm_cell, valid_cell, xp_minutes
+from .results import learning_curve, measure_dependence, measured_lm_cell, valid_cell, xp_minutes
 
 
 class XPMeasurements:
@@ -51,7 +51,7 @@ class XPMeasurements:
         dependence = dict(stored.dependence) if isinstance(stored, CodecMeasurement) else {}
         record = CodecMeasurement(sig=xp.sig, overrides=plain(dict(overrides)),
                                   evaluate=last_stage_metrics(xp, "evaluate"), minutes=xp_minutes(xp),
-                                  provenance=self.provenance, dependence=dependence)
+                                  provenance=self.provenance, dependence=dependence, curve=learning_curve(xp))
         return tp.cast(CodecMeasurement, self.store.save(record))
 
     def dependence(self, codec: CodecMeasurement, folder: str, data: tp.Optional[str], segment: float,
