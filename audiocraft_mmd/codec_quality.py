@@ -34,6 +34,7 @@ from .errors import ConfigError
 from .metrics import codec_quality as cq
 from .metrics.opus import OpusUnavailable
 from .metrics.usage import codebook_usage
+from .utils.atomic import torch_save_atomic
 from .utils.checkpoints import load_compression_model
 from .utils.paths import cache_dir
 from .utils.progress import Progress, say
@@ -48,8 +49,7 @@ def opus_outputs(audio: torch.Tensor, sample_rate: int, kbps: float, key: str) -
         if stored["audio"].shape == audio.shape:
             return stored["audio"], json.loads(stored["info"])
     output, info = cq.opus_clips(audio, sample_rate, kbps)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"audio": output, "info": json.dumps(info)}, cache)
+    torch_save_atomic({"audio": output, "info": json.dumps(info)}, cache)
     return output, info
 
 

@@ -33,6 +33,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..utils.atomic import torch_save_atomic
 
 SAMPLE_RATE = 16000
 N_FFT = 512
@@ -239,8 +240,5 @@ def load_musicnn(model: str = "MSD_musicnn", cache: bool = True) -> Musicnn:
     tensors = read_checkpoint(str(folder) + "/")
     network.load_checkpoint_tensors(tensors)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".tmp")
-        torch.save({"source": stamp, "weights": network.state_dict()}, partial)
-        partial.replace(path)
+        torch_save_atomic({"source": stamp, "weights": network.state_dict()}, path)
     return network.eval()
