@@ -19,6 +19,9 @@ from ..errors import ConfigError
 # Config sections and keys that define the compression model a checkpoint holds.
 MODEL_CONFIG_KEYS = ("compression_model", "sample_rate", "channels", "encodec", "seanet", "rvq", "grouped",
                      "spectral_encoder", "upsampling")
+# Keys inside them that only choose the initial weights: a resumed model loads its weights, so they may differ
+# (and a checkpoint written before such a key existed still resumes).
+INIT_ONLY_KEYS = ("upsampling.transposed_init",)
 
 
 def _flatten(node: tp.Any, prefix: str) -> tp.Dict[str, tp.Any]:
@@ -43,7 +46,7 @@ def model_config_changes(saved: omegaconf.DictConfig, current: omegaconf.DictCon
     for section in keys:
         old = _flatten(_resolved(saved).get(section), section)
         new = _flatten(_resolved(current).get(section), section)
-        for key in sorted(old.keys() | new.keys()):
+        for key in sorted((old.keys() | new.keys()) - set(INIT_ONLY_KEYS)):
             if old.get(key, "<missing>") != new.get(key, "<missing>"):
                 changes.append((key, old.get(key, "<missing>"), new.get(key, "<missing>")))
     return changes

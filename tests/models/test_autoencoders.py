@@ -62,6 +62,35 @@ def test_interpolation_removes_the_transposed_convolutions_frame_periodic_patter
     assert float(y_interp.std()) < 1e-4 * float(y_plain.std())  # constant in, constant out
 
 
+def test_transposed_stages_started_as_nearest_have_no_per_stride_pattern():
+    # With the first stage interpolating, a constant latent decodes through the later transposed stages to a
+    # pattern repeating every few samples (lines at multiples of 500 Hz at 8 kHz); started as nearest-neighbour
+    # upsampling, they give a constant.
+    latent = torch.randn(1, 64, 1).expand(1, 64, 60).contiguous()
+    outputs = {}
+    for init in ("default", "nearest"):
+        torch.manual_seed(0)
+        decoder = builders.get_compression_model(_config(f"upsampling.transposed_init={init}")).decoder
+        with torch.no_grad():
+            outputs[init] = decoder(latent)[0, 0, 10 * 80:50 * 80]
+    assert float(outputs["default"].std()) > 1e-3
+    assert float(outputs["nearest"].std()) < 1e-4 * float(outputs["default"].std())
+
+
+def test_start_as_nearest_keeps_each_taps_scale_and_the_weight_norm_consistent():
+    from audiocraft_mmd.models.interpolating_decoder import start_as_nearest
+    from audiocraft.modules.conv import NormConvTranspose1d
+    torch.manual_seed(0)
+    layer = NormConvTranspose1d(16, 8, kernel_size=8, stride=4, norm="weight_norm").convtr
+    before = layer.weight_v.detach().clone()
+    start_as_nearest(layer)
+    blocks = layer.weight_v.reshape(16, 8, 2, 4)
+    assert torch.equal(blocks, blocks[..., :1].expand_as(blocks))  # constant over each block of 4 taps
+    assert torch.equal(layer.weight_v[..., ::4], before[..., ::4])  # one tap of each block kept
+    layer(torch.randn(1, 16, 5))  # weight norm recomputes the weight from g and v
+    assert torch.allclose(layer.weight, layer.weight_v)  # g follows v: the weight is the new v
+
+
 def test_only_the_first_stages_interpolate_when_asked():
     cfg = _config("encodec.autoencoder=seanet_interp", "upsampling.stages=1")
     kinds = [type(m).__name__ for m in builders.get_compression_model(cfg).decoder.model
@@ -75,6 +104,8 @@ def test_an_unknown_upsampling_mode_names_the_key():
         builders.get_compression_model(_config("encodec.autoencoder=seanet_interp", "upsampling.mode=cubic"))
     with pytest.raises(ConfigError, match="spectral_encoder.n_fft=40 is below"):
         builders.get_compression_model(_config("encodec.autoencoder=seanet_spectral", "spectral_encoder.n_fft=40"))
+    with pytest.raises(ConfigError, match="upsampling.transposed_init='icnr'"):
+        builders.get_compression_model(_config("upsampling.transposed_init=icnr"))
     with pytest.raises(ConfigError, match="upsampling.stages=4: the decoder has 3"):
         builders.get_compression_model(_config("encodec.autoencoder=seanet_interp", "upsampling.stages=4"))
 
