@@ -19,7 +19,8 @@ END = "<!-- study-summary:end -->"
 
 
 def _per_seed(values: tp.Sequence[float], fmt: str) -> str:
-    return " and ".join(format(v, fmt) for v in values)
+    """The values joined by "and", negative ones with a minus sign (−) as the rest of the prose writes it."""
+    return " and ".join(format(v, fmt).replace("-", "−", 1) for v in values)
 
 
 def summary(results: StudyResults, comparison: tp.Dict[str, tp.Any]) -> str:

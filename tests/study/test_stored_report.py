@@ -133,9 +133,9 @@ def test_readme_summary_is_generated_between_its_markers_from_the_stored_measure
     assert "old figures" not in text
     # The smoke study's figures: MI 0.4 -> 0.3 (-25 %, outside the synthetic interval 0.39-0.41 of every pair's
     # mean), SI-SNR 5.25 -> 4.75, depth beats parallel by 1.0 on codebooks 2..K on both codecs (nothing closed).
-    assert "changed the delay-aligned mean pairwise MI by -25.0% (seed 2036;" in text
+    assert "changed the delay-aligned mean pairwise MI by −25.0% (seed 2036;" in text
     assert "outside the baseline's 95 % interval at every seed" in text
-    assert "SI-SNR -0.50 dB" in text
+    assert "SI-SNR −0.50 dB" in text
     assert ("parallel LM by 1.000 nats per code on codebooks 2..K; on the best MMD codec's by 1.000: it closes 0%"
             in text)
     # Regenerating changes nothing; a README without the markers is refused by name, and left as it was.
