@@ -21,23 +21,24 @@ import sys
 import typing as tp
 
 from .measurements import CodecMeasurement, MeasurementSource, MeasurementStore
+from .report import markdown_table
 from .sources import add_source_options, xp_source
 from .specs import SMALL, CodecSpec
 
 UPDATES, EVERY = 3000, 500
 UPDATES_PER_EPOCH = 50  # the study's (config/solver/compression/default.yaml)
 GRID = "codec_budget"
-# (evaluate key, column title, format, whether lower is better)
-FIGURES: tp.Tuple[tp.Tuple[str, str, str, bool], ...] = (
-    ("si_snr_db", "SI-SNR (dB)", "+.2f", False),
-    ("mel_distance", "mel", ".3f", True),
-    ("lsd_0_250", "LSD 0-250", ".2f", True),
-    ("lsd_250_1000", "LSD 250-1k", ".2f", True),
-    ("lsd_1000_2000", "LSD 1k-2k", ".2f", True),
-    ("lsd_2000_4000", "LSD 2k-4k", ".2f", True),
-    ("comb_db", "comb (dB)", "+.2f", True),
-    ("entropy_mean", "entropy (bit)", ".2f", False),
-    ("mi_delay", "MI delay (bit)", ".3f", True),
+# (evaluate key, column title, format)
+FIGURES: tp.Tuple[tp.Tuple[str, str, str], ...] = (
+    ("si_snr_db", "SI-SNR (dB)", "+.2f"),
+    ("mel_distance", "mel", ".3f"),
+    ("lsd_0_250", "LSD 0-250", ".2f"),
+    ("lsd_250_1000", "LSD 250-1k", ".2f"),
+    ("lsd_1000_2000", "LSD 1k-2k", ".2f"),
+    ("lsd_2000_4000", "LSD 2k-4k", ".2f"),
+    ("comb_db", "comb (dB)", "+.2f"),
+    ("entropy_mean", "entropy (bit)", ".2f"),
+    ("mi_delay", "MI delay (bit)", ".3f"),
 )
 
 
@@ -84,29 +85,26 @@ def tables(codecs: tp.Dict[int, tp.Optional[CodecMeasurement]]) -> str:
     updates = sorted(set.intersection(*(set(curve) for curve in curves.values())))
     if len(updates) < 2:
         return f"Grid `{GRID}`: fewer than two evaluations stored (the codecs' `curve`): no curve to show."
-    header = ["updates", *(title for _, title, _, _ in FIGURES), "XP-min"]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for n in updates:
-        cells = [" / ".join(format(curves[seed][n][key], form) for seed in seeds) for key, _, form, _ in FIGURES]
-        minutes = " / ".join(f"{curves[seed][n]['minutes']:.0f}" for seed in seeds)
-        lines.append("| " + " | ".join([str(n), *cells, minutes]) + " |")
-    step_header = ["", *(title for _, title, _, _ in FIGURES)]
-    steps = ["| " + " | ".join(step_header) + " |", "|" + " --- |" * len(step_header)]
+    titles = [title for _, title, _ in FIGURES]
+    rows = [[str(n), *(" / ".join(format(curves[seed][n][key], form) for seed in seeds) for key, _, form in FIGURES),
+             " / ".join(f"{curves[seed][n]['minutes']:.0f}" for seed in seeds)] for n in updates]
+    steps = []
     for previous, n in zip(updates, updates[1:]):
         cells = []
-        for key, _, form, _ in FIGURES:
+        for key, _, form in FIGURES:
             step = _mean(curves, key, n) - _mean(curves, key, previous)
-            gap = _gap(curves, key, n)
-            cells.append(f"{format(step, '+' + form.lstrip('+'))} ({format(gap, form.lstrip('+'))})")
-        steps.append("| " + " | ".join([f"{previous} → {n}", *cells]) + " |")
+            unsigned = form.lstrip("+")
+            cells.append(f"{format(step, '+' + unsigned)} ({format(_gap(curves, key, n), unsigned)})")
+        steps.append([f"{previous} → {n}", *cells])
     stops = []
-    for key, title, _, _ in FIGURES:
+    for key, title, _ in FIGURES:
         found = stopped_at(updates, [_mean(curves, key, n) for n in updates], [_gap(curves, key, n) for n in updates])
         stops.append(f"{title}: {found if found is not None else f'still changing at {updates[-1]}'}")
     return "\n".join([
         f"Seeds {' / '.join(map(str, seeds))} in each cell (evaluate stage: 64 one-second clips); XP-minutes spent "
-        "by each up to that evaluation:", "", *lines, "",
-        "Step of the seeds' mean between evaluations (the gap between the seeds at the later one):", "", *steps, "",
+        "by each up to that evaluation:", "", markdown_table(["updates", *titles, "XP-min"], rows), "",
+        "Step of the seeds' mean between evaluations (the gap between the seeds at the later one):", "",
+        markdown_table(["", *titles], steps), "",
         "Budget (updates) from which every later step is within the seed gap: " + "; ".join(stops) + "."])
 
 

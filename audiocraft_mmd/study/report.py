@@ -30,7 +30,7 @@ def _codecs_in_order(results: StudyResults) -> tp.List[tp.Any]:
     return sorted(results.codecs, key=lambda c: (c.spec.weight, c.spec.alignment, c.spec.bandwidth, c.spec.seed))
 
 
-def _table(header: tp.Sequence[str], rows: tp.Iterable[tp.Sequence[str]]) -> str:
+def markdown_table(header: tp.Sequence[str], rows: tp.Iterable[tp.Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -48,16 +48,16 @@ def codec_table(results: StudyResults) -> str:
             f"{c.entropy_mean:.2f}", f"{min(c.entropy):.2f}", f"{min(c.usage):.2f}",
             *[interval_text(c.mi[name]) for name in ALIGNMENT_NAMES], f"{c.normalized_mi['delay']:.4f}",
             f"{c.kernel_statistic:.4f}", f"{c.minutes:.1f}"])
-    return _table(["codec", "XP", "SI-SNR (dB)", "mel distance", "entropy mean (bit)", "entropy min", "usage min",
-                   "MI parallel (bit) [95 %]", "MI delay (bit) [95 %]", "normalised MI delay", "loss statistic",
-                   "train min"], rows)
+    return markdown_table(["codec", "XP", "SI-SNR (dB)", "mel distance", "entropy mean (bit)", "entropy min",
+                           "usage min", "MI parallel (bit) [95 %]", "MI delay (bit) [95 %]", "normalised MI delay",
+                           "loss statistic", "train min"], rows)
 
 
 def entropy_table(results: StudyResults) -> str:
     num_q = max(len(c.entropy) for c in results.codecs)
     rows = [[c.spec.name, *[f"{h:.2f} / {u:.2f}" for h, u in zip(c.entropy, c.usage)]]
             for c in _codecs_in_order(results)]
-    return _table(["codec", *[f"q{k + 1} entropy / usage" for k in range(num_q)]], rows)
+    return markdown_table(["codec", *[f"q{k + 1} entropy / usage" for k in range(num_q)]], rows)
 
 
 def lm_table(results: StudyResults) -> str:
@@ -69,7 +69,7 @@ def lm_table(results: StudyResults) -> str:
                      steps_text(cell["steps_per_second"], cell.get("temporal_steps_per_second"),
                                 cell.get("depth_steps_per_second")),
                      f"{cell['gen_seconds']:.2f}", f"{cell['rtf']:.3f}", kernel_text(cell), f"{lm.minutes:.1f}"])
-    return _table(["codec", "pattern", "XP", "valid CE (nats)", "CE per codebook",
+    return markdown_table(["codec", "pattern", "XP", "valid CE (nats)", "CE per codebook",
                    "AR steps / s audio (temporal + depth)", "generation (s)", "RTF",
                    "kernel distance to evaluate [95 %]", "train min"], rows)
 
@@ -92,7 +92,7 @@ def probe_table(results: StudyResults) -> str:
                      f"{codec.entropy_mean - reference.entropy_mean:+.2f}", interval_text(codec.mi["delay"]),
                      interval_text(reference.mi["delay"]), f"{change:.1%}",
                      f"{codec.kernel_statistic:.4f} / {reference.kernel_statistic:.4f}"])
-    return _table(["question", "codec", "XP", "compared with", "SI-SNR (dB)", "Δ SI-SNR", "entropy mean",
+    return markdown_table(["question", "codec", "XP", "compared with", "SI-SNR (dB)", "Δ SI-SNR", "entropy mean",
                    "Δ entropy", "MI delay [95 %]", "reference MI delay", "MI reduction",
                    "loss statistic / reference's"], rows)
 
@@ -102,7 +102,8 @@ def lm_probe_tables(results: StudyResults) -> tp.Tuple[str, str]:
     rows = [[lm.probe.question, lm.codec.name, lm.pattern, lm.sig, f"{lm.cell['valid_ce']:.3f}",
              " / ".join(f"{v:.3f}" for v in lm.cell["valid_ce_per_codebook"]), f"{lm.minutes:.1f}"]
             for lm in results.lm_probes]
-    lms = _table(["LM probe", "codec", "pattern", "XP", "valid CE (nats)", "CE per codebook", "train min"], rows)
+    lms = markdown_table(["LM probe", "codec", "pattern", "XP", "valid CE (nats)", "CE per codebook", "train min"],
+                         rows)
     gap_rows = []
     for probe, seed in dict.fromkeys((lm.probe, lm.codec.seed) for lm in results.lm_probes):
         gaps = gap_closure([lm for lm in results.lm_probes if (lm.probe, lm.codec.seed) == (probe, seed)])
@@ -114,7 +115,7 @@ def lm_probe_tables(results: StudyResults) -> tp.Tuple[str, str]:
                     gap_rows.append([probe.question, str(seed), pattern, joint, f"{gaps[keys['baseline']]:+.3f}",
                                      f"{gaps[keys['mmd']]:+.3f}",
                                      "undefined (no gap)" if math.isnan(closed) else f"{closed:.1%}"])
-    gap_table = _table(["LM probe", "seed", "pattern", "gap to (joint LM)", "CE gap, baseline", "CE gap, MMD",
+    gap_table = markdown_table(["LM probe", "seed", "pattern", "gap to (joint LM)", "CE gap, baseline", "CE gap, MMD",
                         "share of the gap closed"], gap_rows)
     return lms, gap_table
 
@@ -124,7 +125,7 @@ def lag_table(results: StudyResults) -> str:
     rows = [[spec.name, *[f"{e['cross_mi']:.3f} / {'-' if e['auto_mi'] is None else format(e['auto_mi'], '.3f')}"
                           for e in report["lagged"]]] for spec, report in results.lagged]
     rate = results.lagged[0][1]["frame_rate"]
-    return _table(["codec", *[f"lag {lag} ({lag / rate:g} s)" for lag in lags]], rows)
+    return markdown_table(["codec", *[f"lag {lag} ({lag / rate:g} s)" for lag in lags]], rows)
 
 
 def comparison_table(comparison: tp.Dict[str, tp.Any]) -> str:
@@ -149,7 +150,7 @@ def comparison_table(comparison: tp.Dict[str, tp.Any]) -> str:
         present = [v for v in present if not math.isnan(v)]
         rows.append([label, *["-" if v is None else "undefined" if math.isnan(v) else f"{v:.3f}" for v in values],
                      _spread(present) if present else "-"])
-    return _table(["", *[f"seed {seed}" for seed in seeds], "mean ± half-range"], rows)
+    return markdown_table(["", *[f"seed {seed}" for seed in seeds], "mean ± half-range"], rows)
 
 
 def plot_figures(results: StudyResults, folder: Path) -> tp.Dict[str, Path]:

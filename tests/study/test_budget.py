@@ -11,7 +11,7 @@ from audiocraft_mmd.study.measurements import MeasurementError, MeasurementStore
 from audiocraft_mmd.study.results import learning_curve
 from common_utils.study_measurements import codec_measurement
 
-FIGURE_KEYS = [key for key, _, _, _ in budget.FIGURES]
+FIGURE_KEYS = [key for key, _, _ in budget.FIGURES]
 
 
 def point(epoch: int, minutes: float, level: float) -> dict:
