@@ -5,8 +5,9 @@ Base: ``solver=compression/mmd`` at its budget (1000 updates). The first XP rest
 one lever: the multi-scale log-mel term, the encoder's log-spectrum branch, then interpolating
 upsampling in the decoder's first stage (today's recipe, no override), its first two and all three;
 then the recipe with its later, transposed stages started as nearest-neighbour upsampling
-(``upsampling.transposed_init=nearest``). The last XP is today's recipe at another seed, for the
-run-to-run spread. 8 XPs, about 20 minutes each on 2 cores. Read the per-band log-spectral distance
+(``upsampling.transposed_init=nearest``), and with each followed by a moving average over its stride
+(``upsampling.transposed_average=true``). The last XP is today's recipe at another seed, for the
+run-to-run spread. 9 XPs, about 20 minutes each on 2 cores. Read the per-band log-spectral distance
 and the comb in the evaluate columns; compare with Opus with ``python -m audiocraft_mmd.codec_quality``
 (docs/QUALITY.md). Without Slurm:
 ``python -m audiocraft_mmd.grid local codec_recipe --jobs 2``.
@@ -25,6 +26,7 @@ LEVERS = [
     {"upsampling.stages": 2},                                 # + the second stage
     {"upsampling.stages": None},                              # + every stage
     {"upsampling.transposed_init": "nearest"},                # the recipe, later stages started as nearest
+    {"upsampling.transposed_average": True},                  # the recipe, later stages averaged over their stride
     {"seed": 2},                                              # the recipe, another seed
 ]
 SLURM = {"gpus": 0, "cpus_per_task": 2, "mem_per_gpu": 4, "time": 60}  # mem_per_gpu: GB for the (one) task

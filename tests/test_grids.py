@@ -62,14 +62,16 @@ def test_cpu_sweep_is_the_same_grid_reduced(grid_dora_dir):
 def test_codec_recipe_grid_adds_one_lever_at_a_time(grid_dora_dir):
     sheeps = grid_command.grid_sheeps("codec_recipe")
     cfgs = [sheep.xp.cfg for sheep in sheeps]
-    assert len({sheep.xp.sig for sheep in sheeps}) == len(sheeps) == 8
+    assert len({sheep.xp.sig for sheep in sheeps}) == len(sheeps) == 9
     levers = [(cfg.losses.logmel > 0, cfg.encodec.autoencoder, cfg.upsampling.stages,
-               cfg.upsampling.transposed_init, cfg.seed) for cfg in cfgs]
-    recipe = (True, "seanet_spectral_interp", 1, "default", 2036)
+               cfg.upsampling.transposed_init, cfg.upsampling.transposed_average, cfg.seed) for cfg in cfgs]
+    interp = (True, "seanet_spectral_interp")
+    recipe = (*interp, 1, "default", False, 2036)
     assert levers == [
-        (False, "seanet", 1, "default", 2036), (True, "seanet", 1, "default", 2036),
-        (True, "seanet_spectral", 1, "default", 2036), recipe, (True, "seanet_spectral_interp", 2, "default", 2036),
-        (True, "seanet_spectral_interp", None, "default", 2036), (*recipe[:3], "nearest", 2036), (*recipe[:4], 2)]
+        (False, "seanet", 1, "default", False, 2036), (True, "seanet", 1, "default", False, 2036),
+        (True, "seanet_spectral", 1, "default", False, 2036), recipe, (*interp, 2, "default", False, 2036),
+        (*interp, None, "default", False, 2036), (*interp, 1, "nearest", False, 2036),
+        (*interp, 1, "default", True, 2036), (*recipe[:5], 2)]
     requests = slurm_requests("codec_recipe")
     for sheep in sheeps:
         assert sheep.xp.cfg.mmd.weight == 1 and sheep.xp.cfg.optim.epochs * sheep.xp.cfg.optim.updates_per_epoch == 1000

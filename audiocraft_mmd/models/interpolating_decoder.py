@@ -41,6 +41,23 @@ class InterpolatingUpsample(nn.Module):
         return self.conv(x)
 
 
+class StrideAverage(nn.Module):
+    """A moving average over ``stride`` samples (no weights, same length out): after a transposed convolution
+    of that stride, every output sample sums each tap set once, so a constant input gives a constant output
+    whatever the weights, and no pattern repeating every ``stride`` samples survives (its spectrum lies on
+    the multiples of the input rate, the average's zeros). Together they are a transposed convolution
+    whose kernel is kept a box-smoothed one, as upsampling by repetition then a convolution is."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        left = (self.stride - 1) // 2
+        x = nn.functional.pad(x, (left, self.stride - 1 - left), mode="replicate")
+        return nn.functional.avg_pool1d(x, self.stride, stride=1)
+
+
 def start_as_nearest(convtr: nn.ConvTranspose1d) -> None:
     """Makes the kernel constant over each stride-long block of taps (ICNR, Aitken et al., 2017, for
     transposed convolutions): every output phase then sees the same weights, so the layer starts as
@@ -59,10 +76,11 @@ def start_as_nearest(convtr: nn.ConvTranspose1d) -> None:
 
 
 def interpolating_decoder(seanet: tp.Dict[str, tp.Any], mode: str = "linear", stages: tp.Optional[int] = None,
-                          transposed_init: str = "default") -> SEANetDecoder:
+                          transposed_init: str = "default", transposed_average: bool = False) -> SEANetDecoder:
     """AudioCraft's ``SEANetDecoder(**seanet)`` with its first ``stages`` transposed convolutions (None:
-    all) swapped for :class:`InterpolatingUpsample` of the same channels and stride; with
-    ``transposed_init="nearest"``, the transposed convolutions left start as :func:`start_as_nearest`.
+    all) swapped for :class:`InterpolatingUpsample` of the same channels and stride; the transposed
+    convolutions left start as :func:`start_as_nearest` with ``transposed_init="nearest"``, and are each
+    followed by a :class:`StrideAverage` with ``transposed_average``.
 
     The first stage's pattern repeats every frame (lines at every multiple of the frame rate); a later
     stage's repeats every few samples (at 8 kHz with strides 5, 4, 4: lines at multiples of 500 Hz and
@@ -85,9 +103,12 @@ def interpolating_decoder(seanet: tp.Dict[str, tp.Any], mode: str = "linear", st
         layers[index] = InterpolatingUpsample(
             convtr.in_channels, convtr.out_channels, stride=convtr.stride[0], mode=mode,
             norm=norm, norm_kwargs=norm_kwargs, causal=layer.causal, pad_mode=seanet.get("pad_mode", "reflect"))
-    if transposed_init == "nearest":
-        for index in transposed[len(transposed) if stages is None else stages:]:
-            layer = tp.cast(StreamableConvTranspose1d, layers[index])
-            start_as_nearest(tp.cast(nn.ConvTranspose1d, layer.convtr.convtr))
+    kept = transposed[len(transposed) if stages is None else stages:]
+    for index in kept:
+        convtr = tp.cast(nn.ConvTranspose1d, tp.cast(StreamableConvTranspose1d, layers[index]).convtr.convtr)
+        if transposed_init == "nearest":
+            start_as_nearest(convtr)
+        if transposed_average:
+            layers[index] = nn.Sequential(layers[index], StrideAverage(convtr.stride[0]))
     decoder.model = nn.Sequential(*layers)
     return decoder

@@ -22,6 +22,9 @@ MODEL_CONFIG_KEYS = ("compression_model", "sample_rate", "channels", "encodec", 
 # Keys inside them that only choose the initial weights: a resumed model loads its weights, so they may differ
 # (and a checkpoint written before such a key existed still resumes).
 INIT_ONLY_KEYS = ("upsampling.transposed_init",)
+# Keys added after checkpoints were written, with the value that builds the model those checkpoints hold: a
+# checkpoint without the key resumes while the key keeps that value.
+ADDED_KEYS = {"upsampling.transposed_average": False}
 
 
 def _flatten(node: tp.Any, prefix: str) -> tp.Dict[str, tp.Any]:
@@ -47,8 +50,9 @@ def model_config_changes(saved: omegaconf.DictConfig, current: omegaconf.DictCon
         old = _flatten(_resolved(saved).get(section), section)
         new = _flatten(_resolved(current).get(section), section)
         for key in sorted((old.keys() | new.keys()) - set(INIT_ONLY_KEYS)):
-            if old.get(key, "<missing>") != new.get(key, "<missing>"):
-                changes.append((key, old.get(key, "<missing>"), new.get(key, "<missing>")))
+            saved_value = old.get(key, ADDED_KEYS.get(key, "<missing>"))
+            if saved_value != new.get(key, "<missing>"):
+                changes.append((key, saved_value, new.get(key, "<missing>")))
     return changes
 
 

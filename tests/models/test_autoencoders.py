@@ -77,6 +77,23 @@ def test_transposed_stages_started_as_nearest_have_no_per_stride_pattern():
     assert float(outputs["nearest"].std()) < 1e-4 * float(outputs["default"].std())
 
 
+def test_stride_average_keeps_a_constant_latent_constant_whatever_the_weights():
+    # Training unbalances the transposed stages' taps (the comb grows with training); with each followed by an
+    # average over its stride, a constant latent still decodes to a constant, with any weights.
+    latent = torch.randn(1, 64, 1).expand(1, 64, 60).contiguous()
+    outputs = {}
+    for average in (False, True):
+        torch.manual_seed(0)
+        decoder = builders.get_compression_model(_config(f"upsampling.transposed_average={average}")).decoder
+        with torch.no_grad():
+            for parameter in decoder.parameters():  # weights as after training: no structure left
+                parameter.add_(0.3 * torch.randn_like(parameter) * parameter.abs().mean())
+            outputs[average] = decoder(latent)[0, 0, 10 * 80:50 * 80]
+            assert decoder(torch.randn(1, 64, 100)).shape == (1, 1, 8000)  # the same hop
+    assert float(outputs[False].std()) > 1e-3
+    assert float(outputs[True].std()) < 1e-4 * float(outputs[False].std())
+
+
 def test_start_as_nearest_keeps_each_taps_scale_and_the_weight_norm_consistent():
     from audiocraft_mmd.models.interpolating_decoder import start_as_nearest
     from audiocraft.modules.conv import NormConvTranspose1d

@@ -58,5 +58,9 @@ def test_training_only_changes_are_not_model_changes(tiny_solver):
     saved.upsampling.transposed_init = "nearest"  # the initial weights only: a resumed model loads its own
     assert model_config_changes(saved, tiny_solver.cfg) == []
     omegaconf.OmegaConf.set_struct(saved, False)
-    del saved.upsampling["transposed_init"]  # a checkpoint written before the key existed
+    for key in ("transposed_init", "transposed_average"):  # a checkpoint written before the keys existed
+        del saved.upsampling[key]
     assert model_config_changes(saved, tiny_solver.cfg) == []
+    current = copy.deepcopy(tiny_solver.cfg)
+    current.upsampling.transposed_average = True  # another model than the one such a checkpoint holds
+    assert model_config_changes(saved, current) == [("upsampling.transposed_average", False, True)]
