@@ -89,6 +89,7 @@ def test_codec_budget_grid_is_the_study_baseline_evaluated_every_500_updates(gri
         assert cfg.optim.epochs * cfg.optim.updates_per_epoch == 3000
         assert cfg.evaluate.every == cfg.checkpoint.save_every
         assert cfg.evaluate.every * cfg.optim.updates_per_epoch == 500
+        assert cfg.checkpoint.keep_last is None  # every budget's checkpoint stays, for the LMs
         assert slurm_requests("codec_budget")[sheep.xp.sig].gpus == 0
     # `study budget` reads the XPs of these overrides
     assert [sheep.xp.sig for sheep in sheeps] == [

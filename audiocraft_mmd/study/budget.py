@@ -43,10 +43,11 @@ FIGURES: tp.Tuple[tp.Tuple[str, str, str], ...] = (
 
 
 def spec(seed: int) -> CodecSpec:
-    """The study's baseline at ``seed``, trained for :data:`UPDATES` updates and evaluated every :data:`EVERY`."""
+    """The study's baseline at ``seed``, trained for :data:`UPDATES` updates, evaluated every :data:`EVERY` and
+    keeping every checkpoint (a codec of each budget; ``checkpoint.keep_last`` is not in the signature)."""
     epochs, every = UPDATES // UPDATES_PER_EPOCH, EVERY // UPDATES_PER_EPOCH
     return CodecSpec(0., "delay", "dim", seed, (("optim.epochs", epochs), ("evaluate.every", every),
-                                                ("checkpoint.save_every", every)))
+                                                ("checkpoint.save_every", every), ("checkpoint.keep_last", None)))
 
 
 def overrides(seed: int) -> tp.Dict[str, tp.Any]:
