@@ -4,7 +4,7 @@ The study's baseline (``solver=compression/study``, λ = 0) at both study seeds,
 times the study's 500), with the evaluate stage and a kept checkpoint every 500 updates: each XP's history is
 the learning curve of every evaluate figure (SI-SNR, mel, log-spectral distance per band, comb, entropies, MI)
 and each checkpoint a codec of that budget for the LMs. The two seeds give the run-to-run spread, so
-"stopped improving" means a step smaller than it. 2 XPs, about two and a half hours each on one core.
+"stopped improving" means a step smaller than it. 2 XPs, 110 minutes each on one core (measured).
 Without Slurm: ``python -m audiocraft_mmd.grid local codec_budget --jobs 2``; the tables:
 ``python -m audiocraft_mmd.study budget`` (:mod:`audiocraft_mmd.study.budget`); the curves:
 ``python -m audiocraft_mmd.plot --xp SIG --xp SIG``.
