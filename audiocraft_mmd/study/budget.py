@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
 import sys
 import typing as tp
 
-from .measurements import CodecMeasurement, MeasurementSource, MeasurementStore
+from .measurements import CodecMeasurement, MeasurementSource
 from .report import markdown_table
-from .sources import add_source_options, xp_source
+from .sources import add_source_options, command_source, emit
 from .specs import SMALL, CodecSpec
 
 UPDATES, EVERY = 3000, 500
@@ -137,14 +136,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     parser.add_argument("--out", help="write the tables to this file (default: print them)")
     add_source_options(parser)
     args = parser.parse_args(argv)
-    args.measurements = args.measurements or MeasurementStore()
-    source = args.measurements if args.from_measurements else xp_source(args, ["budget", *(argv or [])])
-    text = tables(collect(source)) + "\n"
-    if args.out:
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    emit(tables(collect(command_source(args, ["budget", *(argv or [])]))) + "\n", args.out)
     return 0
 
 

@@ -32,11 +32,11 @@ import typing as tp
 
 from ..utils.progress import track
 from .independence_specs import LM_PAIRS, LMS, REPEAT_CODEC, REPEAT_SEED_OFFSET, experiments, lm_argv
-from .measurements import LMKey, MeasurementSource, MeasurementStore, shown_path
+from .measurements import LMKey, MeasurementSource, shown_path
 from .report import interval_text, kernel_text
 from .results import (DEPENDENCE_FOLDER, FACTORISED_LMS, LMResult, add_generation_options, gap_closure,
                       gap_cross_entropy, gap_keys)
-from .sources import add_source_options, xp_source
+from .sources import add_source_options, command_source, emit
 from .specs import SMALL
 
 MIN_FAST_CUT = 0.5
@@ -401,8 +401,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     add_generation_options(parser)
     add_source_options(parser)
     args = parser.parse_args(argv)
-    args.measurements = args.measurements or MeasurementStore()
-    source = args.measurements if args.from_measurements else xp_source(args, ["independence", *(argv or [])])
+    source = command_source(args, ["independence", *(argv or [])])
     rows = collect(source)
     text = table(rows) + "\n"
     if args.measure:
@@ -415,11 +414,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         repeats = repeat_lines(rows, lms, source)
         if repeats:
             text += "\nThe LMs' run-to-run spread (another LM seed on the same tokens):\n\n" + "\n".join(repeats) + "\n"
-    if args.out:
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    emit(text, args.out)
     return 0
 
 

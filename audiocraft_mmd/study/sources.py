@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 import shlex
+import sys
 import typing as tp
 
-from .measurements import DEFAULT_FOLDER, MeasurementStore, Provenance, shown_path
+from .measurements import DEFAULT_FOLDER, MeasurementSource, MeasurementStore, Provenance, shown_path
 from .xp_measurements import XPMeasurements
 
 
@@ -31,3 +32,19 @@ def xp_source(args: argparse.Namespace, argv: tp.Sequence[str]) -> XPMeasurement
     provenance = Provenance.current(" ".join(["python -m audiocraft_mmd.study", *map(shlex.quote, argv)]))
     generation = {key: getattr(args, key) for key in ("gen_samples", "gen_duration") if hasattr(args, key)}
     return XPMeasurements(args.measurements, provenance, **generation)
+
+
+def command_source(args: argparse.Namespace, argv: tp.Sequence[str]) -> MeasurementSource:
+    """The source of a study command's tables: the stored files alone with ``--from-measurements``, else the
+    XPs (:func:`xp_source`); ``args.measurements`` defaults to the repository's folder."""
+    args.measurements = args.measurements or MeasurementStore()
+    return args.measurements if args.from_measurements else xp_source(args, argv)
+
+
+def emit(text: str, out: tp.Optional[str]) -> None:
+    """The command's tables to ``out``, or to the standard output."""
+    if out:
+        Path(out).write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
